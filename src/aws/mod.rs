@@ -1,0 +1,5 @@
+//! The broker's own AWS credentials.
+
+mod credentials;
+
+pub use credentials::{BrokerCredentials, CredentialsUnavailable, default_chain, dev_chain};

@@ -1,0 +1,151 @@
+//! Issuing tokens: the domain operation behind `POST /v1/tokens`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::aws::{BrokerCredentials, CredentialsUnavailable};
+use crate::clock::SharedClock;
+use crate::config::{Config, Target};
+use crate::domain::{DbUser, TargetName};
+use crate::policy;
+use crate::token::{CacheKey, CacheOutcome, MintError, TokenCache};
+
+/// A request for a token, parsed.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// Target asked for.
+    pub target: TargetName,
+    /// DB user asked for; `None` when the caller may use exactly one.
+    pub db_user: Option<DbUser>,
+}
+
+/// An issued token with what the caller needs to connect.
+#[derive(Debug)]
+pub struct Issued {
+    /// The token; secret.
+    pub token: SecretString,
+    /// Hex SHA-256 of the token.
+    pub token_sha256: String,
+    /// When the token stops working.
+    pub expires_at: SystemTime,
+    /// The target.
+    pub target: Target,
+    /// The DB user the token is for.
+    pub db_user: DbUser,
+    /// Whether the cache served it.
+    pub cache: CacheOutcome,
+    /// Identifier of this issuance (UUIDv7).
+    pub issuance_id: Uuid,
+}
+
+/// Why no token was issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Unknown target, or a target or DB user the caller may not use; indistinguishable
+    /// on purpose so targets cannot be enumerated.
+    #[error("not permitted")]
+    Forbidden,
+    /// `db_user` was omitted but the caller may use several.
+    #[error("db_user is required: more than one DB user is allowed on this target")]
+    DbUserRequired,
+    /// The broker has no usable AWS credentials.
+    #[error(transparent)]
+    NoCredentials(#[from] CredentialsUnavailable),
+    /// The token could not be minted.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+}
+
+/// The token broker: configuration, credentials and the token cache.
+#[derive(Debug)]
+pub struct Broker {
+    /// Checked configuration.
+    pub config: Arc<Config>,
+    /// Base AWS credentials.
+    pub credentials: BrokerCredentials,
+    /// Issued-token cache.
+    pub cache: TokenCache,
+    /// Time source.
+    pub clock: SharedClock,
+}
+
+impl Broker {
+    /// Builds a broker.
+    pub fn new(config: Arc<Config>, credentials: BrokerCredentials, clock: SharedClock) -> Self {
+        let t = &config.tokens;
+        let cache = TokenCache::new(
+            clock.clone(),
+            t.cache_max_entries,
+            t.min_remaining,
+            t.refresh_ahead,
+        );
+        Self {
+            config,
+            credentials,
+            cache,
+            clock,
+        }
+    }
+
+    /// Issues a token to `principal`, if policy allows.
+    pub async fn issue(
+        &self,
+        principal: &Principal,
+        req: TokenRequest,
+    ) -> Result<Issued, IssueError> {
+        let target = self
+            .config
+            .targets
+            .get(&req.target)
+            .ok_or(IssueError::Forbidden)?;
+        let allowed = policy::allowed_db_users(&self.config, principal, target);
+        let db_user = match (req.db_user, allowed.as_slice()) {
+            (_, []) => return Err(IssueError::Forbidden),
+            (Some(u), allowed) if allowed.contains(&&u) => u,
+            (Some(_), _) => return Err(IssueError::Forbidden),
+            (None, [only]) => (*only).clone(),
+            (None, _) => return Err(IssueError::DbUserRequired),
+        };
+        let credentials = self.credentials.get().await?;
+        let key = CacheKey {
+            identity: credentials.access_key_id().to_owned(),
+            host: target.host.as_str().to_owned(),
+            port: target.port,
+            region: target.region.as_str().to_owned(),
+            db_user: db_user.as_str().to_owned(),
+        };
+        let (token, cache) = self.cache.get(key, &credentials).await?;
+        let issuance_id = uuid_v7(self.clock.now());
+        tracing::info!(
+            issuance_id = %issuance_id,
+            target = %target.name,
+            db_user = %db_user,
+            subject = %principal.subject,
+            cache = cache.as_str(),
+            token_sha256 = %token.token_sha256,
+            "token issued"
+        );
+        Ok(Issued {
+            token: token.token.clone(),
+            token_sha256: token.token_sha256.clone(),
+            expires_at: token.expires_at,
+            target: target.clone(),
+            db_user,
+            cache,
+            issuance_id,
+        })
+    }
+}
+
+/// A UUIDv7 whose timestamp comes from `now`.
+pub fn uuid_v7(now: SystemTime) -> Uuid {
+    let d = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, d.as_secs(), d.subsec_nanos());
+    Uuid::new_v7(ts)
+}

@@ -1,0 +1,286 @@
+//! Configuration: loaded once, fully checked, then immutable.
+//!
+//! [`load_file`] reads TOML (SPEC section 4), reports every problem by key at once
+//! ([`ConfigErrors`]), and yields a [`Config`] whose fields are already parsed newtypes.
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
+
+pub use validate::Cidr;
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// AWS settings.
+    pub aws: AwsConfig,
+    /// Token lifetime and caching.
+    pub tokens: TokenConfig,
+    /// Audit trail settings, when configured.
+    pub audit: Option<AuditConfig>,
+    /// Request pacing.
+    pub rate_limit: RateLimitConfig,
+    /// JWT issuers by name.
+    pub issuers: Vec<IssuerConfig>,
+    /// Databases by name.
+    pub targets: BTreeMap<TargetName, Target>,
+    /// Who may obtain tokens for what.
+    pub grants: Vec<GrantConfig>,
+    /// Who may read the audit trail.
+    pub auditors: Vec<AuditorConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8443`).
+    pub listen: SocketAddr,
+    /// TLS certificate and key files, both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Separate listener for `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// A request running longer is answered with 503 (default 30 s).
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 (default 1024).
+    pub max_concurrent_requests: usize,
+    /// Serve `/v1/tokens` without caller authentication. Loopback listeners only; for
+    /// tests and demos until callers are authenticated.
+    pub allow_unauthenticated: bool,
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Output format (default json).
+    pub format: LogFormat,
+}
+
+/// `[aws]`.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// Default region for targets whose host does not name one.
+    pub region: Option<Region>,
+    /// STS endpoint override.
+    pub sts_endpoint: Option<String>,
+    /// AssumeRole session duration (default 3600 s, at least 900 s).
+    pub session_duration: Duration,
+    /// Set SourceIdentity on AssumeRole to the caller.
+    pub source_identity: bool,
+    /// Value the `X-RDS-Token-Broker-Server-ID` header must carry for `aws-iam` callers.
+    pub iam_server_id: Option<String>,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Never hand out a token with less validity left (default 300 s).
+    pub min_remaining: Duration,
+    /// Start a background refresh this long before a cached token would fall below
+    /// `min_remaining` (default 60 s).
+    pub refresh_ahead: Duration,
+    /// Most tokens held in the cache (default 100,000).
+    pub cache_max_entries: u64,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Days events are kept (default 400).
+    pub retention_days: u32,
+    /// JSON-lines copy: `stdout` or a file path.
+    pub mirror: Option<String>,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Shared budget store.
+    pub redis_url: Option<String>,
+    /// Requests per second per caller (default 50).
+    pub per_principal_per_second: u32,
+    /// How long a request may wait for a slot (default 0).
+    pub max_wait: Duration,
+    /// Replicas sharing the budget, for the local fallback (default 1).
+    pub expected_replicas: u32,
+}
+
+/// One `[[issuers]]` entry.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// Name grants refer to.
+    pub name: String,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// JWKS URL.
+    pub jwks_uri: Option<String>,
+    /// JWKS file.
+    pub jwks_file: Option<PathBuf>,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// Accepted asymmetric algorithms.
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+}
+
+/// One `[[targets]]` entry: a database clients ask for by name.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What clients ask for.
+    pub name: TargetName,
+    /// Endpoint host.
+    pub host: Hostname,
+    /// Endpoint port.
+    pub port: u16,
+    /// Engine.
+    pub engine: Engine,
+    /// Region, given or inferred from the host.
+    pub region: Region,
+    /// DB users tokens may be minted for.
+    pub db_users: Vec<DbUser>,
+    /// Role assumed to sign tokens.
+    pub role_arn: Option<RoleArn>,
+    /// Resource id scoping the assumed session.
+    pub resource_id: Option<ResourceId>,
+    /// New distinct tokens per second (default 200).
+    pub max_connections_per_second: u32,
+    /// Burst above the rate (default 20).
+    pub burst: u32,
+    /// One shared cached token per (target, DB user).
+    pub share_tokens: bool,
+}
+
+/// One `[[grants]]` entry.
+#[derive(Debug, Clone)]
+pub struct GrantConfig {
+    /// An issuer name or `aws-iam`.
+    pub issuer: String,
+    /// Glob on the subject.
+    pub subject: String,
+    /// Claims that must match.
+    pub claims: BTreeMap<String, toml::Value>,
+    /// Allowed targets.
+    pub targets: Vec<TargetName>,
+    /// Allowed DB users.
+    pub db_users: Vec<DbUser>,
+}
+
+/// One `[[auditors]]` entry.
+#[derive(Debug, Clone)]
+pub struct AuditorConfig {
+    /// An issuer name or `aws-iam`.
+    pub issuer: String,
+    /// Glob on the subject.
+    pub subject: String,
+    /// Claims that must match.
+    pub claims: BTreeMap<String, toml::Value>,
+}
+
+/// One problem found in a configuration, by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `targets[0].region`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The file, when loaded from one.
+    pub file: Option<PathBuf>,
+    /// The problems, in file order.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .file
+            .as_deref()
+            .map_or_else(|| "<config>".to_owned(), |p| p.display().to_string());
+        let n = self.errors.len();
+        write!(f, "{file}: {n} error{}", if n == 1 { "" } else { "s" })?;
+        for e in &self.errors {
+            write!(f, "\n  {file}: {}: {}", e.key, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: Some(path.to_owned()),
+        errors: vec![ConfigError {
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }],
+    })?;
+    load_str(&text).map_err(|mut e| {
+        e.file = Some(path.to_owned());
+        e
+    })
+}
+
+/// Checks a configuration given as TOML text.
+pub fn load_str(text: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors { file: None, errors };
+    let mut unknown = Vec::new();
+    let de = toml::Deserializer::parse(text).map_err(|e| fail(vec![toml_error(text, &e)]))?;
+    let raw: raw::RawConfig = serde_ignored::deserialize(de, |path| {
+        unknown.push(ConfigError {
+            key: path.to_string(),
+            message: "unknown key".into(),
+        });
+    })
+    .map_err(|e| fail(vec![toml_error(text, &e)]))?;
+    let mut errors = unknown;
+    let config = validate::validate(raw, &mut errors);
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => Err(fail(errors)),
+    }
+}
+
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_owned();
+    let key = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("(line {line}, column {column})")
+        }
+        None => "(file)".into(),
+    };
+    ConfigError {
+        key,
+        message: format!("invalid TOML: {message}"),
+    }
+}

@@ -1,0 +1,20 @@
+//! Newtypes for outside input: each has a fallible `parse` and, once built, is valid.
+//!
+//! Error messages never repeat the rejected value, so they are safe to return to callers.
+
+mod aws;
+mod names;
+
+pub use aws::{Region, ResourceId, RoleArn};
+pub use names::{DbUser, Engine, Hostname, TargetName};
+
+/// Why a value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}

@@ -1,0 +1,102 @@
+//! Extractors: the caller, and a JSON body whose rejections are [`ApiError`]s.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// Largest request body accepted (SPEC section 3).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest `Authorization` header accepted.
+pub const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    #[tracing::instrument(name = "authenticate", skip_all)]
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.broker.config.server.allow_unauthenticated {
+            return Ok(Self(Principal::anonymous()));
+        }
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Err(ApiError::Unauthorized("missing bearer token".into())),
+            Some(v) if v.len() > MAX_AUTHORIZATION_BYTES => Err(ApiError::Unauthorized(
+                "Authorization header is larger than 16 KiB".into(),
+            )),
+            Some(_) => Err(ApiError::Unauthorized(
+                "no configured authentication method accepts this credential".into(),
+            )),
+        }
+    }
+}
+
+/// A JSON request body: 415 unless `Content-Type` is JSON, 413 over 16 KiB, 400 when it
+/// does not parse into `T`. Error details name fields, never echo values.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadRequest(describe_json_error(&e)))
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Syntax | Category::Io => format!("the request body is not valid JSON ({at})"),
+        Category::Eof => "the request body is empty or truncated JSON".into(),
+        Category::Data => {
+            let msg = e.to_string();
+            // serde's messages for missing and unknown fields quote only field names.
+            if msg.starts_with("missing field") || msg.starts_with("unknown field") {
+                let field_msg = msg.split(" at line").next().unwrap_or(&msg);
+                format!("the request body does not match the schema: {field_msg}")
+            } else {
+                format!(
+                    "the request body does not match the schema: a field has the wrong type ({at})"
+                )
+            }
+        }
+    }
+}

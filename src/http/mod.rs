@@ -1,0 +1,94 @@
+//! The router and its layer stack.
+
+pub mod error;
+pub mod extract;
+mod health;
+mod tokens;
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderName, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+use extract::MAX_BODY_BYTES;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router with every layer, in order: request id set, trace span carrying it,
+/// request id returned, panic to 500 problem, timeout and load shedding answered with 503
+/// problems, concurrency limit, body limit.
+pub fn router(state: AppState) -> Router {
+    let server = &state.broker.config.server;
+    let (timeout, max_in_flight) = (server.request_timeout, server.max_concurrent_requests);
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(HandleErrorLayer::new(middleware_error))
+        .load_shed()
+        .concurrency_limit(max_in_flight)
+        .timeout(timeout);
+    Router::new()
+        .route("/v1/tokens", post(tokens::create))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware)
+        .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::now(uuid::NoContext));
+        id.to_string().parse().ok().map(RequestId::new)
+    }
+}
+
+fn make_span<B>(req: &Request<B>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str);
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), route, request_id)
+}
+
+fn panic_to_problem(_: Box<dyn Any + Send + 'static>) -> Response {
+    ApiError::Internal("a handler panicked".into()).into_response()
+}
+
+async fn middleware_error(err: tower::BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        ApiError::Internal(format!("middleware: {err}"))
+    }
+}
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);

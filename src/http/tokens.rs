@@ -1,0 +1,80 @@
+//! `POST /v1/tokens`: issue a token for a target and DB user.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use crate::broker::{Issued, TokenRequest};
+use crate::clock::rfc3339;
+use crate::domain::{DbUser, TargetName};
+use crate::state::AppState;
+
+/// Request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestBody {
+    target: String,
+    #[serde(default)]
+    db_user: Option<String>,
+}
+
+impl TokenRequestBody {
+    fn parse(self) -> Result<TokenRequest, ApiError> {
+        let target = TargetName::parse(&self.target)
+            .map_err(|e| ApiError::BadRequest(format!("target {e}")))?;
+        let db_user = self
+            .db_user
+            .map(|u| DbUser::parse(&u))
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(format!("db_user {e}")))?;
+        Ok(TokenRequest { target, db_user })
+    }
+}
+
+/// Response body.
+#[derive(Debug, Serialize)]
+struct TokenResponse<'a> {
+    token: &'a str,
+    expires_at: String,
+    target: &'a str,
+    host: &'a str,
+    port: u16,
+    db_user: &'a str,
+    region: &'a str,
+    engine: &'a str,
+    issuance_id: String,
+}
+
+/// Issues a token.
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(body): JsonBody<TokenRequestBody>,
+) -> Result<Response, ApiError> {
+    let issued = state.broker.issue(&principal, body.parse()?).await?;
+    Ok(respond(&issued))
+}
+
+fn respond(i: &Issued) -> Response {
+    let body = TokenResponse {
+        token: i.token.expose_secret(),
+        expires_at: rfc3339(i.expires_at),
+        target: i.target.name.as_str(),
+        host: i.target.host.as_str(),
+        port: i.target.port,
+        db_user: i.db_user.as_str(),
+        region: i.target.region.as_str(),
+        engine: i.target.engine.as_str(),
+        issuance_id: i.issuance_id.to_string(),
+    };
+    let mut res = Json(body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}

@@ -1,0 +1,21 @@
+//! rds-token-broker: an HTTP token broker for Amazon RDS and Aurora IAM database
+//! authentication.
+//!
+//! Callers ask for a target by name; the broker decides by policy which DB user they may
+//! become, mints the 15-minute RDS auth token (byte-identical to botocore), caches it, and
+//! returns it with the real endpoint. See `README.md` and the product specification.
+
+pub mod auth;
+pub mod aws;
+pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dev;
+pub mod domain;
+pub mod http;
+pub mod policy;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,92 @@
+//! Building the application, binding, serving and shutting down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::net::TcpListener;
+
+use crate::aws::BrokerCredentials;
+use crate::broker::Broker;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http;
+use crate::state::AppState;
+
+/// What the application needs from outside, swappable in tests.
+#[derive(Debug, Clone)]
+pub struct Dependencies {
+    /// Time source.
+    pub clock: SharedClock,
+    /// Base AWS credentials provider.
+    pub credentials: SharedCredentialsProvider,
+}
+
+/// A bound, not yet serving, broker.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `config.server.listen` (port 0 picks a free port).
+    pub async fn build(config: Config, deps: Dependencies) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.server.listen).await?;
+        let addr = listener.local_addr()?;
+        let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
+        let broker = Broker::new(Arc::new(config), credentials, deps.clock);
+        Ok(Self {
+            listener,
+            addr,
+            state: AppState {
+                broker: Arc::new(broker),
+            },
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shared state, for tests that inspect the broker.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = http::router(self.state);
+        tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,247 @@
+//! Token cache with refresh-ahead and single-flight minting (SPEC section 5).
+//!
+//! Entries are keyed by (signing identity, host, port, region, DB user). A cached token is
+//! served only while at least `min_remaining` of its real validity is left. Once it is
+//! within `refresh_ahead` of that floor, the first request to see it starts one background
+//! refresh while it and others keep being served the current token. Concurrent misses for
+//! one key wait on a per-key lock and mint once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
+use crate::clock::SharedClock;
+
+/// What a cached token was minted for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Who signs: the access key id of the signing credentials.
+    pub identity: String,
+    /// Host as configured.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Region.
+    pub region: String,
+    /// DB user.
+    pub db_user: String,
+}
+
+impl CacheKey {
+    fn params(&self) -> TokenParams<'_> {
+        TokenParams {
+            host: &self.host,
+            port: self.port,
+            region: &self.region,
+            db_user: &self.db_user,
+        }
+    }
+}
+
+/// A minted token and what is known about it.
+#[derive(Debug)]
+pub struct CachedToken {
+    /// The token itself; secret.
+    pub token: SecretString,
+    /// Hex SHA-256 of the token, for audit and logs.
+    pub token_sha256: String,
+    /// Signing time (whole seconds, as in `X-Amz-Date`).
+    pub signed_at: SystemTime,
+    /// min(signed_at + 900 s, expiry of the signing credentials).
+    pub expires_at: SystemTime,
+    refreshing: AtomicBool,
+}
+
+impl CachedToken {
+    fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires_at.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// Whether a request was served from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Served a token minted earlier (or minted concurrently for another request).
+    Hit,
+    /// This request minted the token.
+    Miss,
+}
+
+impl CacheOutcome {
+    /// `hit` or `miss`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// Why no token could be served.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MintError {
+    /// Signing failed.
+    #[error("{0}")]
+    Sign(String),
+    /// The signing credentials expire too soon for a token to be useful.
+    #[error(
+        "the signing credentials expire in {left_seconds} s, less than the {min_seconds} s a token must have left"
+    )]
+    CredentialsExpiring {
+        /// Seconds the credentials have left.
+        left_seconds: u64,
+        /// `tokens.min_remaining_seconds`.
+        min_seconds: u64,
+    },
+}
+
+impl From<SignError> for MintError {
+    fn from(e: SignError) -> Self {
+        Self::Sign(e.to_string())
+    }
+}
+
+/// The token cache.
+#[derive(Debug, Clone)]
+pub struct TokenCache {
+    cache: Cache<CacheKey, Arc<CachedToken>>,
+    clock: SharedClock,
+    min_remaining: Duration,
+    refresh_ahead: Duration,
+}
+
+impl TokenCache {
+    /// A cache holding at most `max_entries` tokens.
+    pub fn new(
+        clock: SharedClock,
+        max_entries: u64,
+        min_remaining: Duration,
+        refresh_ahead: Duration,
+    ) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(TOKEN_LIFETIME)
+            .build();
+        Self {
+            cache,
+            clock,
+            min_remaining,
+            refresh_ahead,
+        }
+    }
+
+    /// Number of cached tokens (approximate, as moka counts).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// A token for `key` signed with `credentials`, whose access key id must be
+    /// `key.identity`: from the cache when one with enough validity is there, else minted
+    /// once for all concurrent callers.
+    pub async fn get(
+        &self,
+        key: CacheKey,
+        credentials: &Credentials,
+    ) -> Result<(Arc<CachedToken>, CacheOutcome), MintError> {
+        let now = self.clock.now();
+        if let Some(t) = self.cache.get(&key).await {
+            if t.remaining(now) >= self.min_remaining {
+                if t.remaining(now) < self.min_remaining + self.refresh_ahead {
+                    self.refresh_in_background(&key, &t, credentials);
+                }
+                return Ok((t, CacheOutcome::Hit));
+            }
+        }
+        let result = self
+            .cache
+            .entry(key.clone())
+            .and_try_compute_with(|existing| async {
+                let now = self.clock.now();
+                if existing.is_some_and(|e| e.value().remaining(now) >= self.min_remaining) {
+                    return Ok(Op::Nop);
+                }
+                self.mint(&key, credentials).map(Op::Put)
+            })
+            .await?;
+        match result {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
+                Ok((e.into_value(), CacheOutcome::Miss))
+            }
+            CompResult::Unchanged(e) => Ok((e.into_value(), CacheOutcome::Hit)),
+            CompResult::StillNone(_) | CompResult::Removed(_) => {
+                Err(MintError::Sign("token cache returned no entry".into()))
+            }
+        }
+    }
+
+    fn mint(
+        &self,
+        key: &CacheKey,
+        credentials: &Credentials,
+    ) -> Result<Arc<CachedToken>, MintError> {
+        let now = self.clock.now();
+        let whole_secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let signed_at = UNIX_EPOCH + Duration::from_secs(whole_secs);
+        let mut expires_at = signed_at + TOKEN_LIFETIME;
+        if let Some(cred_expiry) = credentials.expiry() {
+            expires_at = expires_at.min(cred_expiry);
+        }
+        let left = expires_at.duration_since(now).unwrap_or_default();
+        if left < self.min_remaining {
+            return Err(MintError::CredentialsExpiring {
+                left_seconds: left.as_secs(),
+                min_seconds: self.min_remaining.as_secs(),
+            });
+        }
+        let token = sign_token(key.params(), credentials, signed_at)?;
+        let token_sha256 = hex::encode(Sha256::digest(token.expose_secret().as_bytes()));
+        Ok(Arc::new(CachedToken {
+            token,
+            token_sha256,
+            signed_at,
+            expires_at,
+            refreshing: AtomicBool::new(false),
+        }))
+    }
+
+    fn refresh_in_background(
+        &self,
+        key: &CacheKey,
+        current: &Arc<CachedToken>,
+        credentials: &Credentials,
+    ) {
+        if current.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        let key = key.clone();
+        let current = Arc::clone(current);
+        let credentials = credentials.clone();
+        tokio::spawn(async move {
+            let result = this
+                .cache
+                .entry(key.clone())
+                .and_try_compute_with(|existing| async {
+                    match existing {
+                        Some(e) if !Arc::ptr_eq(e.value(), &current) => Ok(Op::Nop),
+                        _ => this.mint(&key, &credentials).map(Op::Put),
+                    }
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, host = %key.host, db_user = %key.db_user, "refreshing a cached token ahead of expiry failed");
+                current.refreshing.store(false, Ordering::Release);
+            }
+        });
+    }
+}

@@ -1,0 +1,7 @@
+//! RDS auth tokens: signing ([`sign`]) and the issuing cache ([`TokenCache`]).
+
+mod cache;
+mod sign;
+
+pub use cache::{CacheKey, CacheOutcome, CachedToken, MintError, TokenCache};
+pub use sign::{SignError, TOKEN_LIFETIME, TokenParams, encode, sign_token};
