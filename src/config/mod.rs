@@ -255,7 +255,7 @@ pub fn load_str(text: &str) -> Result<Config, ConfigErrors> {
     let de = toml::Deserializer::parse(text).map_err(|e| fail(vec![toml_error(text, &e)]))?;
     let raw: raw::RawConfig = serde_ignored::deserialize(de, |path| {
         unknown.push(ConfigError {
-            key: path.to_string(),
+            key: key_of(&path),
             message: "unknown key".into(),
         });
     })
@@ -265,6 +265,22 @@ pub fn load_str(text: &str) -> Result<Config, ConfigErrors> {
     match config {
         Some(c) if errors.is_empty() => Ok(c),
         _ => Err(fail(errors)),
+    }
+}
+
+/// Renders a serde_ignored path in the notation of every other error: `targets[0].port`.
+fn key_of(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", key_of(parent)),
+        P::Map { parent, key } => match key_of(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            key_of(parent)
+        }
     }
 }
 

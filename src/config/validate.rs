@@ -103,17 +103,19 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         }
     }
 
+    let mut names = BTreeSet::new();
+    for (i, r) in raw.targets.iter().enumerate() {
+        if !names.insert(r.name.clone()) {
+            e.push(
+                format!("targets[{i}].name"),
+                format!("duplicate target name {:?}", r.name),
+            );
+        }
+    }
     let mut targets = BTreeMap::new();
     for (i, r) in raw.targets.into_iter().enumerate() {
         if let Some(t) = target(i, r, aws.region.as_ref(), &mut e) {
-            if targets.contains_key(&t.name) {
-                e.push(
-                    format!("targets[{i}].name"),
-                    format!("duplicate target name {:?}", t.name.as_str()),
-                );
-            } else {
-                targets.insert(t.name.clone(), t);
-            }
+            targets.entry(t.name.clone()).or_insert(t);
         }
     }
 

@@ -7,7 +7,7 @@
 //! one key wait on a per-key lock and mint once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
@@ -115,6 +115,7 @@ pub struct TokenCache {
     clock: SharedClock,
     min_remaining: Duration,
     refresh_ahead: Duration,
+    minted: Arc<AtomicU64>,
 }
 
 impl TokenCache {
@@ -134,7 +135,13 @@ impl TokenCache {
             clock,
             min_remaining,
             refresh_ahead,
+            minted: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Tokens signed since start, including background refreshes.
+    pub fn minted(&self) -> u64 {
+        self.minted.load(Ordering::Relaxed)
     }
 
     /// Number of cached tokens (approximate, as moka counts).
@@ -204,6 +211,7 @@ impl TokenCache {
             });
         }
         let token = sign_token(key.params(), credentials, signed_at)?;
+        self.minted.fetch_add(1, Ordering::Relaxed);
         let token_sha256 = hex::encode(Sha256::digest(token.expose_secret().as_bytes()));
         Ok(Arc::new(CachedToken {
             token,

@@ -1,0 +1,236 @@
+//! Configuration validation: every problem reported by key, all at once.
+
+use rds_token_broker::config::{ConfigErrors, load_str};
+
+use crate::support::binary;
+
+fn errors(toml: &str) -> Vec<(String, String)> {
+    let e: ConfigErrors = load_str(toml).expect_err("config should be invalid");
+    e.errors.into_iter().map(|e| (e.key, e.message)).collect()
+}
+
+fn has(errs: &[(String, String)], key: &str, needle: &str) -> bool {
+    errs.iter().any(|(k, m)| k == key && m.contains(needle))
+}
+
+const TARGET: &str = r#"
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw"]
+"#;
+
+#[test]
+fn the_example_config_is_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broker.toml"))
+            .unwrap();
+    let c = load_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.targets.len(), 2);
+    let reports = c
+        .targets
+        .values()
+        .find(|t| t.name.as_str() == "reports")
+        .unwrap();
+    assert_eq!(
+        reports.region.as_str(),
+        "eu-west-1",
+        "falls back to aws.region"
+    );
+}
+
+#[test]
+fn a_minimal_config_gets_defaults() {
+    let c = load_str(TARGET).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8443");
+    assert!(!c.server.allow_unauthenticated);
+    assert_eq!(c.tokens.min_remaining.as_secs(), 300);
+    let t = c.targets.values().next().unwrap();
+    assert_eq!(t.region.as_str(), "eu-west-1");
+    assert_eq!(
+        (t.max_connections_per_second, t.burst, t.share_tokens),
+        (200, 20, false)
+    );
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_semantic_errors_in_one_pass() {
+    let toml = format!(
+        "{TARGET}\nbogus = 1\n[server]\nlisten = \"0.0.0.0:1\"\nlisen = \"x\"\n\n[[targets]]\nname = \"orders-db\"\nhost = \"db.example.com\"\nport = 5432\nengine = \"postgres\"\ndb_users = [\"u\"]\ncolour = \"red\"\n"
+    );
+    let errs = errors(&toml);
+    assert!(has(&errs, "targets[0].bogus", "unknown key"), "{errs:?}");
+    assert!(has(&errs, "server.lisen", "unknown key"), "{errs:?}");
+    assert!(has(&errs, "targets[1].colour", "unknown key"), "{errs:?}");
+    assert!(
+        has(&errs, "targets[1].name", "duplicate target name"),
+        "{errs:?}"
+    );
+    assert!(has(&errs, "targets[1].region", "required"), "{errs:?}");
+}
+
+#[test]
+fn bad_values_are_named_by_key() {
+    let toml = r#"
+[server]
+listen = "nowhere"
+tls_cert = "/x.crt"
+trusted_proxies = ["10.0.0.0/33"]
+[log]
+format = "xml"
+[aws]
+region = "Europe"
+session_duration_seconds = 60
+[[targets]]
+name = "bad name"
+host = "-bad-.example.com"
+port = 70000
+engine = "oracle"
+db_users = []
+role_arn = "arn:aws:iam::123:role/x"
+[[targets]]
+name = "t2"
+host = "db.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "mysql"
+region = "us-east-1"
+db_users = ["u", "u"]
+resource_id = "cluster-ABC"
+"#;
+    let errs = errors(toml);
+    for (key, needle) in [
+        ("server.listen", "IP address and port"),
+        ("server.tls_key", "both or neither"),
+        ("server.trusted_proxies[0]", "IP network"),
+        ("log.format", "json"),
+        ("aws.region", "region code"),
+        ("aws.session_duration_seconds", "900"),
+        ("targets[0].name", "letters"),
+        ("targets[0].host", "DNS name"),
+        ("targets[0].port", "65535"),
+        ("targets[0].engine", "postgres"),
+        ("targets[0].db_users", "at least one"),
+        ("targets[0].role_arn", "IAM role ARN"),
+        ("targets[1].region", "contradicts the host"),
+        ("targets[1].db_users[1]", "duplicate DB user"),
+        ("targets[1].resource_id", "only takes effect with role_arn"),
+    ] {
+        assert!(
+            has(&errs, key, needle),
+            "missing {key} ~ {needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn grants_and_auditors_must_name_known_issuers_targets_and_db_users() {
+    let toml = format!(
+        r#"{TARGET}
+[[issuers]]
+name = "k8s"
+issuer = "https://k8s"
+audiences = ["b"]
+algorithms = ["HS256"]
+
+[[grants]]
+issuer = "nope"
+subject = "*"
+targets = ["orders-db", "ghost-db"]
+db_users = ["app_ro"]
+
+[[grants]]
+issuer = "aws-iam"
+subject = "arn:*"
+targets = ["orders-db"]
+db_users = ["app_rw"]
+
+[[auditors]]
+issuer = "elsewhere"
+subject = ""
+"#
+    );
+    let errs = errors(&toml);
+    for (key, needle) in [
+        ("issuers[0].algorithms[0]", "unsupported algorithm"),
+        ("grants[0].issuer", "unknown issuer"),
+        ("grants[0].targets[1]", "unknown target"),
+        ("grants[0].db_users[0]", "not in db_users"),
+        ("grants[1].issuer", "iam_server_id"),
+        ("auditors[0].issuer", "unknown issuer"),
+        ("auditors[0].subject", "must not be empty"),
+    ] {
+        assert!(
+            has(&errs, key, needle),
+            "missing {key} ~ {needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn unauthenticated_mode_requires_a_loopback_listener() {
+    let toml =
+        format!("[server]\nlisten = \"0.0.0.0:8443\"\nallow_unauthenticated = true\n{TARGET}");
+    assert!(has(
+        &errors(&toml),
+        "server.allow_unauthenticated",
+        "loopback"
+    ));
+    let toml =
+        format!("[server]\nlisten = \"127.0.0.1:8443\"\nallow_unauthenticated = true\n{TARGET}");
+    assert!(load_str(&toml).is_ok());
+}
+
+#[test]
+fn type_errors_name_the_line() {
+    let errs = errors(
+        "[[targets]]\nname = \"a\"\nhost = \"h.example.com\"\nport = \"5432\"\nengine = \"postgres\"\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].0.contains("line 4"), "{errs:?}");
+}
+
+#[test]
+fn check_config_exits_0_for_valid_and_1_listing_every_error_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broker.toml");
+    let out = binary::run(dir.path(), &["check-config", "--config", example]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid (2 targets, 2 issuers, 2 grants)")
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[targets]]\nname = \"x\"\nhost = \"db.example.com\"\nport = 0\nengine = \"db2\"\ndb_users = [\"u\"]\nextra = 1\n").unwrap();
+    let out = binary::run(
+        dir.path(),
+        &["check-config", "--config", bad.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = bad.display().to_string();
+    for key in [
+        "targets[0].extra",
+        "targets[0].port",
+        "targets[0].engine",
+        "targets[0].region",
+    ] {
+        assert!(
+            stderr.contains(&format!("{file}: {key}: ")),
+            "{key} missing from:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 errors"), "{stderr}");
+
+    let out = binary::run(
+        dir.path(),
+        &["check-config", "--config", "/nonexistent/broker.toml"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}

@@ -1,0 +1,209 @@
+//! The real binary: `serve --dev`, the AWS default credential chain, SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::support::binary::{self, RunningBroker};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = binary::command(home.path());
+    cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
+    let mut broker = RunningBroker::start(cmd);
+    let client = reqwest::Client::new();
+    let mut stdout = String::new();
+    for _ in 0..100 {
+        stdout = broker.stdout();
+        if stdout.contains("Stop with Ctrl-C") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        stdout.contains("DUMMY credentials (AKIAIOSFODNN7EXAMPLE)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("curl -s -X POST {}/v1/tokens", broker.base)),
+        "{stdout}"
+    );
+
+    let res = client
+        .post(format!("{}/v1/tokens", broker.base))
+        .json(&json!({"target": "demo-db", "db_user": "app_ro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(
+        "demo.cluster-abc123example.us-east-1.rds.amazonaws.com:5432/?Action=connect&DBUser=app_ro&"
+    ));
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", broker.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let status = broker.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let logs = broker.stderr();
+    assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(
+        !logs.contains(&token) && !logs.contains("X-Amz-Signature"),
+        "a token reached the log"
+    );
+}
+
+#[test]
+fn an_unauthenticated_broker_refuses_a_public_listener() {
+    let home = tempfile::tempdir().unwrap();
+    let out = binary::run(home.path(), &["serve", "--dev", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may only listen on loopback"));
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_before_binding() {
+    let home = tempfile::tempdir().unwrap();
+    let bad = home.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"x\"\n").unwrap();
+    let out = binary::run(home.path(), &["serve", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+}
+
+/// An ECS-style container credentials endpoint on loopback that answers 404 until it is
+/// switched on, then temporary credentials expiring ten minutes from the real now.
+async fn container_credentials_endpoint(on: Arc<AtomicBool>) -> String {
+    let app = axum::Router::new().route(
+        "/creds",
+        get(move || {
+            let on = on.clone();
+            async move {
+                if !on.load(Ordering::SeqCst) {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
+                let expiry = std::time::SystemTime::now() + Duration::from_secs(600);
+                Json(json!({
+                    "AccessKeyId": "ASIAECSCONTAINEREXAM",
+                    "SecretAccessKey": "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+                    "Token": "IQoJb3JpZ2luX2VjEXAMPLE+/=",
+                    "Expiration": rds_token_broker::clock::rfc3339(expiry),
+                }))
+                .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/creds")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_chain_recovers_when_credentials_appear_and_caps_expiry() {
+    let on = Arc::new(AtomicBool::new(false));
+    let endpoint = container_credentials_endpoint(on.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n\
+         [[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-abc.eu-west-1.rds.amazonaws.com\"\n\
+         port = 5432\nengine = \"postgres\"\ndb_users = [\"app\"]\n",
+    )
+    .unwrap();
+    let mut cmd = binary::command(home.path());
+    cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    let broker = RunningBroker::start(cmd);
+    let client = reqwest::Client::new();
+    let token_req = || {
+        client
+            .post(format!("{}/v1/tokens", broker.base))
+            .json(&json!({"target": "orders-db"}))
+            .send()
+    };
+
+    let res = client
+        .get(format!("{}/readyz", broker.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["credentials"]["ok"], false, "{body}");
+    let res = token_req().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+
+    on.store(true, Ordering::SeqCst);
+    let mut ready = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if client
+            .get(format!("{}/readyz", broker.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            ready = true;
+            break;
+        }
+    }
+    assert!(
+        ready,
+        "broker did not recover; stderr:\n{}",
+        broker.stderr()
+    );
+    let res = token_req().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    assert!(
+        token.contains("X-Amz-Credential=ASIAECSCONTAINEREXAM%2F"),
+        "{token}"
+    );
+    assert!(token.contains("&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEXAMPLE%2B%2F%3D&"));
+    // The credentials expire in 600 s, so the token does too, not in 900 s.
+    let expires = body["expires_at"].as_str().unwrap();
+    let x_amz_date = token
+        .split("X-Amz-Date=")
+        .nth(1)
+        .unwrap()
+        .get(..16)
+        .unwrap();
+    let signed_secs = secs_of_day(&x_amz_date[9..15]);
+    let expiry_secs = secs_of_day(&expires[11..19].replace(':', ""));
+    let lifetime = (expiry_secs + 86_400 - signed_secs) % 86_400;
+    assert!(
+        (590..=601).contains(&lifetime),
+        "token lifetime {lifetime} s, expected about 600"
+    );
+    let logs = broker.stderr();
+    assert!(
+        !logs.contains(token) && !logs.contains("je7MtGbClwBF") && !logs.contains("IQoJb3JpZ2lu")
+    );
+}
+
+fn secs_of_day(hhmmss: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| hhmmss[r].parse::<i64>().unwrap();
+    n(0..2) * 3600 + n(2..4) * 60 + n(4..6)
+}

@@ -1,0 +1,147 @@
+//! An in-process broker on 127.0.0.1:0 with a manual clock and test credentials.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use rds_token_broker::clock::ManualClock;
+use rds_token_broker::config;
+use rds_token_broker::startup::{Application, Dependencies};
+use rds_token_broker::state::AppState;
+use reqwest::Response;
+use serde_json::Value;
+
+use super::creds::{Switchable, static_keys};
+
+/// 2026-03-09T14:11:29Z, the vectors' signing time.
+pub fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489)
+}
+
+/// A test configuration: one target with two DB users, one with a single user.
+pub const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+allow_unauthenticated = true
+
+[[targets]]
+name = "orders-db"
+host = "Orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw", "app_ro", "mario.rossi@example.com"]
+
+[[targets]]
+name = "ledger"
+host = "ledger.example.internal"
+port = 3306
+engine = "mysql"
+region = "us-east-1"
+db_users = ["ledger_svc"]
+"#;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub creds: Arc<Switchable>,
+    pub state: AppState,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    /// The default config with static credentials.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(CONFIG, Switchable::with(static_keys())).await
+    }
+
+    pub async fn spawn_with(config_toml: &str, creds: Switchable) -> Self {
+        let config = config::load_str(config_toml).unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(t0()));
+        let creds = Arc::new(creds);
+        let deps = Dependencies {
+            clock: clock.clone(),
+            credentials: SharedCredentialsProvider::new(ProviderRef(creds.clone())),
+        };
+        let app = Application::build(config, deps).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state();
+        let server = tokio::spawn(async move {
+            app.run_until(std::future::pending()).await.unwrap();
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            clock,
+            creds,
+            state,
+            server,
+        }
+    }
+
+    pub async fn post_token(&self, body: Value) -> Response {
+        self.client
+            .post(format!("{}/v1/tokens", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Tokens minted so far.
+    pub fn minted(&self) -> u64 {
+        self.state.broker.cache.minted()
+    }
+}
+
+/// Lets the test keep a handle on the provider the app uses.
+#[derive(Debug)]
+struct ProviderRef(Arc<Switchable>);
+
+impl aws_credential_types::provider::ProvideCredentials for ProviderRef {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.0.provide_credentials()
+    }
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(res: Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:rds-token-broker:problem:")
+    );
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
