@@ -121,6 +121,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         config.server.listen = listen;
     }
+    let unsupported = config.unsupported();
+    for w in &unsupported.ignored {
+        tracing::warn!(key = %w.key, "{}; the setting is ignored", w.message);
+    }
+    if !unsupported.refused.is_empty() {
+        let list: Vec<String> = unsupported
+            .refused
+            .iter()
+            .map(|e| format!("  {}: {}", e.key, e.message))
+            .collect();
+        anyhow::bail!(
+            "refusing to start: this configuration asks for guarantees this version cannot keep\n{}",
+            list.join("\n")
+        );
+    }
     if config.server.allow_unauthenticated {
         tracing::warn!(
             "server.allow_unauthenticated is set: every caller may obtain every configured token; for tests and demos only"

@@ -300,3 +300,59 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
         message: format!("invalid TOML: {message}"),
     }
 }
+
+/// Settings this build validates but cannot honour yet, split by consequence.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unsupported {
+    /// Honouring them is a security promise (TLS, audit, role scoping): `serve` refuses
+    /// to start rather than silently break it.
+    pub refused: Vec<ConfigError>,
+    /// Ignoring them loses a feature, not a guarantee: `serve` starts and warns.
+    pub ignored: Vec<ConfigError>,
+}
+
+impl Config {
+    /// What in this configuration the running broker would not honour.
+    pub fn unsupported(&self) -> Unsupported {
+        let mut u = Unsupported::default();
+        let err = |key: String, what: &str| ConfigError {
+            key,
+            message: format!("{what} is not available in this version"),
+        };
+        if self.server.tls.is_some() {
+            u.refused.push(err("server.tls_cert".into(), "serving TLS"));
+        }
+        if self.audit.is_some() {
+            u.refused.push(err("audit".into(), "the audit trail"));
+        }
+        for (i, t) in self.targets.values().enumerate() {
+            if t.role_arn.is_some() {
+                u.refused.push(err(
+                    format!("targets[{i}].role_arn"),
+                    "assuming a role per target",
+                ));
+            }
+            if t.share_tokens {
+                u.ignored.push(err(
+                    format!("targets[{i}].share_tokens"),
+                    "sharing tokens across callers",
+                ));
+            }
+        }
+        if self.server.metrics_listen.is_some() {
+            u.ignored
+                .push(err("server.metrics_listen".into(), "a metrics listener"));
+        }
+        if self.rate_limit.redis_url.is_some() {
+            u.ignored
+                .push(err("rate_limit.redis_url".into(), "a shared Redis budget"));
+        }
+        if !self.issuers.is_empty() {
+            u.ignored.push(err(
+                "issuers".into(),
+                "JWT caller authentication (callers are refused with 401)",
+            ));
+        }
+        u
+    }
+}

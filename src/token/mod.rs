@@ -1,4 +1,4 @@
-//! RDS auth tokens: signing ([`sign`]) and the issuing cache ([`TokenCache`]).
+//! RDS auth tokens: signing ([`sign_token`]) and the issuing cache ([`TokenCache`]).
 
 mod cache;
 mod sign;

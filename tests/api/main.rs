@@ -1,7 +1,17 @@
 //! The one integration-test binary: a module per area, shared helpers in `support`.
 
+// Test code: a failed unwrap is a failed test, and helpers may read the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
+
 mod config;
 mod credentials;
+mod openapi;
 mod process;
 mod tokens;
 

@@ -207,3 +207,18 @@ fn secs_of_day(hhmmss: &str) -> i64 {
     let n = |r: std::ops::Range<usize>| hhmmss[r].parse::<i64>().unwrap();
     n(0..2) * 3600 + n(2..4) * 60 + n(4..6)
 }
+
+#[test]
+fn serve_refuses_settings_it_cannot_honour_yet() {
+    let home = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/broker.toml");
+    let out = binary::run(home.path(), &["serve", "--config", example]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in ["server.tls_cert", "audit", "targets[0].role_arn"] {
+        assert!(
+            stderr.contains(&format!("  {key}: ")),
+            "{key} missing:\n{stderr}"
+        );
+    }
+}
