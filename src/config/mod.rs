@@ -3,7 +3,9 @@
 //! [`load_file`] reads TOML (SPEC section 4), reports every problem by key at once
 //! ([`ConfigErrors`]), and yields a [`Config`] whose fields are already parsed newtypes.
 
+mod access;
 mod raw;
+mod targets;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,7 +16,8 @@ use std::time::Duration;
 
 use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
 
-pub use validate::Cidr;
+pub use crate::domain::Cidr;
+pub use access::AWS_IAM_ISSUER;
 
 /// A checked configuration.
 #[derive(Debug, Clone)]

@@ -4,9 +4,11 @@
 
 mod aws;
 mod names;
+mod net;
 
 pub use aws::{Region, ResourceId, RoleArn};
 pub use names::{DbUser, Engine, Hostname, TargetName};
+pub use net::Cidr;
 
 /// Why a value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,204 @@
+//! Validation of `[[issuers]]`, `[[grants]]` and `[[auditors]]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawAuditor, RawGrant, RawIssuer};
+use super::validate::Errors;
+use super::{AuditorConfig, GrantConfig, IssuerConfig, Target};
+use crate::domain::{DbUser, TargetName};
+
+/// The issuer name of AWS IAM callers in grants.
+pub const AWS_IAM_ISSUER: &str = "aws-iam";
+
+const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+pub(super) fn issuers(raw: Vec<RawIssuer>, e: &mut Errors<'_>) -> Vec<IssuerConfig> {
+    let issuers: Vec<IssuerConfig> = raw
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| issuer(i, r, e))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (i, iss) in issuers.iter().enumerate() {
+        if iss.name == AWS_IAM_ISSUER {
+            e.push(
+                format!("issuers[{i}].name"),
+                "\"aws-iam\" is reserved for AWS IAM callers",
+            );
+        }
+        if !seen.insert(iss.name.clone()) {
+            e.push(
+                format!("issuers[{i}].name"),
+                format!("duplicate issuer name {:?}", iss.name),
+            );
+        }
+    }
+
+    issuers
+}
+
+/// Grants and auditors, checked against the issuers and targets already validated.
+pub(super) fn grants_and_auditors(
+    raw_grants: Vec<RawGrant>,
+    raw_auditors: Vec<RawAuditor>,
+    issuers: &[IssuerConfig],
+    targets: &BTreeMap<TargetName, Target>,
+    has_iam_server_id: bool,
+    e: &mut Errors<'_>,
+) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
+    let known_issuer =
+        |name: &str| name == AWS_IAM_ISSUER || issuers.iter().any(|i| i.name == name);
+    let mut grants = Vec::new();
+    for (i, g) in raw_grants.into_iter().enumerate() {
+        let key = |k: &str| format!("grants[{i}].{k}");
+        if !known_issuer(&g.issuer) {
+            e.push(
+                key("issuer"),
+                format!(
+                    "unknown issuer {:?}: not in [[issuers]] and not \"aws-iam\"",
+                    g.issuer
+                ),
+            );
+        }
+        if g.issuer == AWS_IAM_ISSUER && !has_iam_server_id {
+            e.push(
+                key("issuer"),
+                "grants for \"aws-iam\" need aws.iam_server_id",
+            );
+        }
+        if g.subject.is_empty() {
+            e.push(
+                key("subject"),
+                "must not be empty (use \"*\" for any subject)",
+            );
+        }
+        if g.targets.is_empty() {
+            e.push(key("targets"), "must name at least one target");
+        }
+        let mut granted_targets = Vec::new();
+        for (j, name) in g.targets.iter().enumerate() {
+            let Some(name) = e.check(format!("grants[{i}].targets[{j}]"), TargetName::parse(name))
+            else {
+                continue;
+            };
+            if !targets.contains_key(&name) {
+                e.push(
+                    format!("grants[{i}].targets[{j}]"),
+                    format!("unknown target {:?}", name.as_str()),
+                );
+                continue;
+            }
+            granted_targets.push(name);
+        }
+        let mut db_users = Vec::new();
+        for (j, u) in g.db_users.iter().enumerate() {
+            let k = format!("grants[{i}].db_users[{j}]");
+            let Some(u) = e.check(k.clone(), DbUser::parse(u)) else {
+                continue;
+            };
+            let offered_by = |t: &TargetName| {
+                targets
+                    .get(t)
+                    .is_some_and(|t: &Target| t.db_users.contains(&u))
+            };
+            if !granted_targets.is_empty() && !granted_targets.iter().any(offered_by) {
+                e.push(
+                    k,
+                    format!(
+                        "DB user {:?} is not in db_users of any granted target",
+                        u.as_str()
+                    ),
+                );
+            }
+            db_users.push(u);
+        }
+        if g.db_users.is_empty() {
+            e.push(key("db_users"), "must name at least one DB user");
+        }
+        grants.push(GrantConfig {
+            issuer: g.issuer,
+            subject: g.subject,
+            claims: g.claims,
+            targets: granted_targets,
+            db_users,
+        });
+    }
+
+    let mut auditors = Vec::new();
+    for (i, a) in raw_auditors.into_iter().enumerate() {
+        if !known_issuer(&a.issuer) {
+            e.push(
+                format!("auditors[{i}].issuer"),
+                format!("unknown issuer {:?}", a.issuer),
+            );
+        }
+        if a.subject.is_empty() {
+            e.push(
+                format!("auditors[{i}].subject"),
+                "must not be empty (use \"*\" for any subject)",
+            );
+        }
+        auditors.push(AuditorConfig {
+            issuer: a.issuer,
+            subject: a.subject,
+            claims: a.claims,
+        });
+    }
+
+    (grants, auditors)
+}
+
+fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> {
+    let key = |k: &str| format!("issuers[{i}].{k}");
+    if raw.name.is_empty() {
+        e.push(key("name"), "must not be empty");
+    }
+    if raw.issuer.is_empty() {
+        e.push(key("issuer"), "must not be empty");
+    }
+    if raw.jwks_uri.is_some() && raw.jwks_file.is_some() {
+        e.push(key("jwks_file"), "set jwks_uri or jwks_file, not both");
+    }
+    if let Some(u) = &raw.jwks_uri {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            e.push(key("jwks_uri"), "must be an http:// or https:// URL");
+        }
+    }
+    if raw.audiences.is_empty() {
+        e.push(key("audiences"), "must list at least one audience");
+    }
+    let algorithms = raw
+        .algorithms
+        .unwrap_or_else(|| vec!["RS256".into(), "ES256".into()]);
+    if algorithms.is_empty() {
+        e.push(key("algorithms"), "must list at least one algorithm");
+    }
+    for (j, a) in algorithms.iter().enumerate() {
+        if !ASYMMETRIC_ALGORITHMS.contains(&a.as_str()) {
+            e.push(
+                format!("issuers[{i}].algorithms[{j}]"),
+                format!(
+                    "unsupported algorithm {a:?}: one of {}",
+                    ASYMMETRIC_ALGORITHMS.join(", ")
+                ),
+            );
+        }
+    }
+    let leeway = raw.leeway_seconds.unwrap_or(60);
+    if leeway > 600 {
+        e.push(key("leeway_seconds"), "must be at most 600");
+    }
+    Some(IssuerConfig {
+        name: raw.name,
+        issuer: raw.issuer,
+        jwks_uri: raw.jwks_uri,
+        jwks_file: raw.jwks_file.map(PathBuf::from),
+        audiences: raw.audiences,
+        algorithms,
+        leeway: Duration::from_secs(leeway),
+    })
+}
