@@ -33,7 +33,7 @@ pub struct Issued {
     /// When the token stops working.
     pub expires_at: SystemTime,
     /// The target.
-    pub target: Target,
+    pub target: Arc<Target>,
     /// The DB user the token is for.
     pub db_user: DbUser,
     /// Whether the cache served it.
@@ -133,7 +133,7 @@ impl Broker {
             token: token.token.clone(),
             token_sha256: token.token_sha256.clone(),
             expires_at: token.expires_at,
-            target: target.clone(),
+            target: Arc::clone(target),
             db_user,
             cache,
             issuance_id,

@@ -111,7 +111,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let path = args.config.context("--config is required")?;
         let config: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         telemetry::init(config.log.format);
-        (config, aws::default_chain().await, None)
+        let chain = aws::default_chain(config.aws.region.as_ref()).await;
+        (config, chain, None)
     };
     if let Some(listen) = args.listen {
         if config.server.allow_unauthenticated && !listen.ip().is_loopback() {

@@ -167,8 +167,13 @@ fn describe(e: &aws_credential_types::provider::error::CredentialsError) -> Stri
 }
 
 /// The AWS SDK's default chain: environment, profile, web identity (IRSA), ECS, IMDS.
-pub async fn default_chain() -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(DefaultCredentialsChain::builder().build().await)
+/// `region` (from `aws.region`) is used by the providers that call STS.
+pub async fn default_chain(region: Option<&crate::domain::Region>) -> SharedCredentialsProvider {
+    let mut builder = DefaultCredentialsChain::builder();
+    if let Some(r) = region {
+        builder = builder.region(aws_config::Region::new(r.as_str().to_owned()));
+    }
+    SharedCredentialsProvider::new(builder.build().await)
 }
 
 /// The default chain without IMDS, for `serve --dev` on a laptop: it never probes the

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawAuditor, RawGrant, RawIssuer};
@@ -46,7 +47,7 @@ pub(super) fn grants_and_auditors(
     raw_grants: Vec<RawGrant>,
     raw_auditors: Vec<RawAuditor>,
     issuers: &[IssuerConfig],
-    targets: &BTreeMap<TargetName, Target>,
+    targets: &BTreeMap<TargetName, Arc<Target>>,
     has_iam_server_id: bool,
     e: &mut Errors<'_>,
 ) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
@@ -100,11 +101,8 @@ pub(super) fn grants_and_auditors(
             let Some(u) = e.check(k.clone(), DbUser::parse(u)) else {
                 continue;
             };
-            let offered_by = |t: &TargetName| {
-                targets
-                    .get(t)
-                    .is_some_and(|t: &Target| t.db_users.contains(&u))
-            };
+            let offered_by =
+                |t: &TargetName| targets.get(t).is_some_and(|t| t.db_users.contains(&u));
             if !granted_targets.is_empty() && !granted_targets.iter().any(offered_by) {
                 e.push(
                     k,

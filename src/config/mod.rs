@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
@@ -37,7 +38,7 @@ pub struct Config {
     /// JWT issuers by name.
     pub issuers: Vec<IssuerConfig>,
     /// Databases by name.
-    pub targets: BTreeMap<TargetName, Target>,
+    pub targets: BTreeMap<TargetName, Arc<Target>>,
     /// Who may obtain tokens for what.
     pub grants: Vec<GrantConfig>,
     /// Who may read the audit trail.

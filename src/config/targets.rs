@@ -1,6 +1,7 @@
 //! Validation of `[[targets]]`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::Target;
 use super::raw::RawTarget;
@@ -11,7 +12,7 @@ pub(super) fn targets(
     raw: Vec<RawTarget>,
     default_region: Option<&Region>,
     e: &mut Errors<'_>,
-) -> BTreeMap<TargetName, Target> {
+) -> BTreeMap<TargetName, Arc<Target>> {
     let mut names = BTreeSet::new();
     for (i, r) in raw.iter().enumerate() {
         if !names.insert(r.name.clone()) {
@@ -24,7 +25,7 @@ pub(super) fn targets(
     let mut targets = BTreeMap::new();
     for (i, r) in raw.into_iter().enumerate() {
         if let Some(t) = target(i, r, default_region, e) {
-            targets.entry(t.name.clone()).or_insert(t);
+            targets.entry(t.name.clone()).or_insert_with(|| Arc::new(t));
         }
     }
 

@@ -27,13 +27,15 @@ use extract::MAX_BODY_BYTES;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Builds the router with every layer, in order: request id set, trace span carrying it,
+/// Builds the router with every layer, in order: a client's request id kept only when
+/// it is short and plain (it is echoed and logged), else one set, trace span carrying it,
 /// request id returned, panic to 500 problem, timeout and load shedding answered with 503
 /// problems, concurrency limit, body limit.
 pub fn router(state: AppState) -> Router {
     let server = &state.broker.config.server;
     let (timeout, max_in_flight) = (server.request_timeout, server.max_concurrent_requests);
     let middleware = ServiceBuilder::new()
+        .map_request(drop_invalid_request_id)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -51,6 +53,22 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware)
         .with_state(state)
+}
+
+/// Removes an `x-request-id` that is not 1-128 characters of `A-Z a-z 0-9 . _ : -`, so a
+/// fresh one is generated instead.
+fn drop_invalid_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let valid = req.headers().get(&REQUEST_ID).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    });
+    if !valid {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
 }
 
 #[derive(Clone, Copy)]

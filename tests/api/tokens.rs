@@ -195,6 +195,23 @@ async fn request_ids_are_kept_or_set() {
         .await
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
+    for junk in ["a b", "x".repeat(129).as_str(), "<script>", "\u{1b}[31m"] {
+        let Ok(value) = reqwest::header::HeaderValue::from_str(junk) else {
+            continue;
+        };
+        let res = app
+            .client
+            .get(format!("{}/healthz", app.base))
+            .header("x-request-id", value)
+            .send()
+            .await
+            .unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{junk:?} was kept as {id:?}"
+        );
+    }
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
