@@ -15,6 +15,7 @@ use axum::http::{HeaderName, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -30,7 +31,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Builds the router with every layer, in order: a client's request id kept only when
 /// it is short and plain (it is echoed and logged), else one set, trace span carrying it,
 /// request id returned, panic to 500 problem, timeout and load shedding answered with 503
-/// problems, concurrency limit, body limit.
+/// problems, one concurrency limit shared by every route, body limit. (`Router::layer`
+/// wraps each route separately, hence the global limit.)
 pub fn router(state: AppState) -> Router {
     let server = &state.broker.config.server;
     let (timeout, max_in_flight) = (server.request_timeout, server.max_concurrent_requests);
@@ -42,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(HandleErrorLayer::new(middleware_error))
         .load_shed()
-        .concurrency_limit(max_in_flight)
+        .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
         .timeout(timeout);
     Router::new()
         .route("/v1/tokens", post(tokens::create))

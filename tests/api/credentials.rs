@@ -154,3 +154,64 @@ async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens()
     );
     assert_eq!(second["expires_at"], "2026-03-09T15:11:29Z");
 }
+
+#[tokio::test]
+async fn a_hung_credential_provider_gives_503_at_the_request_timeout() {
+    let config = CONFIG.replace(
+        "allow_unauthenticated = true",
+        "allow_unauthenticated = true\nrequest_timeout_seconds = 1",
+    );
+    let app = TestApp::spawn_with_provider(
+        &config,
+        std::sync::Arc::new(Switchable::none()),
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            crate::support::creds::Hanging,
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let res = app.post_token(json!({"target": "ledger"})).await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    let p = problem(res, 503).await;
+    assert_eq!(p["type"], "urn:rds-token-broker:problem:timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Liveness does not depend on credentials.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed_with_503() {
+    let config = CONFIG.replace(
+        "allow_unauthenticated = true",
+        "allow_unauthenticated = true\nmax_concurrent_requests = 1\nrequest_timeout_seconds = 5",
+    );
+    let app = TestApp::spawn_with_provider(
+        &config,
+        std::sync::Arc::new(Switchable::none()),
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            crate::support::creds::Hanging,
+        ),
+    )
+    .await;
+    let (client, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
+    let stuck = tokio::spawn(async move {
+        client
+            .post(url)
+            .json(&json!({"target": "ledger"}))
+            .send()
+            .await
+    });
+    let mut shed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let res = app.get("/healthz").await;
+        if res.status() == 503 {
+            shed = Some(res);
+            break;
+        }
+    }
+    let res = shed.expect("a second request while one hangs should be shed");
+    let p = problem(res, 503).await;
+    assert_eq!(p["type"], "urn:rds-token-broker:problem:overloaded");
+    stuck.abort();
+}

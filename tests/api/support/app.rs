@@ -62,12 +62,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config_toml: &str, creds: Switchable) -> Self {
+        let creds = Arc::new(creds);
+        Self::spawn_with_provider(
+            config_toml,
+            creds.clone(),
+            SharedCredentialsProvider::new(ProviderRef(creds)),
+        )
+        .await
+    }
+
+    /// Like `spawn_with`, with any provider (`creds` is then only a handle for the test).
+    pub async fn spawn_with_provider(
+        config_toml: &str,
+        creds: Arc<Switchable>,
+        provider: SharedCredentialsProvider,
+    ) -> Self {
         let config = config::load_str(config_toml).unwrap_or_else(|e| panic!("{e}"));
         let clock = Arc::new(ManualClock::new(t0()));
-        let creds = Arc::new(creds);
         let deps = Dependencies {
             clock: clock.clone(),
-            credentials: SharedCredentialsProvider::new(ProviderRef(creds.clone())),
+            credentials: provider,
         };
         let app = Application::build(config, deps).await.unwrap();
         let base = format!("http://{}", app.local_addr());

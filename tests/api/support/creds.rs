@@ -72,3 +72,16 @@ pub fn session_keys(key_id: &str, expiry: SystemTime) -> Credentials {
         "test",
     )
 }
+
+/// A provider that never answers, like a hung metadata endpoint.
+#[derive(Debug, Default)]
+pub struct Hanging;
+
+impl ProvideCredentials for Hanging {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(std::future::pending())
+    }
+}
