@@ -13,6 +13,7 @@ mod config;
 mod credentials;
 mod openapi;
 mod process;
+mod sigv4;
 mod tokens;
 
 mod support;

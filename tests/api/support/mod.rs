@@ -6,3 +6,4 @@
 pub mod app;
 pub mod binary;
 pub mod creds;
+pub mod oracle;
