@@ -37,30 +37,34 @@ fn vectors() -> Vec<Value> {
     v
 }
 
-fn ours(
-    host: &str,
-    port: u16,
-    region: &str,
-    user: &str,
-    key: &str,
-    secret: &str,
-    session: Option<&str>,
-    t: u64,
-) -> String {
-    let creds = Credentials::new(key, secret, session.map(str::to_owned), None, "test");
-    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
-    let token = sign_token(
-        TokenParams {
-            host,
-            port,
-            region,
-            db_user: user,
-        },
-        &creds,
-        time,
-    )
-    .unwrap();
-    token.expose_secret().to_owned()
+/// The broker's signer on the oracle's input.
+fn ours(i: &Input<'_>) -> String {
+    let session = i.session_token.map(str::to_owned);
+    let creds = Credentials::new(i.access_key_id, i.secret_access_key, session, None, "test");
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(i.time);
+    let params = TokenParams {
+        host: i.host,
+        port: i.port,
+        region: i.region,
+        db_user: i.user,
+    };
+    sign_token(params, &creds, time)
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+fn input(v: &Value) -> Input<'_> {
+    Input {
+        host: field(v, "host"),
+        port: v["port"].as_u64().unwrap() as u16,
+        region: field(v, "region"),
+        user: field(v, "user"),
+        access_key_id: field(v, "access_key_id"),
+        secret_access_key: field(v, "secret_access_key"),
+        session_token: v["session_token"].as_str(),
+        time: parse_rfc3339(field(v, "timestamp")),
+    }
 }
 
 fn field<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -78,16 +82,7 @@ fn rfc3339_parser_agrees_with_known_instants() {
 fn every_botocore_vector_is_reproduced_byte_for_byte() {
     let mut mismatches = Vec::new();
     for v in vectors() {
-        let got = ours(
-            field(&v, "host"),
-            v["port"].as_u64().unwrap() as u16,
-            field(&v, "region"),
-            field(&v, "user"),
-            field(&v, "access_key_id"),
-            field(&v, "secret_access_key"),
-            v["session_token"].as_str(),
-            parse_rfc3339(field(&v, "timestamp")),
-        );
+        let got = ours(&input(&v));
         if got != field(&v, "token") {
             mismatches.push(format!(
                 "{}:\n  want {}\n  got  {got}",
@@ -108,16 +103,7 @@ fn every_botocore_vector_is_reproduced_byte_for_byte() {
 fn the_independent_presigner_reproduces_every_vector_too() {
     let mut mismatches = Vec::new();
     for v in vectors() {
-        let got = oracle::presign(&Input {
-            host: field(&v, "host"),
-            port: v["port"].as_u64().unwrap() as u16,
-            region: field(&v, "region"),
-            user: field(&v, "user"),
-            access_key_id: field(&v, "access_key_id"),
-            secret_access_key: field(&v, "secret_access_key"),
-            session_token: v["session_token"].as_str(),
-            time: parse_rfc3339(field(&v, "timestamp")),
-        });
+        let got = oracle::presign(&input(&v));
         if got != field(&v, "token") {
             mismatches.push(field(&v, "name").to_owned());
         }
@@ -129,24 +115,17 @@ fn the_independent_presigner_reproduces_every_vector_too() {
 }
 
 fn both(host: &str, port: u16, user: &str, session: Option<&str>) -> (String, String) {
-    let (key, secret, region, t) = (
-        "AKIAIOSFODNN7EXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "eu-west-1",
-        1_773_065_489,
-    );
-    let a = ours(host, port, region, user, key, secret, session, t);
-    let b = oracle::presign(&Input {
+    let i = Input {
         host,
         port,
-        region,
+        region: "eu-west-1",
         user,
-        access_key_id: key,
-        secret_access_key: secret,
+        access_key_id: "AKIAIOSFODNN7EXAMPLE",
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         session_token: session,
-        time: t,
-    });
-    (a, b)
+        time: 1_773_065_489,
+    };
+    (ours(&i), oracle::presign(&i))
 }
 
 #[test]
@@ -263,11 +242,10 @@ proptest! {
         session in prop::option::of("[A-Za-z0-9/+=]{16,400}"),
         t in 31_536_000u64..4_102_444_800,
     ) {
-        let a = ours(&host, port, &region, &user, &key, &secret, session.as_deref(), t);
-        let b = oracle::presign(&Input {
+        let i = Input {
             host: &host, port, region: &region, user: &user, access_key_id: &key,
             secret_access_key: &secret, session_token: session.as_deref(), time: t,
-        });
-        prop_assert_eq!(a, b);
+        };
+        prop_assert_eq!(ours(&i), oracle::presign(&i));
     }
 }
