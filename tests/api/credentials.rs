@@ -121,12 +121,7 @@ async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens()
         )),
     )
     .await;
-    let first: Value = app
-        .post_token(json!({"target": "ledger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.token(json!({"target": "ledger"})).await;
     assert!(
         first["token"]
             .as_str()
@@ -140,12 +135,7 @@ async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens()
     // 45 minutes on, the first credentials have 15 minutes left: less than a token
     // lifetime plus a margin, so the broker fetches the next ones.
     app.clock.advance(Duration::from_secs(2700));
-    let second: Value = app
-        .post_token(json!({"target": "ledger"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.token(json!({"target": "ledger"})).await;
     assert!(
         second["token"]
             .as_str()
@@ -157,18 +147,7 @@ async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens()
 
 #[tokio::test]
 async fn a_hung_credential_provider_gives_503_at_the_request_timeout() {
-    let config = CONFIG.replace(
-        "allow_unauthenticated = true",
-        "allow_unauthenticated = true\nrequest_timeout_seconds = 1",
-    );
-    let app = TestApp::spawn_with_provider(
-        &config,
-        std::sync::Arc::new(Switchable::none()),
-        aws_credential_types::provider::SharedCredentialsProvider::new(
-            crate::support::creds::Hanging,
-        ),
-    )
-    .await;
+    let app = TestApp::spawn_hung("request_timeout_seconds = 1").await;
     let started = std::time::Instant::now();
     let res = app.post_token(json!({"target": "ledger"})).await;
     assert_eq!(res.headers()["retry-after"], "1");
@@ -181,18 +160,7 @@ async fn a_hung_credential_provider_gives_503_at_the_request_timeout() {
 
 #[tokio::test]
 async fn requests_over_the_concurrency_limit_are_shed_with_503() {
-    let config = CONFIG.replace(
-        "allow_unauthenticated = true",
-        "allow_unauthenticated = true\nmax_concurrent_requests = 1\nrequest_timeout_seconds = 5",
-    );
-    let app = TestApp::spawn_with_provider(
-        &config,
-        std::sync::Arc::new(Switchable::none()),
-        aws_credential_types::provider::SharedCredentialsProvider::new(
-            crate::support::creds::Hanging,
-        ),
-    )
-    .await;
+    let app = TestApp::spawn_hung("max_concurrent_requests = 1\nrequest_timeout_seconds = 5").await;
     let (client, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
     let stuck = tokio::spawn(async move {
         client

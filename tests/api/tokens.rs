@@ -249,20 +249,17 @@ async fn without_allow_unauthenticated_every_request_is_401() {
 async fn repeated_requests_are_served_from_the_cache() {
     let app = TestApp::spawn().await;
     let req = json!({"target": "orders-db", "db_user": "app_ro"});
-    let first: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let first: Value = app.token(req.clone()).await;
     app.clock.advance(Duration::from_secs(120));
-    let second: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let second: Value = app.token(req.clone()).await;
     assert_eq!(first["token"], second["token"]);
     assert_eq!(first["expires_at"], second["expires_at"]);
     assert_ne!(first["issuance_id"], second["issuance_id"]);
     assert_eq!(app.minted(), 1);
     // Another DB user is another key.
     let other: Value = app
-        .post_token(json!({"target": "orders-db", "db_user": "app_rw"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .token(json!({"target": "orders-db", "db_user": "app_rw"}))
+        .await;
     assert_ne!(other["token"], first["token"]);
     assert_eq!(app.minted(), 2);
 }
@@ -272,23 +269,23 @@ async fn tokens_are_refreshed_ahead_and_never_served_below_min_remaining() {
     // Defaults: min_remaining 300 s, refresh_ahead 60 s, lifetime 900 s.
     let app = TestApp::spawn().await;
     let req = json!({"target": "orders-db", "db_user": "app_ro"});
-    let first: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let first: Value = app.token(req.clone()).await;
 
     // 539 s later: 361 s left, outside the refresh window: a plain hit.
     app.clock.advance(Duration::from_secs(539));
-    let hit: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let hit: Value = app.token(req.clone()).await;
     assert_eq!(hit["token"], first["token"]);
     assert_eq!(app.minted(), 1);
 
     // 560 s after signing: 340 s left, inside the window: served the current token while
     // one background refresh mints the next.
     app.clock.advance(Duration::from_secs(21));
-    let during: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let during: Value = app.token(req.clone()).await;
     assert_eq!(during["token"], first["token"]);
     let mut refreshed = Value::Null;
     for _ in 0..100 {
         if app.minted() == 2 {
-            refreshed = app.post_token(req.clone()).await.json().await.unwrap();
+            refreshed = app.token(req.clone()).await;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -299,7 +296,7 @@ async fn tokens_are_refreshed_ahead_and_never_served_below_min_remaining() {
 
     // Past the refreshed token's floor with no request in its window: minted on demand.
     app.clock.advance(Duration::from_secs(900));
-    let later: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let later: Value = app.token(req.clone()).await;
     assert_ne!(later["token"], refreshed["token"]);
     assert_eq!(app.minted(), 3);
 }
@@ -308,10 +305,10 @@ async fn tokens_are_refreshed_ahead_and_never_served_below_min_remaining() {
 async fn a_token_below_min_remaining_is_replaced_not_served() {
     let app = TestApp::spawn().await;
     let req = json!({"target": "ledger"});
-    let first: Value = app.post_token(req.clone()).await.json().await.unwrap();
+    let first: Value = app.token(req.clone()).await;
     // 601 s later only 299 s are left: below the 300 s floor.
     app.clock.advance(Duration::from_secs(601));
-    let second: Value = app.post_token(req).await.json().await.unwrap();
+    let second: Value = app.token(req).await;
     assert_ne!(first["token"], second["token"]);
     assert_eq!(second["expires_at"], "2026-03-09T14:36:30Z");
     assert_eq!(app.minted(), 2);

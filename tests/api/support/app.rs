@@ -108,6 +108,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Posts a token request that must succeed; returns the JSON body.
+    pub async fn token(&self, body: Value) -> Value {
+        let res = self.post_token(body).await;
+        assert_eq!(res.status(), 200, "token request failed");
+        res.json().await.unwrap()
+    }
+
+    /// The default config plus `server_lines` under `[server]`, with credentials that
+    /// never arrive (a hung provider).
+    pub async fn spawn_hung(server_lines: &str) -> Self {
+        let config = CONFIG.replace(
+            "allow_unauthenticated = true",
+            &format!("allow_unauthenticated = true\n{server_lines}"),
+        );
+        let provider = SharedCredentialsProvider::new(super::creds::Hanging);
+        Self::spawn_with_provider(&config, Arc::new(Switchable::none()), provider).await
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(format!("{}{path}", self.base))
