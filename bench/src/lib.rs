@@ -1,0 +1,1 @@
+//! Benchmarks for rds-token-broker live in `benches/`; this library is empty.
