@@ -115,9 +115,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (config, chain, None)
     };
     if let Some(listen) = args.listen {
-        if config.server.allow_unauthenticated && !listen.ip().is_loopback() {
+        if (args.dev || config.server.allow_unauthenticated) && !listen.ip().is_loopback() {
             anyhow::bail!(
-                "--listen {listen}: an unauthenticated broker may only listen on loopback"
+                "--listen {listen}: a dev or unauthenticated broker may only listen on loopback"
             );
         }
         config.server.listen = listen;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
 use crate::aws::BrokerCredentials;
 use crate::broker::Broker;
 use crate::clock::SharedClock;
@@ -31,18 +32,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `config.server.listen` (port 0 picks a free port).
+    /// Binds `config.server.listen` (port 0 picks a free port) and starts loading the
+    /// issuers' signing keys in the background.
     pub async fn build(config: Config, deps: Dependencies) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let auth =
+            Authenticator::new(&config, deps.clock.clone()).map_err(std::io::Error::other)?;
+        auth.spawn_refresh();
         let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
         let broker = Broker::new(Arc::new(config), credentials, deps.clock);
+        let state = AppState {
+            broker: Arc::new(broker),
+            auth: Arc::new(auth),
+        };
         Ok(Self {
             listener,
             addr,
-            state: AppState {
-                broker: Arc::new(broker),
-            },
+            state,
         })
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::broker::Broker;
 
 /// Cheap to clone: one `Arc`.
@@ -9,4 +10,6 @@ use crate::broker::Broker;
 pub struct AppState {
     /// Configuration, credentials and the token cache.
     pub broker: Arc<Broker>,
+    /// Caller authentication.
+    pub auth: Arc<Authenticator>,
 }

@@ -1,28 +1,42 @@
-//! Who is calling.
+//! Who is calling: bearer JWTs from configured issuers.
 //!
-//! Bearer-JWT and AWS IAM authentication are separate issues; until they land the only
-//! principal is the anonymous caller of a configuration that sets
-//! `server.allow_unauthenticated` (loopback listeners only) or of `serve --dev`.
+//! A broker with `server.allow_unauthenticated` (loopback only) treats every caller as the
+//! anonymous principal instead.
+
+pub mod jwks;
+mod jwt;
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Serialize;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use jwks::IssuerKeys;
+pub use jwt::Claims;
 
 /// How a caller was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
-    /// Not authenticated: `server.allow_unauthenticated` or `serve --dev`.
+    /// A bearer JWT from a configured issuer.
+    Jwt,
+    /// Not authenticated: `server.allow_unauthenticated`.
     Unauthenticated,
 }
 
 /// An authenticated (or explicitly anonymous) caller.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// Issuer name from configuration.
     pub issuer: String,
-    /// Subject.
+    /// Subject (`sub`).
     pub subject: String,
     /// How the caller was authenticated.
     pub auth_method: AuthMethod,
+    /// Verified claims, for policy. Never logged.
+    pub claims: Claims,
 }
 
 impl Principal {
@@ -32,6 +46,106 @@ impl Principal {
             issuer: "none".into(),
             subject: "anonymous".into(),
             auth_method: AuthMethod::Unauthenticated,
+            claims: Claims::new(),
+        }
+    }
+}
+
+/// Why a caller was not authenticated; the text is the `error_description`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The header is over 16 KiB.
+    #[error("the Authorization header is larger than 16 KiB")]
+    TooLarge,
+    /// Not a JWT.
+    #[error("the bearer token is not a well-formed JWT")]
+    Malformed,
+    /// `none`, HMAC, or an algorithm the issuer does not allow.
+    #[error("the token's signing algorithm is not accepted")]
+    UnsupportedAlgorithm,
+    /// `iss` names no configured issuer.
+    #[error("the token's issuer is not trusted")]
+    UnknownIssuer,
+    /// No key with the token's `kid`.
+    #[error("the token was signed with an unknown key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    /// `exp` is past (beyond leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future (beyond leeway).
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    /// `aud` names none of the issuer's audiences.
+    #[error("the token is not meant for this audience")]
+    WrongAudience,
+    /// A required claim is missing.
+    #[error("the token has no {0} claim")]
+    MissingClaim(&'static str),
+    /// The issuer's keys could never be fetched.
+    #[error("the issuer's signing keys are unavailable")]
+    KeysUnavailable,
+}
+
+/// Verifies callers against the configured issuers.
+#[derive(Debug)]
+pub struct Authenticator {
+    issuers: Vec<Arc<IssuerKeys>>,
+    clock: SharedClock,
+}
+
+impl Authenticator {
+    /// One key cache per `[[issuers]]` entry; nothing is fetched yet.
+    pub fn new(config: &Config, clock: SharedClock) -> Result<Self, String> {
+        let http = jwks::http_client()?;
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|i| Arc::new(IssuerKeys::new(i.clone(), http.clone(), clock.clone())))
+            .collect();
+        Ok(Self { issuers, clock })
+    }
+
+    /// The issuers' key caches.
+    pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
+        &self.issuers
+    }
+
+    /// Authenticates a bearer token.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let now: SystemTime = self.clock.now();
+        let (issuer, claims) = jwt::verify(&self.issuers, token, now).await?;
+        let subject = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Principal {
+            issuer: issuer.config.name.clone(),
+            subject,
+            auth_method: AuthMethod::Jwt,
+            claims,
+        })
+    }
+
+    /// Loads every issuer's keys, then refreshes each on its own period in the background.
+    pub fn spawn_refresh(&self) {
+        for issuer in &self.issuers {
+            let issuer = Arc::clone(issuer);
+            tokio::spawn(async move {
+                loop {
+                    let _ = issuer.refresh().await;
+                    tokio::time::sleep(issuer.config.jwks_refresh).await;
+                }
+            });
         }
     }
 }

@@ -117,6 +117,7 @@ pub(super) fn grants_and_auditors(
         if g.db_users.is_empty() {
             e.push(key("db_users"), "must name at least one DB user");
         }
+        check_claims(&format!("grants[{i}].claims"), &g.claims, e);
         grants.push(GrantConfig {
             issuer: g.issuer,
             subject: g.subject,
@@ -140,6 +141,7 @@ pub(super) fn grants_and_auditors(
                 "must not be empty (use \"*\" for any subject)",
             );
         }
+        check_claims(&format!("auditors[{i}].claims"), &a.claims, e);
         auditors.push(AuditorConfig {
             issuer: a.issuer,
             subject: a.subject,
@@ -190,6 +192,17 @@ fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> 
     if leeway > 600 {
         e.push(key("leeway_seconds"), "must be at most 600");
     }
+    let jwks_refresh = raw.jwks_refresh_seconds.unwrap_or(300);
+    if !(10..=86_400).contains(&jwks_refresh) {
+        e.push(key("jwks_refresh_seconds"), "must be between 10 and 86400");
+    }
+    let jwks_min_refetch = raw.jwks_min_refetch_seconds.unwrap_or(30);
+    if !(1..=3600).contains(&jwks_min_refetch) {
+        e.push(
+            key("jwks_min_refetch_seconds"),
+            "must be between 1 and 3600",
+        );
+    }
     Some(IssuerConfig {
         name: raw.name,
         issuer: raw.issuer,
@@ -198,5 +211,23 @@ fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> 
         audiences: raw.audiences,
         algorithms,
         leeway: Duration::from_secs(leeway),
+        jwks_refresh: Duration::from_secs(jwks_refresh),
+        jwks_min_refetch: Duration::from_secs(jwks_min_refetch),
     })
+}
+
+/// Claim values are matched exactly (or by membership for array claims): only strings,
+/// integers and booleans have an unambiguous meaning.
+fn check_claims(prefix: &str, claims: &BTreeMap<String, toml::Value>, e: &mut Errors<'_>) {
+    for (k, v) in claims {
+        if !matches!(
+            v,
+            toml::Value::String(_) | toml::Value::Integer(_) | toml::Value::Boolean(_)
+        ) {
+            e.push(
+                format!("{prefix}.{k}"),
+                "must be a string, an integer or a boolean",
+            );
+        }
+    }
 }

@@ -91,6 +91,8 @@ pub struct RawIssuer {
     pub audiences: Vec<String>,
     pub algorithms: Option<Vec<String>>,
     pub leeway_seconds: Option<u64>,
+    pub jwks_refresh_seconds: Option<u64>,
+    pub jwks_min_refetch_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
 use crate::broker::IssueError;
 use crate::token::MintError;
 
@@ -169,6 +170,18 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         res
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::KeysUnavailable => Self::Unavailable {
+                detail: format!("cannot authenticate callers: {e}"),
+                retry_after: 5,
+            },
+            other => Self::Unauthorized(other.to_string()),
+        }
     }
 }
 

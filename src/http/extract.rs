@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::Principal;
+use crate::auth::{AuthError, Principal};
 use crate::state::AppState;
 
 /// Largest request body accepted (SPEC section 3).
@@ -26,14 +26,24 @@ impl FromRequestParts<AppState> for Caller {
         if state.broker.config.server.allow_unauthenticated {
             return Ok(Self(Principal::anonymous()));
         }
-        match parts.headers.get(header::AUTHORIZATION) {
-            None => Err(ApiError::Unauthorized("missing bearer token".into())),
-            Some(v) if v.len() > MAX_AUTHORIZATION_BYTES => Err(ApiError::Unauthorized(
-                "Authorization header is larger than 16 KiB".into(),
-            )),
-            Some(_) => Err(ApiError::Unauthorized(
-                "no configured authentication method accepts this credential".into(),
-            )),
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AuthError::Missing)?;
+        if value.len() > MAX_AUTHORIZATION_BYTES {
+            return Err(AuthError::TooLarge.into());
+        }
+        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(AuthError::Missing.into()),
+        };
+        match state.auth.authenticate(token).await {
+            Ok(p) => Ok(Self(p)),
+            Err(e) => {
+                tracing::info!(reason = %e, "caller rejected");
+                Err(e.into())
+            }
         }
     }
 }

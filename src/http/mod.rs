@@ -3,6 +3,7 @@
 pub mod error;
 pub mod extract;
 mod health;
+mod targets;
 mod tokens;
 
 use std::any::Any;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .timeout(timeout);
     Router::new()
         .route("/v1/tokens", post(tokens::create))
+        .route("/v1/targets", get(targets::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound })

@@ -1,13 +1,49 @@
 //! Which DB users of which targets a principal may obtain tokens for. Pure functions.
 //!
-//! Deny by default: a principal gets nothing unless a rule grants it. Grant matching on
-//! issuer, subject glob and claims arrives with caller authentication; until then only
-//! the anonymous caller of an unauthenticated deployment exists, and it may use every
-//! configured target and DB user.
+//! Deny by default: a principal gets nothing unless a `[[grants]]` entry matches it on
+//! issuer name, subject glob and every listed claim (equal, or contained in an array
+//! claim such as `groups`). The anonymous caller of a broker with
+//! `server.allow_unauthenticated` may use every configured target and DB user.
+
+pub mod glob;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use crate::auth::{AuthMethod, Principal};
 use crate::config::{Config, Target};
 use crate::domain::DbUser;
+
+/// Whether a configured claim value matches a token's claim.
+pub fn claim_matches(expected: &toml::Value, actual: Option<&Value>) -> bool {
+    let scalar = |v: &Value| match (expected, v) {
+        (toml::Value::String(e), Value::String(a)) => e == a,
+        (toml::Value::Integer(e), Value::Number(a)) => a.as_i64() == Some(*e),
+        (toml::Value::Boolean(e), Value::Bool(a)) => e == a,
+        _ => false,
+    };
+    match actual {
+        Some(Value::Array(items)) => items.iter().any(scalar),
+        Some(v) => scalar(v),
+        None => false,
+    }
+}
+
+/// Whether a rule (issuer name, subject glob, claims) matches `principal`.
+pub fn rule_matches(
+    issuer: &str,
+    subject: &str,
+    claims: &BTreeMap<String, toml::Value>,
+    principal: &Principal,
+) -> bool {
+    principal.auth_method == AuthMethod::Jwt
+        && issuer == principal.issuer
+        && glob::matches(subject, &principal.subject)
+        && claims
+            .iter()
+            .all(|(k, v)| claim_matches(v, principal.claims.get(k)))
+}
 
 /// The DB users of `target` that `principal` may obtain tokens for; empty means none.
 pub fn allowed_db_users<'a>(
@@ -15,10 +51,33 @@ pub fn allowed_db_users<'a>(
     principal: &Principal,
     target: &'a Target,
 ) -> Vec<&'a DbUser> {
-    match principal.auth_method {
-        AuthMethod::Unauthenticated if config.server.allow_unauthenticated => {
+    if principal.auth_method == AuthMethod::Unauthenticated {
+        return if config.server.allow_unauthenticated {
             target.db_users.iter().collect()
-        }
-        AuthMethod::Unauthenticated => Vec::new(),
+        } else {
+            Vec::new()
+        };
     }
+    let granted: Vec<&DbUser> = config
+        .grants
+        .iter()
+        .filter(|g| {
+            g.targets.contains(&target.name)
+                && rule_matches(&g.issuer, &g.subject, &g.claims, principal)
+        })
+        .flat_map(|g| g.db_users.iter())
+        .collect();
+    target
+        .db_users
+        .iter()
+        .filter(|u| granted.contains(u))
+        .collect()
+}
+
+/// Whether `principal` may read the audit trail.
+pub fn is_auditor(config: &Config, principal: &Principal) -> bool {
+    config
+        .auditors
+        .iter()
+        .any(|a| rule_matches(&a.issuer, &a.subject, &a.claims, principal))
 }

@@ -35,9 +35,24 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
         stdout.contains(&format!("curl -s -X POST {}/v1/tokens", broker.base)),
         "{stdout}"
     );
+    let jwt = stdout
+        .split("export RDS_TOKEN_BROKER_JWT=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner prints a dev JWT")
+        .to_owned();
 
+    // Without the JWT the dev broker refuses, like any other.
     let res = client
         .post(format!("{}/v1/tokens", broker.base))
+        .json(&json!({"target": "demo-db", "db_user": "app_ro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .post(format!("{}/v1/tokens", broker.base))
+        .bearer_auth(&jwt)
         .json(&json!({"target": "demo-db", "db_user": "app_ro"}))
         .send()
         .await
@@ -63,13 +78,13 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
     let logs = broker.stderr();
     assert!(logs.contains("SIGTERM received"), "{logs}");
     assert!(
-        !logs.contains(&token) && !logs.contains("X-Amz-Signature"),
-        "a token reached the log"
+        !logs.contains(&token) && !logs.contains("X-Amz-Signature") && !logs.contains(&jwt),
+        "a token or the JWT reached the log"
     );
 }
 
 #[test]
-fn an_unauthenticated_broker_refuses_a_public_listener() {
+fn a_dev_broker_refuses_a_public_listener() {
     let home = tempfile::tempdir().unwrap();
     let out = binary::run(home.path(), &["serve", "--dev", "--listen", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(1));

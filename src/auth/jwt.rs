@@ -1,0 +1,183 @@
+//! Verifying a bearer JWT against the configured issuers.
+//!
+//! Order: parse the header (an algorithm jsonwebtoken does not know, such as `none`, is
+//! rejected there), refuse HMAC and any algorithm the issuer does not list, pick the
+//! issuer by the unverified `iss`, pick keys by `kid` whose family fits the algorithm (no
+//! algorithm confusion), verify the signature, then check `aud`, `exp`, `nbf` and `iat`
+//! against the broker's clock with the issuer's leeway.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use super::AuthError;
+use super::jwks::{IssuerKeys, Key, KeyFamily};
+
+/// Claims of a verified token.
+pub type Claims = Map<String, Value>;
+
+/// Reads `iss` from the payload without verifying anything, to choose the issuer.
+fn unverified_issuer(token: &str) -> Result<String, AuthError> {
+    let payload = token.split('.').nth(1).ok_or(AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AuthError::Malformed)?;
+    let claims: Claims = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    match claims.get("iss") {
+        Some(Value::String(iss)) => Ok(iss.clone()),
+        _ => Err(AuthError::MissingClaim("iss")),
+    }
+}
+
+/// Verifies `token`; returns the issuer's configuration name and the claims.
+pub async fn verify(
+    issuers: &[Arc<IssuerKeys>],
+    token: &str,
+    now: SystemTime,
+) -> Result<(Arc<IssuerKeys>, Claims), AuthError> {
+    if token.split('.').count() != 3 {
+        return Err(AuthError::Malformed);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => AuthError::UnsupportedAlgorithm,
+        _ => AuthError::Malformed,
+    })?;
+    let family = KeyFamily::of(header.alg).ok_or(AuthError::UnsupportedAlgorithm)?;
+    let iss = unverified_issuer(token)?;
+    let candidates: Vec<&Arc<IssuerKeys>> =
+        issuers.iter().filter(|i| i.config.issuer == iss).collect();
+    if candidates.is_empty() {
+        return Err(AuthError::UnknownIssuer);
+    }
+    let alg_name = format!("{:?}", header.alg);
+    if !candidates
+        .iter()
+        .any(|i| i.config.algorithms.contains(&alg_name))
+    {
+        return Err(AuthError::UnsupportedAlgorithm);
+    }
+    let kid = header.kid.as_deref();
+    let mut refetched = false;
+    loop {
+        let mut saw_key = false;
+        let mut last_err = AuthError::UnknownKey;
+        for issuer in &candidates {
+            if !issuer.config.algorithms.contains(&alg_name) {
+                continue;
+            }
+            let keys = issuer.keys();
+            for key in keys
+                .candidates(kid)
+                .into_iter()
+                .filter(|k| k.family == family)
+            {
+                saw_key = true;
+                match check_signature(token, header.alg, key) {
+                    Ok(claims) => {
+                        check_claims(&issuer.config, &claims, now)?;
+                        return Ok((Arc::clone(issuer), claims));
+                    }
+                    Err(e) => last_err = e,
+                }
+            }
+        }
+        if saw_key {
+            return Err(last_err);
+        }
+        if refetched {
+            let unavailable = candidates.iter().all(|i| !i.status().0);
+            return Err(if unavailable {
+                AuthError::KeysUnavailable
+            } else {
+                AuthError::UnknownKey
+            });
+        }
+        let mut any = false;
+        for issuer in &candidates {
+            any |= issuer.refetch_for_unknown_kid().await;
+        }
+        if !any {
+            let unavailable = candidates.iter().all(|i| !i.status().0);
+            return Err(if unavailable {
+                AuthError::KeysUnavailable
+            } else {
+                AuthError::UnknownKey
+            });
+        }
+        refetched = true;
+    }
+}
+
+fn check_signature(token: &str, alg: Algorithm, key: &Key) -> Result<Claims, AuthError> {
+    if key.alg.is_some_and(|a| a != alg) {
+        return Err(AuthError::BadSignature);
+    }
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims = HashSet::new();
+    jsonwebtoken::decode::<Claims>(token, &key.key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+            | jsonwebtoken::errors::ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+            _ => AuthError::Malformed,
+        })
+}
+
+fn numeric(claims: &Claims, name: &'static str) -> Result<Option<i64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or(AuthError::Malformed),
+        Some(_) => Err(AuthError::Malformed),
+    }
+}
+
+fn check_claims(
+    config: &crate::config::IssuerConfig,
+    claims: &Claims,
+    now: SystemTime,
+) -> Result<(), AuthError> {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let leeway = config.leeway.as_secs() as i64;
+    let exp = numeric(claims, "exp")?.ok_or(AuthError::MissingClaim("exp"))?;
+    if now > exp + leeway {
+        return Err(AuthError::Expired);
+    }
+    if numeric(claims, "nbf")?.is_some_and(|nbf| now + leeway < nbf) {
+        return Err(AuthError::NotYetValid);
+    }
+    if numeric(claims, "iat")?.is_some_and(|iat| now + leeway < iat) {
+        return Err(AuthError::IssuedInFuture);
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => config.audiences.contains(a),
+        Some(Value::Array(list)) => list.iter().any(|a| {
+            a.as_str()
+                .is_some_and(|a| config.audiences.iter().any(|c| c == a))
+        }),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(AuthError::WrongAudience);
+    }
+    match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(()),
+        _ => Err(AuthError::MissingClaim("sub")),
+    }
+}

@@ -1,0 +1,48 @@
+//! `GET /v1/targets`: the targets and DB users this caller may request.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::extract::Caller;
+use crate::policy;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+struct TargetView<'a> {
+    name: &'a str,
+    host: &'a str,
+    port: u16,
+    engine: &'a str,
+    region: &'a str,
+    db_users: Vec<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct TargetList<'a> {
+    targets: Vec<TargetView<'a>>,
+}
+
+/// Lists what the caller may request; an empty list for a caller with no grants.
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Json<serde_json::Value> {
+    let config = &state.broker.config;
+    let targets = config
+        .targets
+        .values()
+        .filter_map(|t| {
+            let users = policy::allowed_db_users(config, &principal, t);
+            (!users.is_empty()).then(|| TargetView {
+                name: t.name.as_str(),
+                host: t.host.as_str(),
+                port: t.port,
+                engine: t.engine.as_str(),
+                region: t.region.as_str(),
+                db_users: users.iter().map(|u| u.as_str()).collect(),
+            })
+        })
+        .collect();
+    Json(serde_json::to_value(TargetList { targets }).unwrap_or_default())
+}
