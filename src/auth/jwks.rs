@@ -207,7 +207,8 @@ impl IssuerKeys {
     }
 
     /// Refetches because a token named an unknown `kid`, unless the last attempt was less
-    /// than `jwks_min_refetch_seconds` ago. Returns whether a fetch happened.
+    /// than `jwks_min_refetch_seconds` ago (waiting first for a fetch already under way).
+    /// Returns whether a fetch happened.
     pub async fn refetch_for_unknown_kid(&self) -> bool {
         let _one_at_a_time = self.fetching.lock().await;
         let now = self.clock.now();

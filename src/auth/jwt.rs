@@ -34,6 +34,25 @@ fn unverified_issuer(token: &str) -> Result<String, AuthError> {
     }
 }
 
+/// Rejects `none`, HMAC and unknown algorithms by reading the header's `alg` before
+/// jsonwebtoken parses the header (it would call an unknown `alg` malformed).
+fn check_header_algorithm(token: &str) -> Result<(), AuthError> {
+    let header = token.split('.').next().ok_or(AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| AuthError::Malformed)?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(AuthError::Malformed)?;
+    match alg.parse::<Algorithm>() {
+        Ok(a) if KeyFamily::of(a).is_some() => Ok(()),
+        _ => Err(AuthError::UnsupportedAlgorithm),
+    }
+}
+
 /// Verifies `token`; returns the issuer's configuration name and the claims.
 pub async fn verify(
     issuers: &[Arc<IssuerKeys>],
@@ -43,10 +62,8 @@ pub async fn verify(
     if token.split('.').count() != 3 {
         return Err(AuthError::Malformed);
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => AuthError::UnsupportedAlgorithm,
-        _ => AuthError::Malformed,
-    })?;
+    check_header_algorithm(token)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
     let family = KeyFamily::of(header.alg).ok_or(AuthError::UnsupportedAlgorithm)?;
     let iss = unverified_issuer(token)?;
     let candidates: Vec<&Arc<IssuerKeys>> =
@@ -62,55 +79,45 @@ pub async fn verify(
         return Err(AuthError::UnsupportedAlgorithm);
     }
     let kid = header.kid.as_deref();
-    let mut refetched = false;
-    loop {
-        let mut saw_key = false;
-        let mut last_err = AuthError::UnknownKey;
-        for issuer in &candidates {
-            if !issuer.config.algorithms.contains(&alg_name) {
-                continue;
-            }
+    let usable: Vec<&Arc<IssuerKeys>> = candidates
+        .into_iter()
+        .filter(|i| i.config.algorithms.contains(&alg_name))
+        .collect();
+    // Two passes: the cached keys, then (after a refetch, rate-limited, or after waiting
+    // for a fetch already under way) the keys again.
+    for pass in 0..2 {
+        let mut last_err = None;
+        for issuer in &usable {
             let keys = issuer.keys();
             for key in keys
                 .candidates(kid)
                 .into_iter()
                 .filter(|k| k.family == family)
             {
-                saw_key = true;
                 match check_signature(token, header.alg, key) {
                     Ok(claims) => {
                         check_claims(&issuer.config, &claims, now)?;
                         return Ok((Arc::clone(issuer), claims));
                     }
-                    Err(e) => last_err = e,
+                    Err(e) => last_err = Some(e),
                 }
             }
         }
-        if saw_key {
-            return Err(last_err);
+        if let Some(e) = last_err {
+            return Err(e);
         }
-        if refetched {
-            let unavailable = candidates.iter().all(|i| !i.status().0);
-            return Err(if unavailable {
-                AuthError::KeysUnavailable
-            } else {
-                AuthError::UnknownKey
-            });
+        if pass == 0 {
+            for issuer in &usable {
+                issuer.refetch_for_unknown_kid().await;
+            }
         }
-        let mut any = false;
-        for issuer in &candidates {
-            any |= issuer.refetch_for_unknown_kid().await;
-        }
-        if !any {
-            let unavailable = candidates.iter().all(|i| !i.status().0);
-            return Err(if unavailable {
-                AuthError::KeysUnavailable
-            } else {
-                AuthError::UnknownKey
-            });
-        }
-        refetched = true;
     }
+    let never_loaded = usable.iter().all(|i| !i.status().0);
+    Err(if never_loaded {
+        AuthError::KeysUnavailable
+    } else {
+        AuthError::UnknownKey
+    })
 }
 
 fn check_signature(token: &str, alg: Algorithm, key: &Key) -> Result<Claims, AuthError> {

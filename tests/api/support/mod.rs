@@ -6,4 +6,5 @@
 pub mod app;
 pub mod binary;
 pub mod creds;
+pub mod idp;
 pub mod oracle;
