@@ -13,6 +13,7 @@ mod auth;
 mod config;
 mod credentials;
 mod openapi;
+mod policy;
 mod process;
 mod sigv4;
 mod tokens;
