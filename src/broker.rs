@@ -60,11 +60,9 @@ pub enum IssueError {
     Mint(#[from] MintError),
 }
 
-/// The token broker: configuration, credentials and the token cache.
+/// The token broker: credentials and the token cache.
 #[derive(Debug)]
 pub struct Broker {
-    /// Checked configuration.
-    pub config: Arc<Config>,
     /// Base AWS credentials.
     pub credentials: BrokerCredentials,
     /// Issued-token cache.
@@ -74,8 +72,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Builds a broker.
-    pub fn new(config: Arc<Config>, credentials: BrokerCredentials, clock: SharedClock) -> Self {
+    /// Builds a broker with `config`'s token settings.
+    pub fn new(config: &Config, credentials: BrokerCredentials, clock: SharedClock) -> Self {
         let t = &config.tokens;
         let cache = TokenCache::new(
             clock.clone(),
@@ -84,25 +82,24 @@ impl Broker {
             t.refresh_ahead,
         );
         Self {
-            config,
             credentials,
             cache,
             clock,
         }
     }
 
-    /// Issues a token to `principal`, if policy allows.
+    /// Issues a token to `principal`, if `config`'s policy allows.
     pub async fn issue(
         &self,
+        config: &Config,
         principal: &Principal,
         req: TokenRequest,
     ) -> Result<Issued, IssueError> {
-        let target = self
-            .config
+        let target = config
             .targets
             .get(&req.target)
             .ok_or(IssueError::Forbidden)?;
-        let allowed = policy::allowed_db_users(&self.config, principal, target);
+        let allowed = policy::allowed_db_users(config, principal, target);
         let db_user = match (req.db_user, allowed.as_slice()) {
             (_, []) => return Err(IssueError::Forbidden),
             (Some(u), allowed) if allowed.contains(&&u) => u,

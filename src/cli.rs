@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::clock::SystemClock;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config, LogFormat};
 use crate::startup::{Application, Dependencies, shutdown_signal};
-use crate::{aws, dev, telemetry};
+use crate::{aws, dev, reload, telemetry};
 
 /// rds-token-broker: RDS and Aurora IAM auth tokens over HTTP.
 #[derive(Debug, Parser)]
@@ -104,15 +104,15 @@ fn plural(n: usize) -> &'static str {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (mut config, credentials, banner) = if args.dev {
+    let (mut config, credentials, banner, path) = if args.dev {
         let (config, credentials, banner) = dev::setup().await?;
-        (config, credentials, Some(banner))
+        (config, credentials, Some(banner), None)
     } else {
         let path = args.config.context("--config is required")?;
         let config: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         telemetry::init(config.log.format);
         let chain = aws::default_chain(config.aws.region.as_ref()).await;
-        (config, chain, None)
+        (config, chain, None, Some(path))
     };
     if let Some(listen) = args.listen {
         if (args.dev || config.server.allow_unauthenticated) && !listen.ip().is_loopback() {
@@ -142,8 +142,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "server.allow_unauthenticated is set: every caller may obtain every configured token; for tests and demos only"
         );
     }
+    let clock: SharedClock = Arc::new(SystemClock);
     let deps = Dependencies {
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         credentials,
     };
     let listen = config.server.listen;
@@ -152,6 +153,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     if let Some(banner) = banner {
         println!("{}", banner.render(app.local_addr()));
+    }
+    if let Some(path) = path {
+        reload::spawn(app.state(), path, clock);
     }
     app.run_until(shutdown_signal())
         .await

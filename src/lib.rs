@@ -15,6 +15,7 @@ pub mod dev;
 pub mod domain;
 pub mod http;
 pub mod policy;
+pub mod reload;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
@@ -12,7 +13,7 @@ use crate::broker::Broker;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http;
-use crate::state::AppState;
+use crate::state::{AppState, Generation};
 
 /// What the application needs from outside, swappable in tests.
 #[derive(Debug, Clone)]
@@ -41,10 +42,14 @@ impl Application {
             Authenticator::new(&config, deps.clock.clone()).map_err(std::io::Error::other)?;
         auth.spawn_refresh();
         let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
-        let broker = Broker::new(Arc::new(config), credentials, deps.clock);
+        let broker = Broker::new(&config, credentials, deps.clock.clone());
+        let generation = Generation {
+            config: Arc::new(config),
+            auth,
+        };
         let state = AppState {
             broker: Arc::new(broker),
-            auth: Arc::new(auth),
+            current: Arc::new(ArcSwap::from_pointee(generation)),
         };
         Ok(Self {
             listener,

@@ -105,11 +105,28 @@ pub struct Authenticator {
 impl Authenticator {
     /// One key cache per `[[issuers]]` entry; nothing is fetched yet.
     pub fn new(config: &Config, clock: SharedClock) -> Result<Self, String> {
+        Self::reusing(config, clock, None)
+    }
+
+    /// Like [`Authenticator::new`], keeping the key caches of `previous` for issuers whose
+    /// configuration did not change, so a reload does not refetch every JWKS.
+    pub fn reusing(
+        config: &Config,
+        clock: SharedClock,
+        previous: Option<&Authenticator>,
+    ) -> Result<Self, String> {
         let http = jwks::http_client()?;
         let issuers = config
             .issuers
             .iter()
-            .map(|i| Arc::new(IssuerKeys::new(i.clone(), http.clone(), clock.clone())))
+            .map(|i| {
+                previous
+                    .and_then(|p| p.issuers.iter().find(|old| old.config == *i))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(IssuerKeys::new(i.clone(), http.clone(), clock.clone()))
+                    })
+            })
             .collect();
         Ok(Self { issuers, clock })
     }
@@ -136,14 +153,21 @@ impl Authenticator {
         })
     }
 
-    /// Loads every issuer's keys, then refreshes each on its own period in the background.
+    /// Loads the keys of every issuer that has none yet, then refreshes each on its own
+    /// period in the background. A loop ends once its issuer is dropped by a reload.
     pub fn spawn_refresh(&self) {
         for issuer in &self.issuers {
-            let issuer = Arc::clone(issuer);
+            if issuer.status().0 || issuer.status().1.is_some() {
+                continue; // kept from the previous generation: its loop is running
+            }
+            let weak = Arc::downgrade(issuer);
             tokio::spawn(async move {
                 loop {
+                    let Some(issuer) = weak.upgrade() else { break };
                     let _ = issuer.refresh().await;
-                    tokio::time::sleep(issuer.config.jwks_refresh).await;
+                    let period = issuer.config.jwks_refresh;
+                    drop(issuer);
+                    tokio::time::sleep(period).await;
                 }
             });
         }

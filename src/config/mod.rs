@@ -21,7 +21,7 @@ pub use crate::domain::Cidr;
 pub use access::AWS_IAM_ISSUER;
 
 /// A checked configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// HTTP server settings.
     pub server: ServerConfig,
@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Address to listen on (default `127.0.0.1:8443`).
     pub listen: SocketAddr,
@@ -75,14 +75,14 @@ pub enum LogFormat {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Output format (default json).
     pub format: LogFormat,
 }
 
 /// `[aws]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AwsConfig {
     /// Default region for targets whose host does not name one.
     pub region: Option<Region>,
@@ -97,7 +97,7 @@ pub struct AwsConfig {
 }
 
 /// `[tokens]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenConfig {
     /// Never hand out a token with less validity left (default 300 s).
     pub min_remaining: Duration,
@@ -109,7 +109,7 @@ pub struct TokenConfig {
 }
 
 /// `[audit]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditConfig {
     /// `sqlite://PATH` or `postgres://…`.
     pub url: String,
@@ -120,7 +120,7 @@ pub struct AuditConfig {
 }
 
 /// `[rate_limit]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateLimitConfig {
     /// Shared budget store.
     pub redis_url: Option<String>,
@@ -133,7 +133,7 @@ pub struct RateLimitConfig {
 }
 
 /// One `[[issuers]]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     /// Name grants refer to.
     pub name: String,
@@ -156,7 +156,7 @@ pub struct IssuerConfig {
 }
 
 /// One `[[targets]]` entry: a database clients ask for by name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// What clients ask for.
     pub name: TargetName,
@@ -183,7 +183,7 @@ pub struct Target {
 }
 
 /// One `[[grants]]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GrantConfig {
     /// An issuer name or `aws-iam`.
     pub issuer: String,
@@ -198,7 +198,7 @@ pub struct GrantConfig {
 }
 
 /// One `[[auditors]]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditorConfig {
     /// An issuer name or `aws-iam`.
     pub issuer: String,
@@ -306,6 +306,34 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     ConfigError {
         key,
         message: format!("invalid TOML: {message}"),
+    }
+}
+
+impl Config {
+    /// This configuration with the reloadable sections (`[[issuers]]`, `[[targets]]`,
+    /// `[[grants]]`, `[[auditors]]`) taken from `new`. Also returns the sections that
+    /// differ in `new` but need a restart, and are kept as they are.
+    pub fn reloaded_with(&self, new: Config) -> (Config, Vec<&'static str>) {
+        let mut needs_restart = Vec::new();
+        let mut note = |differs: bool, name| {
+            if differs {
+                needs_restart.push(name);
+            }
+        };
+        note(self.server != new.server, "server");
+        note(self.log != new.log, "log");
+        note(self.aws != new.aws, "aws");
+        note(self.tokens != new.tokens, "tokens");
+        note(self.audit != new.audit, "audit");
+        note(self.rate_limit != new.rate_limit, "rate_limit");
+        let merged = Config {
+            issuers: new.issuers,
+            targets: new.targets,
+            grants: new.grants,
+            auditors: new.auditors,
+            ..self.clone()
+        };
+        (merged, needs_restart)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Extractors: the caller, and a JSON body whose rejections are [`ApiError`]s.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, header, request::Parts};
@@ -7,24 +9,34 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
-use crate::state::AppState;
+use crate::state::{AppState, Generation};
 
 /// Largest request body accepted (SPEC section 3).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest `Authorization` header accepted.
 pub const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;
 
-/// The authenticated caller.
+/// The authenticated caller, with the configuration generation that authenticated it:
+/// handlers authorize against that same generation.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller {
+    /// Who is calling.
+    pub principal: Principal,
+    /// Configuration and authenticator this request uses from start to end.
+    pub generation: Arc<Generation>,
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     #[tracing::instrument(name = "authenticate", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if state.broker.config.server.allow_unauthenticated {
-            return Ok(Self(Principal::anonymous()));
+        let generation = state.generation();
+        if generation.config.server.allow_unauthenticated {
+            return Ok(Self {
+                principal: Principal::anonymous(),
+                generation,
+            });
         }
         let value = parts
             .headers
@@ -38,8 +50,11 @@ impl FromRequestParts<AppState> for Caller {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(AuthError::Missing.into()),
         };
-        match state.auth.authenticate(token).await {
-            Ok(p) => Ok(Self(p)),
+        match generation.auth.authenticate(token).await {
+            Ok(principal) => Ok(Self {
+                principal,
+                generation,
+            }),
             Err(e) => {
                 tracing::info!(reason = %e, "caller rejected");
                 Err(e.into())

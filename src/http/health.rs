@@ -33,7 +33,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             detail: Some(e.to_string()),
         },
     };
-    let targets = state.broker.config.targets.len();
+    let targets = state.generation().config.targets.len();
     let policy = Check {
         ok: targets > 0,
         detail: (targets == 0).then(|| "no targets are configured".to_owned()),

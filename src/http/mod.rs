@@ -35,7 +35,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// problems, one concurrency limit shared by every route, body limit. (`Router::layer`
 /// wraps each route separately, hence the global limit.)
 pub fn router(state: AppState) -> Router {
-    let server = &state.broker.config.server;
+    let generation = state.generation();
+    let server = &generation.config.server;
     let (timeout, max_in_flight) = (server.request_timeout, server.max_concurrent_requests);
     let middleware = ServiceBuilder::new()
         .map_request(drop_invalid_request_id)

@@ -1,12 +1,10 @@
 //! `GET /v1/targets`: the targets and DB users this caller may request.
 
 use axum::Json;
-use axum::extract::State;
 use serde::Serialize;
 
 use super::extract::Caller;
 use crate::policy;
-use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 struct TargetView<'a> {
@@ -24,16 +22,13 @@ pub(super) struct TargetList<'a> {
 }
 
 /// Lists what the caller may request; an empty list for a caller with no grants.
-pub async fn list(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-) -> Json<serde_json::Value> {
-    let config = &state.broker.config;
+pub async fn list(caller: Caller) -> Json<serde_json::Value> {
+    let (config, principal) = (&caller.generation.config, &caller.principal);
     let targets = config
         .targets
         .values()
         .filter_map(|t| {
-            let users = policy::allowed_db_users(config, &principal, t);
+            let users = policy::allowed_db_users(config, principal, t);
             (!users.is_empty()).then(|| TargetView {
                 name: t.name.as_str(),
                 host: t.host.as_str(),

@@ -53,10 +53,14 @@ struct TokenResponse<'a> {
 /// Issues a token.
 pub async fn create(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    caller: Caller,
     JsonBody(body): JsonBody<TokenRequestBody>,
 ) -> Result<Response, ApiError> {
-    let issued = state.broker.issue(&principal, body.parse()?).await?;
+    let config = &caller.generation.config;
+    let issued = state
+        .broker
+        .issue(config, &caller.principal, body.parse()?)
+        .await?;
     Ok(respond(&issued))
 }
 

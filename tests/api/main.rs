@@ -15,6 +15,7 @@ mod credentials;
 mod openapi;
 mod policy;
 mod process;
+mod reload;
 mod sigv4;
 mod tokens;
 

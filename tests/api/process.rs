@@ -18,7 +18,7 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
     let mut cmd = binary::command(home.path());
     cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
     let mut broker = RunningBroker::start(cmd);
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let mut stdout = String::new();
     for _ in 0..100 {
         stdout = broker.stdout();
@@ -146,7 +146,7 @@ async fn the_default_chain_recovers_when_credentials_appear_and_caps_expiry() {
     cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)
         .args(["serve", "--config", config.to_str().unwrap()]);
     let broker = RunningBroker::start(cmd);
-    let client = reqwest::Client::new();
+    let client = crate::support::client();
     let token_req = || {
         client
             .post(format!("{}/v1/tokens", broker.base))

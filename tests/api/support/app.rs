@@ -91,7 +91,7 @@ impl TestApp {
         });
         Self {
             base,
-            client: reqwest::Client::new(),
+            client: super::client(),
             clock,
             creds,
             state,

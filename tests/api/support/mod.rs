@@ -8,3 +8,9 @@ pub mod binary;
 pub mod creds;
 pub mod idp;
 pub mod oracle;
+
+/// An HTTP client for tests (installs rustls' aws-lc-rs provider first, as the broker does).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
+}
