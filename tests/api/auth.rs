@@ -521,3 +521,30 @@ async fn grants_decide_targets_and_db_users_deny_by_default() {
     assert_eq!(names, ["billing-db", "orders-db"]);
     assert_eq!(list["targets"][1]["db_users"], json!(["app_ro"]));
 }
+
+#[tokio::test]
+async fn a_key_is_never_used_with_another_familys_algorithm() {
+    let s = setup().await;
+    // ES256 header naming the RSA key's kid, signed with the EC key: the RSA key is not
+    // tried for ES256, and the EC key is not the one named.
+    let header = json!({"alg": "ES256", "typ": "JWT", "kid": "rsa-1"});
+    let jwt = jwt_with(&header, &claims(&s.idp.issuer), |m| {
+        s.ec.pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), m)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    });
+    rejected(&s.app, &jwt, "unknown key").await;
+    // RS256 header naming the EC key's kid, signed with the RSA key: likewise.
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "ec-1"});
+    let forged = rs256(&s.rsa, &claims(&s.idp.issuer));
+    let sig = forged.rsplit('.').next().unwrap().to_owned();
+    let jwt = jwt_with(&header, &claims(&s.idp.issuer), |_| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap()
+    });
+    rejected(&s.app, &jwt, "unknown key").await;
+}
