@@ -88,6 +88,10 @@ async fn request(app: &TestApp, jwt: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
+async fn forbidden(app: &TestApp, jwt: &str, body: Value) -> Value {
+    problem(request(app, jwt, body).await, 403).await
+}
+
 async fn rejected(app: &TestApp, jwt: &str, description: &str) {
     let res = request(
         app,
@@ -439,31 +443,19 @@ async fn grants_decide_targets_and_db_users_deny_by_default() {
         .status(),
         200
     );
-    let denied = problem(
-        request(
-            &s.app,
-            &app_sa,
-            json!({"target": "orders-db", "db_user": "app_ro"}),
-        )
-        .await,
-        403,
+    let denied = forbidden(
+        &s.app,
+        &app_sa,
+        json!({"target": "orders-db", "db_user": "app_ro"}),
     )
     .await;
-    let unknown = problem(
-        request(
-            &s.app,
-            &app_sa,
-            json!({"target": "nope", "db_user": "app_rw"}),
-        )
-        .await,
-        403,
+    let unknown = forbidden(
+        &s.app,
+        &app_sa,
+        json!({"target": "nope", "db_user": "app_rw"}),
     )
     .await;
-    let other_target = problem(
-        request(&s.app, &app_sa, json!({"target": "billing-db"})).await,
-        403,
-    )
-    .await;
+    let other_target = forbidden(&s.app, &app_sa, json!({"target": "billing-db"})).await;
     assert_eq!(denied, unknown);
     assert_eq!(denied, other_target);
 
@@ -472,11 +464,7 @@ async fn grants_decide_targets_and_db_users_deny_by_default() {
     c["sub"] = json!("system:serviceaccount:billing:api");
     let stranger = rs256(&s.rsa, &c);
     assert_eq!(
-        problem(
-            request(&s.app, &stranger, json!({"target": "orders-db"})).await,
-            403
-        )
-        .await,
+        forbidden(&s.app, &stranger, json!({"target": "orders-db"})).await,
         denied
     );
     let list: Value = s
