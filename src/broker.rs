@@ -7,7 +7,10 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::aws::{BrokerCredentials, CredentialsUnavailable};
+use crate::aws::session::{connect_policy, session_name};
+use crate::aws::{
+    BrokerCredentials, CredentialsUnavailable, RoleSessions, SessionRequest, StsError,
+};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
@@ -58,13 +61,18 @@ pub enum IssueError {
     /// The token could not be minted.
     #[error(transparent)]
     Mint(#[from] MintError),
+    /// No role session for the target's `role_arn`.
+    #[error(transparent)]
+    Sts(#[from] StsError),
 }
 
 /// The token broker: credentials and the token cache.
 #[derive(Debug)]
 pub struct Broker {
     /// Base AWS credentials.
-    pub credentials: BrokerCredentials,
+    pub credentials: Arc<BrokerCredentials>,
+    /// Role sessions for targets with `role_arn`.
+    pub sessions: RoleSessions,
     /// Issued-token cache.
     pub cache: TokenCache,
     /// Time source.
@@ -81,8 +89,16 @@ impl Broker {
             t.min_remaining,
             t.refresh_ahead,
         );
+        let credentials = Arc::new(credentials);
+        let sessions = RoleSessions::new(
+            Arc::clone(&credentials),
+            config.aws.clone(),
+            clock.clone(),
+            t.min_remaining,
+        );
         Self {
             credentials,
+            sessions,
             cache,
             clock,
         }
@@ -107,7 +123,23 @@ impl Broker {
             (None, [only]) => (*only).clone(),
             (None, _) => return Err(IssueError::DbUserRequired),
         };
-        let credentials = self.credentials.get().await?;
+        let credentials = match &target.role_arn {
+            None => self.credentials.get().await?,
+            Some(role) => {
+                let request = SessionRequest {
+                    role_arn: role.as_str().to_owned(),
+                    session_name: session_name(principal),
+                    source_identity: config.aws.source_identity.then(|| session_name(principal)),
+                    external_id: target.external_id.clone(),
+                    policy: target
+                        .resource_id
+                        .as_ref()
+                        .map(|r| connect_policy(role, &target.region, r, &db_user)),
+                    region: target.region.clone(),
+                };
+                self.sessions.credentials(&request).await?
+            }
+        };
         let key = CacheKey {
             identity: credentials.access_key_id().to_owned(),
             host: target.host.as_str().to_owned(),

@@ -1,5 +1,8 @@
-//! The broker's own AWS credentials.
+//! AWS: the broker's own credentials, and role sessions assumed for callers.
 
 mod credentials;
+pub mod session;
+mod sts;
 
 pub use credentials::{BrokerCredentials, CredentialsUnavailable, default_chain, dev_chain};
+pub use sts::{RoleSessions, SessionRequest, StsError};

@@ -94,6 +94,12 @@ pub struct AwsConfig {
     pub source_identity: bool,
     /// Value the `X-RDS-Token-Broker-Server-ID` header must carry for `aws-iam` callers.
     pub iam_server_id: Option<String>,
+    /// STS connect timeout (default 3 s).
+    pub sts_connect_timeout: Duration,
+    /// STS timeout per call, retries included (default 10 s).
+    pub sts_timeout: Duration,
+    /// STS attempts per call, with backoff and jitter on throttling and 5xx (default 3).
+    pub sts_max_attempts: u32,
 }
 
 /// `[tokens]`.
@@ -174,6 +180,8 @@ pub struct Target {
     pub role_arn: Option<RoleArn>,
     /// Resource id scoping the assumed session.
     pub resource_id: Option<ResourceId>,
+    /// `ExternalId` for AssumeRole.
+    pub external_id: Option<String>,
     /// New distinct tokens per second (default 200).
     pub max_connections_per_second: u32,
     /// Burst above the rate (default 20).
@@ -362,12 +370,6 @@ impl Config {
             u.refused.push(err("audit".into(), "the audit trail"));
         }
         for (i, t) in self.targets.values().enumerate() {
-            if t.role_arn.is_some() {
-                u.refused.push(err(
-                    format!("targets[{i}].role_arn"),
-                    "assuming a role per target",
-                ));
-            }
             if t.share_tokens {
                 u.ignored.push(err(
                     format!("targets[{i}].share_tokens"),

@@ -57,6 +57,9 @@ pub struct RawAws {
     pub session_duration_seconds: Option<u64>,
     pub source_identity: Option<bool>,
     pub iam_server_id: Option<String>,
+    pub sts_connect_timeout_seconds: Option<u64>,
+    pub sts_timeout_seconds: Option<u64>,
+    pub sts_max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +109,7 @@ pub struct RawTarget {
     pub db_users: Vec<String>,
     pub role_arn: Option<String>,
     pub resource_id: Option<String>,
+    pub external_id: Option<String>,
     pub max_connections_per_second: Option<u32>,
     pub burst: Option<u32>,
     pub share_tokens: Option<bool>,

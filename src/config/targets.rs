@@ -97,6 +97,23 @@ fn target(
             "only takes effect with role_arn (it scopes the assumed session)",
         );
     }
+    if raw.resource_id.is_some() {
+        for (j, u) in db_users.iter().enumerate() {
+            if u.as_str().contains(['*', '?']) {
+                e.push(
+                    format!("targets[{i}].db_users[{j}]"),
+                    "cannot contain * or ? on a target with resource_id: IAM would read them as wildcards",
+                );
+            }
+        }
+    }
+    if raw
+        .external_id
+        .as_deref()
+        .is_some_and(|x| x.len() < 2 || x.len() > 1224)
+    {
+        e.push(key("external_id"), "must be 2 to 1224 characters");
+    }
     let max_connections_per_second = raw.max_connections_per_second.unwrap_or(200);
     if max_connections_per_second == 0 {
         e.push(key("max_connections_per_second"), "must be at least 1");
@@ -114,6 +131,7 @@ fn target(
         db_users,
         role_arn,
         resource_id,
+        external_id: raw.external_id,
         max_connections_per_second,
         burst,
         share_tokens: raw.share_tokens.unwrap_or(false),

@@ -164,7 +164,25 @@ fn aws(raw: super::raw::RawAws, e: &mut Errors<'_>) -> AwsConfig {
     if raw.iam_server_id.as_deref().is_some_and(str::is_empty) {
         e.push("aws.iam_server_id", "must not be empty");
     }
+    let sts_connect_timeout = raw.sts_connect_timeout_seconds.unwrap_or(3);
+    if !(1..=60).contains(&sts_connect_timeout) {
+        e.push(
+            "aws.sts_connect_timeout_seconds",
+            "must be between 1 and 60",
+        );
+    }
+    let sts_timeout = raw.sts_timeout_seconds.unwrap_or(10);
+    if !(1..=120).contains(&sts_timeout) {
+        e.push("aws.sts_timeout_seconds", "must be between 1 and 120");
+    }
+    let sts_max_attempts = raw.sts_max_attempts.unwrap_or(3);
+    if !(1..=10).contains(&sts_max_attempts) {
+        e.push("aws.sts_max_attempts", "must be between 1 and 10");
+    }
     AwsConfig {
+        sts_connect_timeout: Duration::from_secs(sts_connect_timeout),
+        sts_timeout: Duration::from_secs(sts_timeout),
+        sts_max_attempts,
         region,
         sts_endpoint: raw.sts_endpoint,
         session_duration: Duration::from_secs(secs),

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::aws::StsError;
 use crate::broker::IssueError;
 use crate::token::MintError;
 
@@ -39,6 +40,9 @@ pub enum ApiError {
     /// 415: body is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 502: an upstream (STS) refused.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
     /// 503: a dependency is unavailable.
     #[error("service unavailable: {detail}")]
     Unavailable {
@@ -103,6 +107,7 @@ impl ApiError {
                 "Unsupported media type",
                 "the request body must be JSON, sent with Content-Type: application/json".into(),
             ),
+            Self::BadGateway(d) => (S::BAD_GATEWAY, "upstream-refused", "Bad gateway", d.clone()),
             Self::Unavailable { detail, .. } => (
                 S::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -199,6 +204,11 @@ impl From<IssueError> for ApiError {
                 retry_after: 5,
             },
             IssueError::Mint(MintError::Sign(s)) => Self::Internal(s),
+            IssueError::Sts(e @ StsError::Refused { .. }) => Self::BadGateway(e.to_string()),
+            IssueError::Sts(e @ StsError::Unavailable(_)) => Self::Unavailable {
+                detail: format!("cannot assume the target's role: {e}"),
+                retry_after: 5,
+            },
         }
     }
 }

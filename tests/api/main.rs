@@ -17,6 +17,7 @@ mod policy;
 mod process;
 mod reload;
 mod sigv4;
+mod sts;
 mod tokens;
 
 mod support;

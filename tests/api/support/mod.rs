@@ -7,6 +7,7 @@ pub mod app;
 pub mod binary;
 pub mod creds;
 pub mod idp;
+pub mod moto;
 pub mod oracle;
 
 /// An HTTP client for tests (installs rustls' aws-lc-rs provider first, as the broker does).
