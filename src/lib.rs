@@ -5,6 +5,7 @@
 //! become, mints the 15-minute RDS auth token (byte-identical to botocore), caches it, and
 //! returns it with the real endpoint. See `README.md` and the product specification.
 
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod broker;

@@ -7,9 +7,10 @@ use arc_swap::ArcSwap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
+use crate::audit::{AuditLog, AuditStore};
 use crate::auth::Authenticator;
 use crate::aws::BrokerCredentials;
-use crate::broker::Broker;
+use crate::broker::{Broker, uuid_v7};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http;
@@ -42,7 +43,23 @@ impl Application {
             Authenticator::new(&config, deps.clock.clone()).map_err(std::io::Error::other)?;
         auth.spawn_refresh();
         let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
-        let broker = Broker::new(&config, credentials, deps.clock.clone());
+        let audit = match &config.audit {
+            None => {
+                tracing::warn!(
+                    "no [audit] configured: issuances are only logged, not recorded in an audit trail"
+                );
+                None
+            }
+            Some(a) => {
+                let store = AuditStore::open(&a.url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string());
+                tracing::info!(chain_id = log.chain_id(), "audit trail open");
+                Some(log)
+            }
+        };
+        let broker = Broker::new(&config, credentials, audit, deps.clock.clone());
         let generation = Generation {
             config: Arc::new(config),
             auth,
@@ -75,9 +92,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let router = http::router(self.state);
         tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 

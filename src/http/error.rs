@@ -204,6 +204,10 @@ impl From<IssueError> for ApiError {
                 retry_after: 5,
             },
             IssueError::Mint(MintError::Sign(s)) => Self::Internal(s),
+            IssueError::Audit(e) => Self::Unavailable {
+                detail: format!("the audit trail cannot record, so no token is issued: {e}"),
+                retry_after: 5,
+            },
             IssueError::Sts(e @ StsError::Refused { .. }) => Self::BadGateway(e.to_string()),
             IssueError::Sts(e @ StsError::Unavailable(_)) => Self::Unavailable {
                 detail: format!("cannot assume the target's role: {e}"),

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
+use crate::broker::RequestMeta;
 use crate::state::{AppState, Generation};
 
 /// Largest request body accepted (SPEC section 3).
@@ -60,6 +61,33 @@ impl FromRequestParts<AppState> for Caller {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// What the audit trail records about the request itself.
+#[derive(Debug, Clone)]
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str, max: usize| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(max).collect::<String>())
+        };
+        let client_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        Ok(Self(RequestMeta {
+            request_id: header("x-request-id", 128),
+            client_ip,
+            user_agent: header("user-agent", 256),
+        }))
     }
 }
 

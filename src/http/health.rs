@@ -38,10 +38,26 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         ok: targets > 0,
         detail: (targets == 0).then(|| "no targets are configured".to_owned()),
     };
-    let ready = credentials.ok && policy.ok;
+    let audit = match &state.broker.audit {
+        None => Check {
+            ok: true,
+            detail: Some("not configured".to_owned()),
+        },
+        Some(a) => match a.check().await {
+            Ok(()) => Check {
+                ok: true,
+                detail: None,
+            },
+            Err(e) => Check {
+                ok: false,
+                detail: Some(e.to_string()),
+            },
+        },
+    };
+    let ready = credentials.ok && policy.ok && audit.ok;
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "credentials": credentials, "policy": policy },
+        "checks": { "credentials": credentials, "policy": policy, "audit": audit },
     });
     let status = if ready {
         StatusCode::OK

@@ -1,5 +1,6 @@
 //! The router and its layer stack.
 
+mod audit;
 pub mod error;
 pub mod extract;
 mod health;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/targets", get(targets::list))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound })

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, Meta};
 use crate::broker::{Issued, TokenRequest};
 use crate::clock::rfc3339;
 use crate::domain::{DbUser, TargetName};
@@ -54,12 +54,13 @@ struct TokenResponse<'a> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    Meta(meta): Meta,
     JsonBody(body): JsonBody<TokenRequestBody>,
 ) -> Result<Response, ApiError> {
     let config = &caller.generation.config;
     let issued = state
         .broker
-        .issue(config, &caller.principal, body.parse()?)
+        .issue_recorded(config, &meta, &caller.principal, body.parse()?)
         .await?;
     Ok(respond(&issued))
 }

@@ -9,6 +9,7 @@
     clippy::disallowed_methods
 )]
 
+mod audit;
 mod auth;
 mod config;
 mod credentials;

@@ -230,12 +230,10 @@ fn serve_refuses_settings_it_cannot_honour_yet() {
     let out = binary::run(home.path(), &["serve", "--config", example]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for key in ["server.tls_cert", "audit"] {
-        assert!(
-            stderr.contains(&format!("  {key}: ")),
-            "{key} missing:\n{stderr}"
-        );
-    }
+    assert!(
+        stderr.contains("  server.tls_cert: "),
+        "TLS refusal missing:\n{stderr}"
+    );
     assert!(
         !stderr.contains("role_arn"),
         "role_arn is supported now:\n{stderr}"

@@ -9,6 +9,7 @@ pub mod creds;
 pub mod idp;
 pub mod moto;
 pub mod oracle;
+pub mod pg;
 
 /// An HTTP client for tests (installs rustls' aws-lc-rs provider first, as the broker does).
 pub fn client() -> reqwest::Client {

@@ -1,11 +1,16 @@
 //! Issuing tokens: the domain operation behind `POST /v1/tokens`.
 
+mod record;
+
+pub use record::RequestMeta;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::audit::AuditLog;
 use crate::auth::Principal;
 use crate::aws::session::{connect_policy, session_name};
 use crate::aws::{
@@ -43,6 +48,10 @@ pub struct Issued {
     pub cache: CacheOutcome,
     /// Identifier of this issuance (UUIDv7).
     pub issuance_id: Uuid,
+    /// Role assumed for signing, if any.
+    pub role_arn: Option<String>,
+    /// Its session name.
+    pub session_name: Option<String>,
 }
 
 /// Why no token was issued.
@@ -64,6 +73,9 @@ pub enum IssueError {
     /// No role session for the target's `role_arn`.
     #[error(transparent)]
     Sts(#[from] StsError),
+    /// The audit trail could not record the decision: nothing is issued.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::StoreError),
 }
 
 /// The token broker: credentials and the token cache.
@@ -73,6 +85,8 @@ pub struct Broker {
     pub credentials: Arc<BrokerCredentials>,
     /// Role sessions for targets with `role_arn`.
     pub sessions: RoleSessions,
+    /// The audit trail, when `[audit]` is configured.
+    pub audit: Option<AuditLog>,
     /// Issued-token cache.
     pub cache: TokenCache,
     /// Time source.
@@ -81,7 +95,12 @@ pub struct Broker {
 
 impl Broker {
     /// Builds a broker with `config`'s token settings.
-    pub fn new(config: &Config, credentials: BrokerCredentials, clock: SharedClock) -> Self {
+    pub fn new(
+        config: &Config,
+        credentials: BrokerCredentials,
+        audit: Option<AuditLog>,
+        clock: SharedClock,
+    ) -> Self {
         let t = &config.tokens;
         let cache = TokenCache::new(
             clock.clone(),
@@ -99,12 +118,14 @@ impl Broker {
         Self {
             credentials,
             sessions,
+            audit,
             cache,
             clock,
         }
     }
 
-    /// Issues a token to `principal`, if `config`'s policy allows.
+    /// Issues a token to `principal`, if `config`'s policy allows (not audited: see
+    /// [`Broker::issue_recorded`]).
     pub async fn issue(
         &self,
         config: &Config,
@@ -123,6 +144,7 @@ impl Broker {
             (None, [only]) => (*only).clone(),
             (None, _) => return Err(IssueError::DbUserRequired),
         };
+        let mut session = None;
         let credentials = match &target.role_arn {
             None => self.credentials.get().await?,
             Some(role) => {
@@ -137,7 +159,9 @@ impl Broker {
                         .map(|r| connect_policy(role, &target.region, r, &db_user)),
                     region: target.region.clone(),
                 };
-                self.sessions.credentials(&request).await?
+                let creds = self.sessions.credentials(&request).await?;
+                session = Some((role.as_str().to_owned(), request.session_name));
+                creds
             }
         };
         let key = CacheKey {
@@ -166,6 +190,8 @@ impl Broker {
             db_user,
             cache,
             issuance_id,
+            role_arn: session.as_ref().map(|(r, _)| r.clone()),
+            session_name: session.map(|(_, s)| s),
         })
     }
 }

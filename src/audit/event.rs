@@ -1,0 +1,110 @@
+//! The audit event (SPEC section 6) and its hash chain.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What happened to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A token was issued.
+    Issued,
+    /// Authentication failed.
+    Denied,
+    /// Authenticated, not permitted.
+    Forbidden,
+    /// Rate limited.
+    Throttled,
+    /// A dependency failed.
+    Failed,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Denied => "denied",
+            Self::Forbidden => "forbidden",
+            Self::Throttled => "throttled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The hash before the first event of a chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit event. Field order is the canonical encoding's order: do not reorder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// UUIDv7.
+    pub id: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why (for anything but `issued`).
+    pub reason: Option<String>,
+    /// Issuer name.
+    pub issuer: Option<String>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// `jwt` or `unauthenticated`.
+    pub auth_method: Option<String>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Client `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// Target asked for.
+    pub target: Option<String>,
+    /// Target host.
+    pub host: Option<String>,
+    /// Target port.
+    pub port: Option<i64>,
+    /// DB user.
+    pub db_user: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Role assumed.
+    pub role_arn: Option<String>,
+    /// Role session name.
+    pub session_name: Option<String>,
+    /// `hit` or `miss`.
+    pub cache: Option<String>,
+    /// Hex SHA-256 of the token; never the token.
+    pub token_sha256: Option<String>,
+    /// Token expiry, RFC 3339.
+    pub expires_at: Option<String>,
+    /// Coalesced events this one stands for.
+    pub count: i64,
+    /// The broker instance's chain.
+    pub chain_id: String,
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Hash of the previous event in the chain ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// SHA-256 over `prev_hash` and the canonical encoding of every other field.
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// The canonical encoding: this event as JSON, fields in declaration order, with an
+    /// empty `hash`.
+    pub fn canonical(&self) -> String {
+        let mut e = self.clone();
+        e.hash = String::new();
+        serde_json::to_string(&e).unwrap_or_default()
+    }
+
+    /// The hash this event must carry.
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(self.canonical().as_bytes());
+        hex::encode(h.finalize())
+    }
+}

@@ -1,0 +1,290 @@
+//! Where events are kept: SQLite (embedded, WAL, `synchronous=FULL`), PostgreSQL (shared
+//! by a fleet), or nowhere (benchmarks). Both databases run the same embedded migrations
+//! at start-up and the same SQL.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+
+use super::event::AuditEvent;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "audit events",
+    "CREATE TABLE audit_events (
+        id TEXT PRIMARY KEY,
+        time TEXT NOT NULL,
+        request_id TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        issuer TEXT,
+        subject TEXT,
+        auth_method TEXT,
+        client_ip TEXT,
+        user_agent TEXT,
+        target TEXT,
+        host TEXT,
+        port BIGINT,
+        db_user TEXT,
+        region TEXT,
+        role_arn TEXT,
+        session_name TEXT,
+        cache TEXT,
+        token_sha256 TEXT,
+        expires_at TEXT,
+        count BIGINT NOT NULL,
+        chain_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        UNIQUE (chain_id, seq)
+    );
+    CREATE INDEX audit_events_time ON audit_events (time);
+    CREATE INDEX audit_events_token ON audit_events (token_sha256);",
+)];
+
+fn migrator() -> Migrator {
+    let migrations: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|(v, d, sql)| {
+            Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+/// A store failure; the message never contains event contents.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("audit store: {0}")]
+pub struct StoreError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// The audit store.
+#[derive(Debug, Clone)]
+pub enum AuditStore {
+    /// SQLite file.
+    Sqlite(SqlitePool),
+    /// PostgreSQL database.
+    Postgres(PgPool),
+    /// Keeps nothing; for measuring what auditing costs.
+    Noop,
+}
+
+const COLUMNS: &str = "id, time, request_id, outcome, reason, issuer, subject, auth_method, client_ip, user_agent, \
+     target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, count, \
+     chain_id, seq, prev_hash, hash";
+
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.id)
+            .bind(&$e.time)
+            .bind(&$e.request_id)
+            .bind($e.outcome.as_str())
+            .bind(&$e.reason)
+            .bind(&$e.issuer)
+            .bind(&$e.subject)
+            .bind(&$e.auth_method)
+            .bind(&$e.client_ip)
+            .bind(&$e.user_agent)
+            .bind(&$e.target)
+            .bind(&$e.host)
+            .bind($e.port)
+            .bind(&$e.db_user)
+            .bind(&$e.region)
+            .bind(&$e.role_arn)
+            .bind(&$e.session_name)
+            .bind(&$e.cache)
+            .bind(&$e.token_sha256)
+            .bind(&$e.expires_at)
+            .bind($e.count)
+            .bind(&$e.chain_id)
+            .bind($e.seq)
+            .bind(&$e.prev_hash)
+            .bind(&$e.hash)
+    };
+}
+
+macro_rules! read_event {
+    ($row:expr) => {{
+        let r = $row;
+        let outcome: String = r.try_get("outcome").map_err(err)?;
+        AuditEvent {
+            id: r.try_get("id").map_err(err)?,
+            time: r.try_get("time").map_err(err)?,
+            request_id: r.try_get("request_id").map_err(err)?,
+            outcome: serde_json::from_value(serde_json::Value::String(outcome)).map_err(err)?,
+            reason: r.try_get("reason").map_err(err)?,
+            issuer: r.try_get("issuer").map_err(err)?,
+            subject: r.try_get("subject").map_err(err)?,
+            auth_method: r.try_get("auth_method").map_err(err)?,
+            client_ip: r.try_get("client_ip").map_err(err)?,
+            user_agent: r.try_get("user_agent").map_err(err)?,
+            target: r.try_get("target").map_err(err)?,
+            host: r.try_get("host").map_err(err)?,
+            port: r.try_get("port").map_err(err)?,
+            db_user: r.try_get("db_user").map_err(err)?,
+            region: r.try_get("region").map_err(err)?,
+            role_arn: r.try_get("role_arn").map_err(err)?,
+            session_name: r.try_get("session_name").map_err(err)?,
+            cache: r.try_get("cache").map_err(err)?,
+            token_sha256: r.try_get("token_sha256").map_err(err)?,
+            expires_at: r.try_get("expires_at").map_err(err)?,
+            count: r.try_get("count").map_err(err)?,
+            chain_id: r.try_get("chain_id").map_err(err)?,
+            seq: r.try_get("seq").map_err(err)?,
+            prev_hash: r.try_get("prev_hash").map_err(err)?,
+            hash: r.try_get("hash").map_err(err)?,
+        }
+    }};
+}
+
+impl AuditStore {
+    /// Opens the store named by `audit.url` and runs the migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let store = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5));
+            Self::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await
+                    .map_err(err)?,
+            )
+        } else {
+            let opts = PgConnectOptions::from_str(url).map_err(err)?;
+            Self::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(opts)
+                    .await
+                    .map_err(err)?,
+            )
+        };
+        match &store {
+            Self::Sqlite(p) => migrator().run(p).await.map_err(err)?,
+            Self::Postgres(p) => migrator().run(p).await.map_err(err)?,
+            Self::Noop => {}
+        }
+        Ok(store)
+    }
+
+    /// Writes `events` in one transaction: all or none are stored.
+    pub async fn append(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let placeholders: Vec<String> = (1..=25).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
+            placeholders.join(", ")
+        );
+        match self {
+            Self::Sqlite(p) => {
+                let mut tx = p.begin().await.map_err(err)?;
+                for e in events {
+                    bind_event!(sqlx::query(&sql), e)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
+            }
+            Self::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(err)?;
+                for e in events {
+                    bind_event!(sqlx::query(&sql), e)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
+            }
+            Self::Noop => Ok(()),
+        }
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(p) => sqlx::query("SELECT 1")
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(err),
+            Self::Postgres(p) => sqlx::query("SELECT 1")
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(err),
+            Self::Noop => Ok(()),
+        }
+    }
+
+    /// The last stored (position, hash) of `chain_id`, if it has events.
+    pub async fn chain_head(&self, chain_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let sql =
+            "SELECT seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
+        let row = match self {
+            Self::Sqlite(p) => sqlx::query(sql)
+                .bind(chain_id)
+                .fetch_optional(p)
+                .await
+                .map_err(err)?
+                .map(|r| (r.try_get::<i64, _>("seq"), r.try_get::<String, _>("hash"))),
+            Self::Postgres(p) => sqlx::query(sql)
+                .bind(chain_id)
+                .fetch_optional(p)
+                .await
+                .map_err(err)?
+                .map(|r| (r.try_get::<i64, _>("seq"), r.try_get::<String, _>("hash"))),
+            Self::Noop => None,
+        };
+        match row {
+            Some((Ok(seq), Ok(hash))) => Ok(Some((seq, hash))),
+            Some((Err(e), _) | (_, Err(e))) => Err(err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every event, by chain and position.
+    pub async fn all_by_chain(&self) -> Result<Vec<AuditEvent>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events ORDER BY chain_id, seq");
+        let mut out = Vec::new();
+        match self {
+            Self::Sqlite(p) => {
+                for row in sqlx::query(&sql).fetch_all(p).await.map_err(err)? {
+                    out.push(read_event!(&row));
+                }
+            }
+            Self::Postgres(p) => {
+                for row in sqlx::query(&sql).fetch_all(p).await.map_err(err)? {
+                    out.push(read_event!(&row));
+                }
+            }
+            Self::Noop => {}
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,104 @@
+//! Recording every `/v1/tokens` decision in the audit trail before answering.
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::auth::{AuthMethod, Principal};
+use crate::clock::rfc3339;
+use crate::config::Config;
+
+use super::{Broker, IssueError, Issued, TokenRequest, uuid_v7};
+
+/// What the audit trail records about the HTTP request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+    /// Peer address.
+    pub client_ip: Option<String>,
+    /// `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+impl Broker {
+    /// [`Broker::issue`], with the decision committed to the audit trail first when one is
+    /// configured. If it cannot be recorded, nothing is issued: `IssueError::Audit`.
+    pub async fn issue_recorded(
+        &self,
+        config: &Config,
+        meta: &RequestMeta,
+        principal: &Principal,
+        req: TokenRequest,
+    ) -> Result<Issued, IssueError> {
+        let Some(audit) = &self.audit else {
+            return self.issue(config, principal, req).await;
+        };
+        let asked = (
+            Some(req.target.as_str().to_owned()),
+            req.db_user.as_ref().map(|u| u.as_str().to_owned()),
+        );
+        let result = self.issue(config, principal, req).await;
+        let mut event = self.event(meta, principal);
+        match &result {
+            Ok(i) => {
+                event.outcome = Outcome::Issued;
+                event.target = Some(i.target.name.as_str().to_owned());
+                event.host = Some(i.target.host.as_str().to_owned());
+                event.port = Some(i64::from(i.target.port));
+                event.region = Some(i.target.region.as_str().to_owned());
+                event.db_user = Some(i.db_user.as_str().to_owned());
+                event.role_arn = i.role_arn.clone();
+                event.session_name = i.session_name.clone();
+                event.cache = Some(i.cache.as_str().to_owned());
+                event.token_sha256 = Some(i.token_sha256.clone());
+                event.expires_at = Some(rfc3339(i.expires_at));
+                event.id = i.issuance_id.to_string();
+            }
+            Err(e) => {
+                event.outcome = match e {
+                    IssueError::Forbidden | IssueError::DbUserRequired => Outcome::Forbidden,
+                    _ => Outcome::Failed,
+                };
+                event.reason = Some(e.to_string());
+                (event.target, event.db_user) = asked;
+            }
+        }
+        audit.record(event).await?;
+        result
+    }
+
+    fn event(&self, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
+        let now = self.clock.now();
+        AuditEvent {
+            id: uuid_v7(now).to_string(),
+            time: rfc3339(now),
+            request_id: meta.request_id.clone(),
+            outcome: Outcome::Failed,
+            reason: None,
+            issuer: Some(principal.issuer.clone()),
+            subject: Some(principal.subject.clone()),
+            auth_method: Some(
+                match principal.auth_method {
+                    AuthMethod::Jwt => "jwt",
+                    AuthMethod::Unauthenticated => "unauthenticated",
+                }
+                .to_owned(),
+            ),
+            client_ip: meta.client_ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            target: None,
+            host: None,
+            port: None,
+            db_user: None,
+            region: None,
+            role_arn: None,
+            session_name: None,
+            cache: None,
+            token_sha256: None,
+            expires_at: None,
+            count: 1,
+            chain_id: String::new(),
+            seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
