@@ -8,6 +8,7 @@
 //! advance, and `/v1/tokens` answers 503: the broker fails closed.
 
 mod event;
+pub mod query;
 mod store;
 
 use std::sync::Arc;
@@ -79,6 +80,22 @@ impl AuditLog {
         } else {
             Err(StoreError("the last commit failed".into()))
         }
+    }
+
+    /// One page of events matching `filter`, newest first, and the cursor for the next.
+    pub async fn search(
+        &self,
+        filter: &query::Filter,
+    ) -> Result<(Vec<AuditEvent>, Option<String>), StoreError> {
+        let mut events = self.store.search(filter).await?;
+        let more = events.len() > filter.limit as usize;
+        events.truncate(filter.limit as usize);
+        let next = if more {
+            events.last().map(query::cursor_after)
+        } else {
+            None
+        };
+        Ok((events, next))
     }
 
     /// Walks every chain in the store.

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Row, SqlitePool};
 
 use super::event::AuditEvent;
+use super::query::Filter;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
@@ -266,6 +267,34 @@ impl AuditStore {
             Some((Err(e), _) | (_, Err(e))) => Err(err(e)),
             None => Ok(None),
         }
+    }
+
+    /// One page of `filter` (up to `limit + 1` rows, newest first).
+    pub async fn search(&self, filter: &Filter) -> Result<Vec<AuditEvent>, StoreError> {
+        let (sql, args) = filter.sql(COLUMNS);
+        let mut out = Vec::new();
+        match self {
+            Self::Sqlite(p) => {
+                let mut q = sqlx::query(&sql);
+                for a in &args {
+                    q = q.bind(a);
+                }
+                for row in q.fetch_all(p).await.map_err(err)? {
+                    out.push(read_event!(&row));
+                }
+            }
+            Self::Postgres(p) => {
+                let mut q = sqlx::query(&sql);
+                for a in &args {
+                    q = q.bind(a);
+                }
+                for row in q.fetch_all(p).await.map_err(err)? {
+                    out.push(read_event!(&row));
+                }
+            }
+            Self::Noop => {}
+        }
+        Ok(out)
     }
 
     /// Every event, by chain and position.

@@ -1,14 +1,27 @@
 //! `/v1/audit/*`: for principals matched by `[[auditors]]` only.
 
+use std::collections::HashMap;
+
 use axum::Json;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::Caller;
-use crate::audit::Verification;
+use super::extract::{Caller, JsonBody};
+use crate::audit::query::{Filter, QueryError};
+use crate::audit::{AuditEvent, AuditLog, StoreError, Verification};
 use crate::auth::AuthMethod;
 use crate::policy;
 use crate::state::AppState;
+
+/// Rows fetched per page while streaming an export.
+const EXPORT_PAGE: u32 = 500;
 
 fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     let anonymous_demo = caller.principal.auth_method == AuthMethod::Unauthenticated
@@ -20,23 +33,181 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Walks every hash chain and names the first broken link.
-pub async fn verify(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<Verification>, ApiError> {
-    require_auditor(&caller)?;
-    let audit = state
+fn trail(state: &AppState) -> Result<&AuditLog, ApiError> {
+    state
         .broker
         .audit
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable {
             detail: "no audit trail is configured ([audit])".into(),
             retry_after: 60,
-        })?;
-    let v = audit.verify().await.map_err(|e| ApiError::Unavailable {
+        })
+}
+
+fn unavailable(e: StoreError) -> ApiError {
+    ApiError::Unavailable {
         detail: e.to_string(),
         retry_after: 5,
-    })?;
-    Ok(Json(v))
+    }
+}
+
+/// Walks every hash chain and names the first broken link.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Verification>, ApiError> {
+    require_auditor(&caller)?;
+    Ok(Json(trail(&state)?.verify().await.map_err(unavailable)?))
+}
+
+/// Searches events: a JSON page with `next_cursor`, or the whole result as NDJSON or CSV.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    require_auditor(&caller)?;
+    let Query(params) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let mut filter = Filter::parse(&params).map_err(|QueryError(e)| ApiError::BadRequest(e))?;
+    let audit = trail(&state)?.clone();
+    match params.get("format").map(String::as_str) {
+        None | Some("json") => {
+            let (events, next) = audit.search(&filter).await.map_err(unavailable)?;
+            Ok(Json(json!({"events": events, "next_cursor": next})).into_response())
+        }
+        Some(f @ ("ndjson" | "csv")) => {
+            filter.limit = EXPORT_PAGE;
+            let csv = f == "csv";
+            Ok(stream(audit, filter, csv))
+        }
+        Some(_) => Err(ApiError::BadRequest(
+            "format: must be json, ndjson or csv".into(),
+        )),
+    }
+}
+
+/// Streams every matching event, a page at a time, so memory stays constant.
+fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
+    let start = (Some(filter), csv);
+    let body = futures_util::stream::unfold(start, move |(filter, first)| {
+        let audit = audit.clone();
+        async move {
+            let mut filter = filter?;
+            let mut out = String::new();
+            if first && csv {
+                out.push_str(&csv_header());
+            }
+            match audit.search(&filter).await {
+                Ok((events, next)) => {
+                    for e in &events {
+                        out.push_str(&if csv {
+                            csv_row(e)
+                        } else {
+                            format!("{}\n", serde_json::to_string(e).unwrap_or_default())
+                        });
+                    }
+                    let next_filter = next.and_then(|c| {
+                        let params = HashMap::from([("cursor".to_owned(), c)]);
+                        Filter::parse(&params).ok().map(|p| {
+                            filter.after = p.after;
+                            filter
+                        })
+                    });
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(out)),
+                        (next_filter, false),
+                    ))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, false))),
+            }
+        }
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    let mut res = Response::new(Body::from_stream(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+const CSV_FIELDS: [&str; 25] = [
+    "id",
+    "time",
+    "request_id",
+    "outcome",
+    "reason",
+    "issuer",
+    "subject",
+    "auth_method",
+    "client_ip",
+    "user_agent",
+    "target",
+    "host",
+    "port",
+    "db_user",
+    "region",
+    "role_arn",
+    "session_name",
+    "cache",
+    "token_sha256",
+    "expires_at",
+    "count",
+    "chain_id",
+    "seq",
+    "prev_hash",
+    "hash",
+];
+
+fn csv_header() -> String {
+    format!("{}\r\n", CSV_FIELDS.join(","))
+}
+
+fn csv_row(e: &AuditEvent) -> String {
+    let v = serde_json::to_value(e).unwrap_or_default();
+    let cells: Vec<String> = CSV_FIELDS
+        .iter()
+        .map(|f| {
+            let cell = match v.get(*f).unwrap_or(&serde_json::Value::Null) {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if cell.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", cell.replace('"', "\"\""))
+            } else {
+                cell
+            }
+        })
+        .collect();
+    format!("{}\r\n", cells.join(","))
+}
+
+/// Body of `POST /v1/audit/lookup`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    token: SecretString,
+}
+
+/// The issuance events of a (leaked) token, hashed here so the token never reaches the store.
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<LookupBody>,
+) -> Result<Response, ApiError> {
+    require_auditor(&caller)?;
+    let sha = hex::encode(Sha256::digest(body.token.expose_secret().as_bytes()));
+    let params = HashMap::from([
+        ("token_sha256".to_owned(), sha.clone()),
+        ("limit".to_owned(), "1000".to_owned()),
+    ]);
+    let filter = Filter::parse(&params).map_err(|QueryError(e)| ApiError::Internal(e))?;
+    let (events, _) = trail(&state)?.search(&filter).await.map_err(unavailable)?;
+    Ok(Json(json!({"token_sha256": sha, "events": events})).into_response())
 }

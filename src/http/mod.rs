@@ -53,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/targets", get(targets::list))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/events", get(audit::events))
+        .route("/v1/audit/lookup", post(audit::lookup))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::NotFound })

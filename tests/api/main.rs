@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod audit_query;
 mod auth;
 mod config;
 mod credentials;

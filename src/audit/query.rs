@@ -1,0 +1,155 @@
+//! Searching the trail: SPEC filters, newest first, keyset pagination by (time, id).
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+use super::event::AuditEvent;
+
+/// Most events in one page.
+pub const MAX_LIMIT: u32 = 1000;
+/// Events per page when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// A checked query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Exact matches on these columns.
+    pub equals: Vec<(&'static str, String)>,
+    /// `time >= since` (canonical RFC 3339).
+    pub since: Option<String>,
+    /// `time < until`.
+    pub until: Option<String>,
+    /// Continue after this (time, id).
+    pub after: Option<(String, String)>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Why a query was refused; safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+const OUTCOMES: [&str; 5] = ["issued", "denied", "forbidden", "throttled", "failed"];
+
+impl Filter {
+    /// Parses query parameters; unknown ones are refused.
+    pub fn parse(params: &HashMap<String, String>) -> Result<Self, QueryError> {
+        let mut f = Self {
+            limit: DEFAULT_LIMIT,
+            ..Self::default()
+        };
+        for (k, v) in params {
+            let bad = |what: &str| QueryError(format!("{k}: {what}"));
+            match k.as_str() {
+                "subject" | "issuer" | "target" | "db_user" => {
+                    if v.is_empty() || v.len() > 512 {
+                        return Err(bad("must be 1 to 512 characters"));
+                    }
+                    let col = match k.as_str() {
+                        "subject" => "subject",
+                        "issuer" => "issuer",
+                        "target" => "target",
+                        _ => "db_user",
+                    };
+                    f.equals.push((col, v.clone()));
+                }
+                "outcome" => {
+                    if !OUTCOMES.contains(&v.as_str()) {
+                        return Err(bad(
+                            "must be one of issued, denied, forbidden, throttled, failed",
+                        ));
+                    }
+                    f.equals.push(("outcome", v.clone()));
+                }
+                "token_sha256" => {
+                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad("must be 64 hex digits"));
+                    }
+                    f.equals.push(("token_sha256", v.to_ascii_lowercase()));
+                }
+                "since" | "until" => {
+                    let t = crate::clock::parse_rfc3339(v).ok_or_else(|| {
+                        bad("must be an RFC 3339 time such as 2026-03-09T14:11:29Z")
+                    })?;
+                    let t = crate::clock::rfc3339(t);
+                    if k == "since" {
+                        f.since = Some(t)
+                    } else {
+                        f.until = Some(t)
+                    }
+                }
+                "limit" => {
+                    f.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| bad("must be 1 to 1000"))?;
+                }
+                "cursor" => {
+                    f.after = Some(
+                        decode_cursor(v)
+                            .ok_or_else(|| bad("is not a cursor this broker issued"))?,
+                    )
+                }
+                "format" => {}
+                _ => {
+                    return Err(QueryError(format!(
+                        "unknown parameter {:?}",
+                        k.chars().take(40).collect::<String>()
+                    )));
+                }
+            }
+        }
+        f.equals.sort();
+        Ok(f)
+    }
+
+    /// SQL (with `$N` placeholders) and its arguments, for a page of `limit + 1` rows.
+    pub fn sql(&self, columns: &str) -> (String, Vec<String>) {
+        let mut clauses = Vec::new();
+        let mut args = Vec::new();
+        let mut arg = |v: &str| {
+            args.push(v.to_owned());
+            format!("${}", args.len())
+        };
+        for (col, v) in &self.equals {
+            clauses.push(format!("{col} = {}", arg(v)));
+        }
+        if let Some(s) = &self.since {
+            clauses.push(format!("time >= {}", arg(s)));
+        }
+        if let Some(u) = &self.until {
+            clauses.push(format!("time < {}", arg(u)));
+        }
+        if let Some((t, id)) = &self.after {
+            let (pt, pt2, pid) = (arg(t), arg(t), arg(id));
+            clauses.push(format!("(time < {pt} OR (time = {pt2} AND id < {pid}))"));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {columns} FROM audit_events{filter} ORDER BY time DESC, id DESC LIMIT {}",
+            self.limit + 1
+        );
+        (sql, args)
+    }
+}
+
+/// The cursor that continues after `e`.
+pub fn cursor_after(e: &AuditEvent) -> String {
+    B64.encode(format!("{}\n{}", e.time, e.id))
+}
+
+fn decode_cursor(c: &str) -> Option<(String, String)> {
+    let raw = String::from_utf8(B64.decode(c).ok()?).ok()?;
+    let (t, id) = raw.split_once('\n')?;
+    crate::clock::parse_rfc3339(t)?;
+    uuid::Uuid::parse_str(id).ok()?;
+    Some((t.to_owned(), id.to_owned()))
+}

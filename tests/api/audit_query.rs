@@ -1,0 +1,323 @@
+//! Searching the audit trail: filters, pagination, exports, token lookup, authorization.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::app::{CONFIG, TestApp, problem};
+use crate::support::creds::{Switchable, static_keys};
+use crate::support::idp::{RsaKey, TestIdp, rs256};
+
+async fn audited_app(dir: &tempfile::TempDir) -> TestApp {
+    let config = format!(
+        "{CONFIG}\n[audit]\nurl = \"sqlite://{}/audit.db\"\n",
+        dir.path().display()
+    );
+    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+}
+
+/// 2,000 decisions over 40 seconds of clock: issued for two DB users, forbidden for others.
+async fn seed(app: &TestApp) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for round in 0..40 {
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let (client, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
+            let body = match i % 5 {
+                0 => json!({"target": "nope", "db_user": "x"}),
+                1 | 2 => json!({"target": "orders-db", "db_user": "app_ro"}),
+                _ => json!({"target": "ledger"}),
+            };
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            if let Some(tok) = t.await.unwrap()["token"].as_str() {
+                tokens.push(tok.to_owned());
+            }
+        }
+        if round % 2 == 1 {
+            app.clock.advance(Duration::from_secs(2));
+        }
+    }
+    tokens
+}
+
+async fn page(app: &TestApp, query: &str) -> Value {
+    let res = app.get(&format!("/v1/audit/events?{query}")).await;
+    assert_eq!(res.status(), 200, "{query}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn filters_and_pagination_over_thousands_of_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = audited_app(&dir).await;
+    let tokens = seed(&app).await;
+
+    // Pages of 1000 cover all 2,000 events once, newest first.
+    let mut seen = HashSet::new();
+    let mut last: Option<(String, String)> = None;
+    let mut query = "limit=1000".to_owned();
+    loop {
+        let p = page(&app, &query).await;
+        for e in p["events"].as_array().unwrap() {
+            let key = (
+                e["time"].as_str().unwrap().to_owned(),
+                e["id"].as_str().unwrap().to_owned(),
+            );
+            if let Some(prev) = &last {
+                assert!(key < *prev, "not newest first");
+            }
+            assert!(seen.insert(key.1.clone()), "duplicate event across pages");
+            last = Some(key);
+        }
+        match p["next_cursor"].as_str() {
+            Some(c) => query = format!("limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 2000);
+
+    let count = |v: &Value| v["events"].as_array().unwrap().len();
+    assert_eq!(
+        count(&page(&app, "outcome=forbidden&limit=1000").await),
+        400
+    );
+    assert_eq!(count(&page(&app, "target=ledger&limit=1000").await), 800);
+    assert_eq!(
+        count(
+            &page(
+                &app,
+                "target=orders-db&db_user=app_ro&outcome=issued&limit=1000"
+            )
+            .await
+        ),
+        800
+    );
+    assert_eq!(
+        count(&page(&app, "issuer=none&subject=anonymous&limit=1000").await),
+        1000,
+        "a full page"
+    );
+    // The clock moved 2 s every 100 events from 14:11:29: the first 10 s hold 500.
+    let window = page(
+        &app,
+        "since=2026-03-09T14:11:29Z&until=2026-03-09T16:11:39%2B02:00&limit=1000",
+    )
+    .await;
+    assert_eq!(count(&window), 500);
+    let default_page = page(&app, "").await;
+    assert_eq!(count(&default_page), 100);
+    assert!(default_page["next_cursor"].is_string());
+
+    let sha = hex::encode(Sha256::digest(tokens[0].as_bytes()));
+    let by_hash = page(&app, &format!("token_sha256={sha}")).await;
+    assert!(count(&by_hash) >= 1);
+    assert!(
+        by_hash["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["token_sha256"] == sha.as_str())
+    );
+}
+
+#[tokio::test]
+async fn ndjson_and_csv_exports_parse_back_to_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = audited_app(&dir).await;
+    for i in 0..30 {
+        let body = if i % 3 == 0 {
+            json!({"target": "nope"})
+        } else {
+            json!({"target": "ledger"})
+        };
+        app.post_token(body).await;
+    }
+    app.clock.advance(Duration::from_secs(1));
+    let events = page(&app, "limit=1000").await["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(events.len(), 30);
+
+    let res = app.get("/v1/audit/events?format=ndjson").await;
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    let ndjson: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ndjson, events);
+
+    let res = app.get("/v1/audit/events?format=csv").await;
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = res.text().await.unwrap();
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<String>> = lines.map(parse_csv_line).collect();
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(&events) {
+        for (col, cell) in header.iter().zip(row) {
+            let expected = match &e[*col] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(*cell, expected, "column {col}");
+        }
+    }
+}
+
+fn parse_csv_line(line: &str) -> Vec<String> {
+    let (mut cells, mut cell, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut cell)),
+            _ => cell.push(c),
+        }
+    }
+    cells.push(cell);
+    cells
+}
+
+#[tokio::test]
+async fn a_leaked_token_is_traced_to_its_issuance() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = audited_app(&dir).await;
+    let issued = app
+        .token(json!({"target": "orders-db", "db_user": "app_rw"}))
+        .await;
+    app.token(json!({"target": "ledger"})).await;
+    let res = app
+        .client
+        .post(format!("{}/v1/audit/lookup", app.base))
+        .json(&json!({"token": issued["token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["id"], issued["issuance_id"]);
+    assert_eq!(events[0]["db_user"], "app_rw");
+    assert!(
+        !body.to_string().contains(issued["token"].as_str().unwrap()),
+        "the token is not echoed"
+    );
+}
+
+#[tokio::test]
+async fn bad_queries_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = audited_app(&dir).await;
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "since=yesterday",
+        "outcome=maybe",
+        "token_sha256=abc",
+        "cursor=junk",
+        "colour=red",
+        "format=xml",
+    ] {
+        problem(app.get(&format!("/v1/audit/events?{q}")).await, 400).await;
+    }
+}
+
+#[tokio::test]
+async fn only_auditors_may_read_the_trail() {
+    let rsa = RsaKey::generate("k1");
+    let idp = TestIdp::start(vec![rsa.jwk()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[[issuers]]
+name = "corp"
+issuer = "{iss}"
+jwks_uri = "{jwks}"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "ledger"
+host = "ledger.cluster-x.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["svc"]
+[[grants]]
+issuer = "corp"
+subject = "*"
+targets = ["ledger"]
+db_users = ["svc"]
+[[auditors]]
+issuer = "corp"
+subject = "*"
+claims = {{ groups = "security" }}
+[audit]
+url = "sqlite://{dir}/audit.db"
+"#,
+        iss = idp.issuer,
+        jwks = idp.jwks_uri(),
+        dir = dir.path().display()
+    );
+    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let claims = |groups: Value| json!({"iss": idp.issuer, "sub": "alice", "aud": "rds-token-broker", "exp": 1_773_065_489 + 600, "groups": groups});
+    let service = rs256(&rsa, &claims(json!(["dev"])));
+    let auditor = rs256(&rsa, &claims(json!(["security"])));
+    let get = |path: &'static str, jwt: String| {
+        let c = app.client.clone();
+        let url = format!("{}{path}", app.base);
+        async move {
+            c.get(url)
+                .bearer_auth(jwt)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let lookup = |jwt: String| {
+        let c = app.client.clone();
+        let url = format!("{}/v1/audit/lookup", app.base);
+        async move {
+            c.post(url)
+                .bearer_auth(jwt)
+                .json(&json!({"token": "x"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A caller with token grants only: 403 everywhere; without a JWT: 401.
+    assert_eq!(get("/v1/audit/events", service.clone()).await, 403);
+    assert_eq!(get("/v1/audit/verify", service.clone()).await, 403);
+    assert_eq!(lookup(service.clone()).await, 403);
+    assert_eq!(app.get("/v1/audit/events").await.status(), 401);
+    // An auditor: 200.
+    assert_eq!(get("/v1/audit/events", auditor.clone()).await, 200);
+    assert_eq!(get("/v1/audit/verify", auditor.clone()).await, 200);
+    assert_eq!(lookup(auditor).await, 200);
+}
