@@ -13,6 +13,7 @@ mod audit;
 mod audit_query;
 mod auth;
 mod config;
+mod crash;
 mod credentials;
 mod openapi;
 mod policy;

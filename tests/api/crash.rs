@@ -1,0 +1,120 @@
+//! Durability: the broker killed with SIGKILL under load loses no issued event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::binary::{self, RunningBroker};
+
+fn start(home: &std::path::Path, config: &std::path::Path) -> RunningBroker {
+    let mut cmd = binary::command(home);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    RunningBroker::start(cmd)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_sigkill_every_token_a_client_received_has_its_issued_event() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("broker.toml");
+    let users: Vec<String> = (0..32).map(|i| format!("u{i}")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n\
+             [audit]\nurl = \"sqlite://{}/audit.db\"\n\
+             [[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-x.eu-west-1.rds.amazonaws.com\"\nport = 5432\n\
+             engine = \"postgres\"\ndb_users = {:?}\n",
+            home.path().display(),
+            users
+        ),
+    )
+    .unwrap();
+
+    let mut broker = start(home.path(), &config);
+    let client = crate::support::client();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut load = Vec::new();
+    for c in 0..16 {
+        let (client, base, received, users) = (
+            client.clone(),
+            broker.base.clone(),
+            received.clone(),
+            users.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            for i in 0usize.. {
+                let user = &users[(c * 7 + i) % users.len()];
+                let res = client
+                    .post(format!("{base}/v1/tokens"))
+                    .json(&json!({"target": "orders-db", "db_user": user}))
+                    .send()
+                    .await;
+                let Ok(res) = res else { break };
+                let Ok(body) = res.json::<Value>().await else {
+                    break;
+                };
+                if let Some(t) = body["token"].as_str() {
+                    received.lock().unwrap().push(t.to_owned());
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &broker.child.id().to_string()])
+        .status();
+    let _ = broker.child.wait();
+    for t in load {
+        t.await.unwrap();
+    }
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received.len() > 100,
+        "too little load before the kill: {}",
+        received.len()
+    );
+
+    let broker = start(home.path(), &config);
+    let v: Value = client
+        .get(format!("{}/v1/audit/verify", broker.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["events_checked"].as_u64().unwrap() >= received.len() as u64);
+    let mut distinct = received.clone();
+    distinct.sort();
+    distinct.dedup();
+    eprintln!(
+        "crash test: {} tokens received ({} distinct) before SIGKILL; {} events in the trail after restart",
+        received.len(),
+        distinct.len(),
+        v["events_checked"]
+    );
+    for token in &distinct {
+        let found: Value = client
+            .post(format!("{}/v1/audit/lookup", broker.base))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = found["events"].as_array().unwrap();
+        assert!(
+            !events.is_empty(),
+            "a token a client received has no issued event"
+        );
+        assert!(events.iter().all(|e| e["outcome"] == "issued"));
+    }
+}
