@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
-use crate::audit::{AuditLog, AuditStore};
+use crate::audit::{AuditLog, AuditStore, Mirror};
 use crate::auth::Authenticator;
 use crate::aws::BrokerCredentials;
 use crate::broker::{Broker, uuid_v7};
@@ -54,7 +54,8 @@ impl Application {
                 let store = AuditStore::open(&a.url)
                     .await
                     .map_err(std::io::Error::other)?;
-                let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string());
+                let mirror = a.mirror.as_deref().map(Mirror::open).transpose()?;
+                let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror);
                 tracing::info!(chain_id = log.chain_id(), "audit trail open");
                 Some(log)
             }

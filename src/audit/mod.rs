@@ -37,8 +37,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer for a new chain `chain_id` on `store`.
-    pub fn start(store: AuditStore, chain_id: String) -> Self {
+    /// Starts the writer for a new chain `chain_id` on `store`, copying each committed
+    /// event to `mirror` when given.
+    pub fn start(store: AuditStore, chain_id: String, mirror: Option<Mirror>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         tokio::spawn(writer(
@@ -46,6 +47,7 @@ impl AuditLog {
             store.clone(),
             chain_id.clone(),
             Arc::clone(&healthy),
+            mirror,
         ));
         Self {
             tx,
@@ -104,11 +106,51 @@ impl AuditLog {
     }
 }
 
+/// Where committed events are copied as JSON lines, for SIEM shippers (Fluent Bit, Vector).
+#[derive(Debug)]
+pub enum Mirror {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(std::fs::File),
+}
+
+impl Mirror {
+    /// `stdout`, or a file path opened for appending.
+    pub fn open(spec: &str) -> std::io::Result<Self> {
+        if spec == "stdout" {
+            return Ok(Self::Stdout);
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spec)
+            .map(Self::File)
+    }
+
+    fn write(&mut self, events: &[AuditEvent]) {
+        use std::io::Write as _;
+        let mut lines = String::new();
+        for e in events {
+            lines.push_str(&serde_json::to_string(e).unwrap_or_default());
+            lines.push('\n');
+        }
+        let result = match self {
+            Self::Stdout => std::io::stdout().lock().write_all(lines.as_bytes()),
+            Self::File(f) => f.write_all(lines.as_bytes()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "writing the audit mirror failed; the events are committed in the store");
+        }
+    }
+}
+
 async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     store: AuditStore,
     chain_id: String,
     healthy: Arc<AtomicBool>,
+    mut mirror: Option<Mirror>,
 ) {
     let (mut seq, mut prev) = (0i64, GENESIS.to_owned());
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
@@ -140,7 +182,12 @@ async fn writer(
         healthy.store(result.is_ok(), Ordering::Relaxed);
         resync = result.is_err();
         match &result {
-            Ok(()) => (seq, prev) = (s, p),
+            Ok(()) => {
+                (seq, prev) = (s, p);
+                if let Some(m) = mirror.as_mut() {
+                    m.write(&events);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, events = events.len(), "audit commit failed; refusing the requests it carried")
             }
