@@ -158,6 +158,18 @@ macro_rules! read_event {
     }};
 }
 
+/// Runs `$body` with `$p` bound to whichever pool the store has (the two pool types
+/// differ, so the body is expanded once per database), or yields `$noop`.
+macro_rules! on_pool {
+    ($store:expr, $p:ident => $body:expr, noop => $noop:expr) => {
+        match $store {
+            AuditStore::Sqlite($p) => $body,
+            AuditStore::Postgres($p) => $body,
+            AuditStore::Noop => $noop,
+        }
+    };
+}
+
 impl AuditStore {
     /// Opens the store named by `audit.url` and runs the migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -186,11 +198,7 @@ impl AuditStore {
                     .map_err(err)?,
             )
         };
-        match &store {
-            Self::Sqlite(p) => migrator().run(p).await.map_err(err)?,
-            Self::Postgres(p) => migrator().run(p).await.map_err(err)?,
-            Self::Noop => {}
-        }
+        on_pool!(&store, p => migrator().run(p).await.map_err(err)?, noop => ());
         Ok(store)
     }
 
@@ -201,119 +209,57 @@ impl AuditStore {
             "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
             placeholders.join(", ")
         );
-        match self {
-            Self::Sqlite(p) => {
-                let mut tx = p.begin().await.map_err(err)?;
-                for e in events {
-                    bind_event!(sqlx::query(&sql), e)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                }
-                tx.commit().await.map_err(err)
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(err)?;
+            for e in events {
+                bind_event!(sqlx::query(&sql), e).execute(&mut *tx).await.map_err(err)?;
             }
-            Self::Postgres(p) => {
-                let mut tx = p.begin().await.map_err(err)?;
-                for e in events {
-                    bind_event!(sqlx::query(&sql), e)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                }
-                tx.commit().await.map_err(err)
-            }
-            Self::Noop => Ok(()),
-        }
+            tx.commit().await.map_err(err)
+        }, noop => Ok(()))
     }
 
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(p) => sqlx::query("SELECT 1")
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(err),
-            Self::Postgres(p) => sqlx::query("SELECT 1")
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(err),
-            Self::Noop => Ok(()),
-        }
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(err), noop => Ok(()))
     }
 
     /// The last stored (position, hash) of `chain_id`, if it has events.
     pub async fn chain_head(&self, chain_id: &str) -> Result<Option<(i64, String)>, StoreError> {
         let sql =
             "SELECT seq, hash FROM audit_events WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1";
-        let row = match self {
-            Self::Sqlite(p) => sqlx::query(sql)
-                .bind(chain_id)
-                .fetch_optional(p)
-                .await
-                .map_err(err)?
-                .map(|r| (r.try_get::<i64, _>("seq"), r.try_get::<String, _>("hash"))),
-            Self::Postgres(p) => sqlx::query(sql)
-                .bind(chain_id)
-                .fetch_optional(p)
-                .await
-                .map_err(err)?
-                .map(|r| (r.try_get::<i64, _>("seq"), r.try_get::<String, _>("hash"))),
-            Self::Noop => None,
-        };
-        match row {
-            Some((Ok(seq), Ok(hash))) => Ok(Some((seq, hash))),
-            Some((Err(e), _) | (_, Err(e))) => Err(err(e)),
-            None => Ok(None),
-        }
+        on_pool!(self, p => {
+            match sqlx::query(sql).bind(chain_id).fetch_optional(p).await.map_err(err)? {
+                Some(r) => Ok(Some((r.try_get("seq").map_err(err)?, r.try_get("hash").map_err(err)?))),
+                None => Ok(None),
+            }
+        }, noop => Ok(None))
     }
 
     /// One page of `filter` (up to `limit + 1` rows, newest first).
     pub async fn search(&self, filter: &Filter) -> Result<Vec<AuditEvent>, StoreError> {
         let (sql, args) = filter.sql(COLUMNS);
-        let mut out = Vec::new();
-        match self {
-            Self::Sqlite(p) => {
-                let mut q = sqlx::query(&sql);
-                for a in &args {
-                    q = q.bind(a);
-                }
-                for row in q.fetch_all(p).await.map_err(err)? {
-                    out.push(read_event!(&row));
-                }
+        on_pool!(self, p => {
+            let mut q = sqlx::query(&sql);
+            for a in &args {
+                q = q.bind(a);
             }
-            Self::Postgres(p) => {
-                let mut q = sqlx::query(&sql);
-                for a in &args {
-                    q = q.bind(a);
-                }
-                for row in q.fetch_all(p).await.map_err(err)? {
-                    out.push(read_event!(&row));
-                }
+            let mut out = Vec::new();
+            for row in q.fetch_all(p).await.map_err(err)? {
+                out.push(read_event!(&row));
             }
-            Self::Noop => {}
-        }
-        Ok(out)
+            Ok(out)
+        }, noop => Ok(Vec::new()))
     }
 
     /// Every event, by chain and position.
     pub async fn all_by_chain(&self) -> Result<Vec<AuditEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events ORDER BY chain_id, seq");
-        let mut out = Vec::new();
-        match self {
-            Self::Sqlite(p) => {
-                for row in sqlx::query(&sql).fetch_all(p).await.map_err(err)? {
-                    out.push(read_event!(&row));
-                }
+        on_pool!(self, p => {
+            let mut out = Vec::new();
+            for row in sqlx::query(&sql).fetch_all(p).await.map_err(err)? {
+                out.push(read_event!(&row));
             }
-            Self::Postgres(p) => {
-                for row in sqlx::query(&sql).fetch_all(p).await.map_err(err)? {
-                    out.push(read_event!(&row));
-                }
-            }
-            Self::Noop => {}
-        }
-        Ok(out)
+            Ok(out)
+        }, noop => Ok(Vec::new()))
     }
 }
