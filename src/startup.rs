@@ -57,6 +57,7 @@ impl Application {
                 let mirror = a.mirror.as_deref().map(Mirror::open).transpose()?;
                 let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror);
                 tracing::info!(chain_id = log.chain_id(), "audit trail open");
+                spawn_retention(log.clone(), a.retention_days, deps.clock.clone());
                 Some(log)
             }
         };
@@ -100,6 +101,29 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
     }
+}
+
+/// Deletes audit events older than `days`, at start and then hourly, keeping the chains
+/// verifiable (see [`AuditLog::prune`]).
+fn spawn_retention(log: AuditLog, days: u32, clock: SharedClock) {
+    tokio::spawn(async move {
+        loop {
+            let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
+            let cutoff = clock.now().checked_sub(keep).map(crate::clock::rfc3339);
+            if let Some(cutoff) = cutoff {
+                match log.prune(&cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(deleted = n, %cutoff, "pruned audit events past retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning the audit trail failed; will retry")
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

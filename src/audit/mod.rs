@@ -100,9 +100,15 @@ impl AuditLog {
         Ok((events, next))
     }
 
-    /// Walks every chain in the store.
+    /// Walks every chain in the store, each from its retention checkpoint if pruned.
     pub async fn verify(&self) -> Result<Verification, StoreError> {
-        Ok(verify(&self.store.all_by_chain().await?))
+        let checkpoints = self.store.checkpoints().await?;
+        Ok(verify_from(&self.store.all_by_chain().await?, &checkpoints))
+    }
+
+    /// Deletes events older than `cutoff` (RFC 3339), keeping every chain verifiable.
+    pub async fn prune(&self, cutoff: &str) -> Result<u64, StoreError> {
+        self.store.prune(cutoff).await
     }
 }
 
@@ -225,13 +231,27 @@ pub struct Verification {
 /// Checks `events` (ordered by chain and position): positions count from 1 without gaps,
 /// each `prev_hash` is the previous event's hash, and each hash matches its contents.
 pub fn verify(events: &[AuditEvent]) -> Verification {
+    verify_from(events, &[])
+}
+
+/// Like [`verify`], with chains pruned by retention starting after their checkpoint
+/// (chain, position, hash of the last deleted event).
+pub fn verify_from(events: &[AuditEvent], checkpoints: &[(String, i64, String)]) -> Verification {
+    let start = |chain: &str| {
+        checkpoints
+            .iter()
+            .find(|(c, _, _)| c == chain)
+            .map_or((1, GENESIS.to_owned()), |(_, seq, hash)| {
+                (seq + 1, hash.clone())
+            })
+    };
     let mut checked = 0u64;
     let mut chain: Option<&str> = None;
     let (mut expect_seq, mut prev) = (1i64, GENESIS.to_owned());
     for e in events {
         if chain != Some(e.chain_id.as_str()) {
             chain = Some(&e.chain_id);
-            (expect_seq, prev) = (1, GENESIS.to_owned());
+            (expect_seq, prev) = start(&e.chain_id);
         }
         checked += 1;
         let broken = |reason: &str| Verification {

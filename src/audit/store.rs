@@ -14,10 +14,11 @@ use sqlx::{PgPool, Row, SqlitePool};
 use super::event::AuditEvent;
 use super::query::Filter;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "audit events",
-    "CREATE TABLE audit_events (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "audit events",
+        "CREATE TABLE audit_events (
         id TEXT PRIMARY KEY,
         time TEXT NOT NULL,
         request_id TEXT,
@@ -47,7 +48,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     );
     CREATE INDEX audit_events_time ON audit_events (time);
     CREATE INDEX audit_events_token ON audit_events (token_sha256);",
-)];
+    ),
+    (
+        2,
+        "chain checkpoints left by retention pruning",
+        "CREATE TABLE audit_checkpoints (
+        chain_id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    );",
+    ),
+];
 
 fn migrator() -> Migrator {
     let migrations: Vec<Migration> = MIGRATIONS
@@ -246,6 +257,59 @@ impl AuditStore {
             let mut out = Vec::new();
             for row in q.fetch_all(p).await.map_err(err)? {
                 out.push(read_event!(&row));
+            }
+            Ok(out)
+        }, noop => Ok(Vec::new()))
+    }
+
+    /// Deletes, chain by chain, every event up to the newest one older than `cutoff`
+    /// (RFC 3339), and records that event's position and hash as the chain's checkpoint,
+    /// in one transaction, so what remains still verifies. Returns the events deleted.
+    pub async fn prune(&self, cutoff: &str) -> Result<u64, StoreError> {
+        let heads =
+            "SELECT chain_id, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain_id";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(err)?;
+            let rows = sqlx::query(heads).bind(cutoff).fetch_all(&mut *tx).await.map_err(err)?;
+            let mut deleted = 0;
+            for r in rows {
+                let chain: String = r.try_get("chain_id").map_err(err)?;
+                let seq: i64 = r.try_get("seq").map_err(err)?;
+                let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2")
+                    .bind(&chain)
+                    .bind(seq)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .try_get("hash")
+                    .map_err(err)?;
+                sqlx::query("DELETE FROM audit_checkpoints WHERE chain_id = $1").bind(&chain).execute(&mut *tx).await.map_err(err)?;
+                sqlx::query("INSERT INTO audit_checkpoints (chain_id, seq, hash) VALUES ($1, $2, $3)")
+                    .bind(&chain)
+                    .bind(seq)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let done = sqlx::query("DELETE FROM audit_events WHERE chain_id = $1 AND seq <= $2")
+                    .bind(&chain)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                deleted += done.rows_affected();
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(deleted)
+        }, noop => Ok(0))
+    }
+
+    /// Each pruned chain's checkpoint: (chain, position, hash) of its last deleted event.
+    pub async fn checkpoints(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query("SELECT chain_id, seq, hash FROM audit_checkpoints").fetch_all(p).await.map_err(err)? {
+                out.push((r.try_get("chain_id").map_err(err)?, r.try_get("seq").map_err(err)?, r.try_get("hash").map_err(err)?));
             }
             Ok(out)
         }, noop => Ok(Vec::new()))

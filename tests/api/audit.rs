@@ -271,3 +271,44 @@ async fn an_unavailable_store_fails_closed_and_recovers() {
         "the refused request left no event"
     );
 }
+
+async fn pruning_keeps_what_remains_verifiable(store: Store) {
+    let app = app(&store).await;
+    for _ in 0..3 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    app.clock.advance(std::time::Duration::from_secs(3600));
+    for _ in 0..3 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    let audit = app.state.broker.audit.as_ref().unwrap();
+    // Keep the last half hour: the first three events go, a checkpoint stays.
+    assert_eq!(audit.prune("2026-03-09T14:41:29Z").await.unwrap(), 3);
+    let v = verify(&app).await;
+    assert_eq!(
+        v,
+        json!({"ok": true, "events_checked": 3, "first_broken": null})
+    );
+    assert_eq!(
+        store
+            .rows("SELECT outcome, token_sha256, target FROM audit_events")
+            .await
+            .len(),
+        3
+    );
+    // Pruning again is a no-op; tampering with what remains is still found.
+    assert_eq!(audit.prune("2026-03-09T14:41:29Z").await.unwrap(), 0);
+    store.exec("DELETE FROM audit_events WHERE seq = 5").await;
+    let v = verify(&app).await;
+    assert_eq!(v["first_broken"]["seq"], 5, "{v}");
+}
+
+#[tokio::test]
+async fn sqlite_pruning_keeps_what_remains_verifiable() {
+    pruning_keeps_what_remains_verifiable(Store::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_pruning_keeps_what_remains_verifiable() {
+    pruning_keeps_what_remains_verifiable(Store::postgres().await).await;
+}
