@@ -7,6 +7,7 @@
 //! If the store fails, every request in the batch gets the error, the chain does not
 //! advance, and `/v1/tokens` answers 503: the broker fails closed.
 
+pub mod coalesce;
 mod event;
 pub mod query;
 mod store;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use jwks::IssuerKeys;
-pub use jwt::Claims;
+pub use jwt::{Claims, unverified_identity};
 
 /// How a caller was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::audit::AuditLog;
+use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
 use crate::aws::session::{connect_policy, session_name};
 use crate::aws::{
@@ -87,6 +88,8 @@ pub struct Broker {
     pub sessions: RoleSessions,
     /// The audit trail, when `[audit]` is configured.
     pub audit: Option<AuditLog>,
+    /// Folds floods of identical non-issued events.
+    pub coalescer: Option<Coalescer>,
     /// Issued-token cache.
     pub cache: TokenCache,
     /// Time source.
@@ -115,10 +118,14 @@ impl Broker {
             clock.clone(),
             t.min_remaining,
         );
+        let coalescer = audit
+            .clone()
+            .map(|log| Coalescer::start(log, clock.clone()));
         Self {
             credentials,
             sessions,
             audit,
+            coalescer,
             cache,
             clock,
         }

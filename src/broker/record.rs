@@ -61,8 +61,38 @@ impl Broker {
                 (event.target, event.db_user) = asked;
             }
         }
-        audit.record(event).await?;
+        let folded = event.outcome != Outcome::Issued
+            && self.coalescer.as_ref().is_some_and(|c| !c.admit(&event));
+        if !folded {
+            audit.record(event).await?;
+        }
         result
+    }
+
+    /// Records a failed authentication on `/v1/tokens`: what can be known (client, the
+    /// token's unverified issuer and subject, marked `auth_method = "unverified"`), coalesced
+    /// under floods. Best effort: the caller gets its 401 either way.
+    pub async fn record_denied(
+        &self,
+        meta: &RequestMeta,
+        reason: &str,
+        unverified: Option<(String, String)>,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let mut event = self.event(meta, &Principal::anonymous());
+        event.outcome = Outcome::Denied;
+        event.reason = Some(reason.to_owned());
+        event.auth_method = Some("unverified".to_owned());
+        (event.issuer, event.subject) = match unverified {
+            Some((iss, sub)) => (Some(iss), Some(sub)),
+            None => (None, None),
+        };
+        if self.coalescer.as_ref().is_some_and(|c| !c.admit(&event)) {
+            return;
+        }
+        if let Err(e) = audit.record(event).await {
+            tracing::warn!(error = %e, "recording a denied request failed");
+        }
     }
 
     fn event(&self, meta: &RequestMeta, principal: &Principal) -> AuditEvent {

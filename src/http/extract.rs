@@ -39,28 +39,51 @@ impl FromRequestParts<AppState> for Caller {
                 generation,
             });
         }
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AuthError::Missing)?;
-        if value.len() > MAX_AUTHORIZATION_BYTES {
-            return Err(AuthError::TooLarge.into());
-        }
-        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return Err(AuthError::Missing.into()),
-        };
-        match generation.auth.authenticate(token).await {
+        let (result, token) = authenticate(parts, &generation).await;
+        match result {
             Ok(principal) => Ok(Self {
                 principal,
                 generation,
             }),
             Err(e) => {
                 tracing::info!(reason = %e, "caller rejected");
+                if parts.uri.path() == "/v1/tokens" {
+                    let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
+                    let unverified = token.as_deref().and_then(crate::auth::unverified_identity);
+                    state
+                        .broker
+                        .record_denied(&meta, &e.to_string(), unverified)
+                        .await;
+                }
                 Err(e.into())
             }
         }
+    }
+}
+
+/// Checks the `Authorization` header; also returns the bearer token, when there was one.
+async fn authenticate(
+    parts: &Parts,
+    generation: &Generation,
+) -> (Result<Principal, AuthError>, Option<String>) {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return (Err(AuthError::Missing), None);
+    };
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return (Err(AuthError::TooLarge), None);
+    }
+    let Ok(value) = value.to_str() else {
+        return (Err(AuthError::Malformed), None);
+    };
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            (
+                generation.auth.authenticate(token).await,
+                Some(token.to_owned()),
+            )
+        }
+        _ => (Err(AuthError::Missing), None),
     }
 }
 

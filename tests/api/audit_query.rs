@@ -26,7 +26,8 @@ async fn seed(app: &TestApp) -> Vec<String> {
         for i in 0..50 {
             let (client, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
             let body = match i % 5 {
-                0 => json!({"target": "nope", "db_user": "x"}),
+                // Distinct targets: identical forbidden events would be coalesced.
+                0 => json!({"target": format!("nope-{round}-{i}"), "db_user": "x"}),
                 1 | 2 => json!({"target": "orders-db", "db_user": "app_ro"}),
                 _ => json!({"target": "ledger"}),
             };
@@ -140,7 +141,7 @@ async fn ndjson_and_csv_exports_parse_back_to_the_same_events() {
     let app = audited_app(&dir).await;
     for i in 0..30 {
         let body = if i % 3 == 0 {
-            json!({"target": "nope"})
+            json!({"target": format!("nope-{i}")})
         } else {
             json!({"target": "ledger"})
         };
@@ -352,4 +353,102 @@ async fn the_mirror_gets_every_committed_event_as_json_lines() {
             .unwrap()
             .contains(issued["token"].as_str().unwrap())
     );
+}
+
+#[tokio::test]
+async fn denied_floods_are_coalesced_and_issued_events_never_are() {
+    let rsa = RsaKey::generate("k1");
+    let idp = TestIdp::start(vec![rsa.jwk()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[issuers]]\nname = \"corp\"\nissuer = \"{iss}\"\njwks_uri = \"{jwks}\"\n\
+         audiences = [\"rds-token-broker\"]\n[[targets]]\nname = \"ledger\"\nhost = \"ledger.cluster-x.eu-west-1.rds.amazonaws.com\"\n\
+         port = 5432\nengine = \"postgres\"\ndb_users = [\"svc\"]\n[[grants]]\nissuer = \"corp\"\nsubject = \"*\"\n\
+         targets = [\"ledger\"]\ndb_users = [\"svc\"]\n[[auditors]]\nissuer = \"corp\"\nsubject = \"*\"\n\
+         claims = {{ groups = \"security\" }}\n[audit]\nurl = \"sqlite://{dir}/audit.db\"\n",
+        iss = idp.issuer,
+        jwks = idp.jwks_uri(),
+        dir = dir.path().display()
+    );
+    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let jwt = |sub: &str, iss: &str, groups: &str| {
+        rs256(
+            &rsa,
+            &json!({"iss": iss, "sub": sub, "aud": "rds-token-broker", "exp": 1_773_065_489 + 600, "groups": [groups]}),
+        )
+    };
+    let post = |token: String| {
+        let (c, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
+        async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"target": "ledger"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A flood of tokens from an untrusted issuer, all in one second of the broker's clock.
+    let forged = jwt("mallory", "https://evil.invalid", "x");
+    for _ in 0..200 {
+        assert_eq!(post(forged.clone()).await, 401);
+    }
+    for _ in 0..20 {
+        assert_eq!(post(jwt("svc-a", &idp.issuer, "dev")).await, 200);
+    }
+    // Close the window and let the flusher write the folded duplicates.
+    app.clock.advance(Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let auditor = jwt("alice", &idp.issuer, "security");
+    let get = |query: &str| {
+        let (c, url) = (
+            app.client.clone(),
+            format!("{}/v1/audit/events?{query}", app.base),
+        );
+        let auditor = auditor.clone();
+        async move {
+            c.get(url)
+                .bearer_auth(auditor)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let denied = get("outcome=denied&limit=1000").await["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    let total: i64 = denied.iter().map(|e| e["count"].as_i64().unwrap()).sum();
+    assert_eq!(total, 200);
+    for e in &denied {
+        assert_eq!(e["issuer"], "https://evil.invalid");
+        assert_eq!(e["subject"], "mallory");
+        assert_eq!(e["auth_method"], "unverified");
+        assert_eq!(e["client_ip"], "127.0.0.1");
+        assert!(e["reason"].as_str().unwrap().contains("not trusted"));
+    }
+    let issued = get("outcome=issued&limit=1000").await["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(issued.len(), 20);
+    assert!(issued.iter().all(|e| e["count"] == 1));
+    let v: Value = app
+        .client
+        .get(format!("{}/v1/audit/verify", app.base))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
 }
