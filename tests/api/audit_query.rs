@@ -245,11 +245,9 @@ async fn bad_queries_are_400() {
     }
 }
 
-#[tokio::test]
-async fn only_auditors_may_read_the_trail() {
-    let rsa = RsaKey::generate("k1");
-    let idp = TestIdp::start(vec![rsa.jwk()]).await;
-    let dir = tempfile::tempdir().unwrap();
+/// A broker whose callers authenticate with JWTs from `idp`: every subject may use
+/// `ledger` as `svc`; members of the `security` group are auditors.
+async fn jwt_audited_app(idp: &TestIdp, dir: &tempfile::TempDir) -> TestApp {
     let config = format!(
         r#"
 [server]
@@ -281,7 +279,15 @@ url = "sqlite://{dir}/audit.db"
         jwks = idp.jwks_uri(),
         dir = dir.path().display()
     );
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+}
+
+#[tokio::test]
+async fn only_auditors_may_read_the_trail() {
+    let rsa = RsaKey::generate("k1");
+    let idp = TestIdp::start(vec![rsa.jwk()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = jwt_audited_app(&idp, &dir).await;
     let claims = |groups: Value| json!({"iss": idp.issuer, "sub": "alice", "aud": "rds-token-broker", "exp": 1_773_065_489 + 600, "groups": groups});
     let service = rs256(&rsa, &claims(json!(["dev"])));
     let auditor = rs256(&rsa, &claims(json!(["security"])));
@@ -360,17 +366,7 @@ async fn denied_floods_are_coalesced_and_issued_events_never_are() {
     let rsa = RsaKey::generate("k1");
     let idp = TestIdp::start(vec![rsa.jwk()]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[[issuers]]\nname = \"corp\"\nissuer = \"{iss}\"\njwks_uri = \"{jwks}\"\n\
-         audiences = [\"rds-token-broker\"]\n[[targets]]\nname = \"ledger\"\nhost = \"ledger.cluster-x.eu-west-1.rds.amazonaws.com\"\n\
-         port = 5432\nengine = \"postgres\"\ndb_users = [\"svc\"]\n[[grants]]\nissuer = \"corp\"\nsubject = \"*\"\n\
-         targets = [\"ledger\"]\ndb_users = [\"svc\"]\n[[auditors]]\nissuer = \"corp\"\nsubject = \"*\"\n\
-         claims = {{ groups = \"security\" }}\n[audit]\nurl = \"sqlite://{dir}/audit.db\"\n",
-        iss = idp.issuer,
-        jwks = idp.jwks_uri(),
-        dir = dir.path().display()
-    );
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let app = jwt_audited_app(&idp, &dir).await;
     let jwt = |sub: &str, iss: &str, groups: &str| {
         rs256(
             &rsa,
