@@ -1,14 +1,17 @@
-//! Command line: `serve` and `check-config`.
+//! Command line: `serve` and `check-config` for operators; `token`, `exec` and `audit` for
+//! clients of a running broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::client::{self, output};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, Config, LogFormat};
 use crate::startup::{Application, Dependencies, shutdown_signal};
 use crate::{aws, dev, reload, telemetry};
@@ -30,6 +33,112 @@ enum Command {
         /// Configuration file (TOML).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Client: fetch a database token from a running broker.
+    Token(TokenArgs),
+    /// Client: run a command with the database connection variables (PGHOST, PGPASSWORD,
+    /// ... or MYSQL_*) set; the token never appears on a command line.
+    Exec(ExecArgs),
+    /// Security team: query, export or verify the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    #[command(flatten)]
+    broker: client::BrokerArgs,
+    /// Target name, as the broker's configuration calls it.
+    #[arg(long)]
+    target: String,
+    /// Database user; may be left out when your grant allows exactly one.
+    #[arg(long)]
+    db_user: Option<String>,
+    /// CA bundle for the database's certificate, exported as PGSSLROOTCERT.
+    #[arg(long, value_name = "FILE", env = "RDS_TOKEN_BROKER_SSL_ROOT_CERT")]
+    ssl_root_cert: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = output::Format::Token)]
+    format: output::Format,
+    /// Write to this file (replaced atomically, mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Keep --output fresh: fetch a new token before the current one runs out, until
+    /// stopped (for a sidecar; libpq reads a pgpass file on every new connection).
+    #[arg(long, requires = "output")]
+    refresh: bool,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Newest events first, as a table, JSON or CSV.
+    Query {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        #[command(flatten)]
+        filters: client::audit::Filters,
+        /// Most events to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = client::audit::QueryFormat::Table)]
+        format: client::audit::QueryFormat,
+    },
+    /// Every matching event, streamed (NDJSON or CSV) to stdout or a file.
+    Export {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        #[command(flatten)]
+        filters: client::audit::Filters,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = client::audit::ExportFormat::Ndjson)]
+        format: client::audit::ExportFormat,
+        /// Write here instead of stdout (removed again if the export breaks off).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Walk every hash chain; exit 0 when intact, 1 when broken (names the first broken
+    /// link), 2 when the check could not run.
+    Verify {
+        /// Ask a running broker (GET /v1/audit/verify).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "RDS_TOKEN_BROKER_URL",
+            required_unless_present = "audit_url"
+        )]
+        broker: Option<String>,
+        /// Read the store directly instead (sqlite://FILE or postgres://...), e.g. from a
+        /// machine that does not trust the broker.
+        #[arg(long, value_name = "URL")]
+        audit_url: Option<String>,
+        /// File holding the caller's JWT.
+        #[arg(long, value_name = "FILE")]
+        jwt_file: Option<PathBuf>,
+        /// Kubernetes service-account token file.
+        #[arg(long, value_name = "FILE", env = "RDS_TOKEN_BROKER_K8S_TOKEN_FILE", default_value = client::K8S_TOKEN_FILE)]
+        k8s_token_file: PathBuf,
+        /// PEM file of the broker's CA.
+        #[arg(long, value_name = "FILE", env = "RDS_TOKEN_BROKER_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
     },
 }
 
@@ -55,6 +164,9 @@ struct ServeArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Token(args) => client_runtime(token(args)),
+        Command::Exec(args) => client_runtime(exec(args)),
+        Command::Audit(cmd) => client_runtime(audit(cmd)),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -71,6 +183,193 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Runs a client command; errors are printed as `error: ...` with exit status 1 unless the
+/// command chose its own status.
+fn client_runtime(
+    fut: impl std::future::Future<Output = Result<ExitCode, client::ClientError>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn fetch(args: &TargetArgs) -> Result<client::IssuedToken, client::ClientError> {
+    let broker = client::BrokerClient::new(&args.broker)?;
+    client::fetch_token(&broker, &args.target, args.db_user.as_deref()).await
+}
+
+async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
+    use std::io::Write as _;
+    let tls = output::ClientTls {
+        ssl_root_cert: args.target.ssl_root_cert.clone(),
+    };
+    let Some(path) = &args.output else {
+        let t = fetch(&args.target).await?;
+        let text = output::render(args.format, &t, &tls);
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| client::ClientError(format!("cannot write to stdout: {e}")))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let broker = client::BrokerClient::new(&args.target.broker)?;
+    let mut failures = 0u32;
+    loop {
+        let fetched =
+            client::fetch_token(&broker, &args.target.target, args.target.db_user.as_deref()).await;
+        let wait = match fetched {
+            Ok(t) => {
+                output::write_private(path, &output::render(args.format, &t, &tls))?;
+                if !args.refresh {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                failures = 0;
+                let next = output::refresh_in(&t.expires_at, SystemClock.now());
+                eprintln!(
+                    "wrote a token for {} to {}; next in {} s",
+                    t.target,
+                    path.display(),
+                    next.as_secs()
+                );
+                next
+            }
+            Err(e) if args.refresh => {
+                // The file keeps the previous token, still valid for a while: retry.
+                failures += 1;
+                let wait =
+                    Duration::from_secs(5u64 << failures.min(4)).min(Duration::from_secs(60));
+                eprintln!("error: {e} (retrying in {} s)", wait.as_secs());
+                wait
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {
+    let t = fetch(&args.target).await?;
+    let tls = output::ClientTls {
+        ssl_root_cert: args.target.ssl_root_cert.clone(),
+    };
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(client::ClientError("no command given after --".into()));
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(rest).envs(output::variables(&t, &tls));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // Replaces this process: signals and the exit status belong to the command.
+        let e = cmd.exec();
+        Err(client::ClientError(format!(
+            "cannot run {}: {e}",
+            program.to_string_lossy()
+        )))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status().map_err(|e| {
+            client::ClientError(format!("cannot run {}: {e}", program.to_string_lossy()))
+        })?;
+        Ok(ExitCode::from(
+            u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+        ))
+    }
+}
+
+async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
+    let mut stdout = std::io::stdout().lock();
+    match cmd {
+        AuditCommand::Query {
+            broker,
+            filters,
+            limit,
+            format,
+        } => {
+            let broker = client::BrokerClient::new(&broker)?;
+            client::audit::query(&broker, &filters, limit, format, &mut stdout).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Export {
+            broker,
+            filters,
+            format,
+            output,
+        } => {
+            let broker = client::BrokerClient::new(&broker)?;
+            match output {
+                None => {
+                    client::audit::export(&broker, &filters, format, &mut stdout).await?;
+                }
+                Some(path) => {
+                    let file = std::fs::File::create(&path).map_err(|e| {
+                        client::ClientError(format!("cannot create {}: {e}", path.display()))
+                    })?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let result = client::audit::export(&broker, &filters, format, &mut w).await;
+                    drop(w);
+                    match result {
+                        Ok(bytes) => eprintln!("wrote {bytes} bytes to {}", path.display()),
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&path);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            broker,
+            audit_url,
+            jwt_file,
+            k8s_token_file,
+            ca_file,
+            timeout,
+        } => {
+            let ok = match (broker, audit_url) {
+                (_, Some(url)) => client::audit::verify_store(&url, &mut stdout).await,
+                (Some(broker), None) => {
+                    let args = client::BrokerArgs {
+                        broker,
+                        jwt_file,
+                        k8s_token_file,
+                        ca_file,
+                        timeout,
+                    };
+                    let broker = client::BrokerClient::new(&args)?;
+                    client::audit::verify_remote(&broker, &mut stdout).await
+                }
+                (None, None) => Err(client::ClientError(
+                    "give --broker URL or --audit-url URL".into(),
+                )),
+            };
+            match ok {
+                Ok(true) => Ok(ExitCode::SUCCESS),
+                Ok(false) => Ok(ExitCode::from(1)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
                 }
             }
         }

@@ -70,6 +70,15 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// Formats `t` as fixed-width RFC 3339 UTC with milliseconds (`2026-03-09T14:11:29.000Z`):
+/// the form audit times are stored in, so that text order is time order.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, day, h, mi, s) = civil_from_unix(d.as_secs());
+    let ms = d.subsec_millis();
+    format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
 /// Parses RFC 3339 (`2026-03-09T14:11:29Z`, fractions and `±HH:MM` offsets accepted) into
 /// a time; `None` if it is not one.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
@@ -102,10 +111,15 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         return None;
     }
     let mut rest = s.get(19..)?;
+    let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return None;
+        }
+        // Nanosecond precision; further digits are accepted and dropped.
+        for (i, c) in frac.bytes().take(9).take(digits).enumerate() {
+            nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
         }
         rest = frac.get(digits..)?;
     }
@@ -139,7 +153,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
     u64::try_from(secs)
         .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        .map(|s| SystemTime::UNIX_EPOCH + Duration::new(s, nanos))
 }
 
 /// Splits seconds since the Unix epoch into a proleptic Gregorian UTC date and time

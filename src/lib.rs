@@ -10,6 +10,7 @@ pub mod auth;
 pub mod aws;
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod dev;

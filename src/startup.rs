@@ -109,7 +109,10 @@ fn spawn_retention(log: AuditLog, days: u32, clock: SharedClock) {
     tokio::spawn(async move {
         loop {
             let keep = std::time::Duration::from_secs(u64::from(days) * 86_400);
-            let cutoff = clock.now().checked_sub(keep).map(crate::clock::rfc3339);
+            let cutoff = clock
+                .now()
+                .checked_sub(keep)
+                .map(crate::clock::rfc3339_millis);
             if let Some(cutoff) = cutoff {
                 match log.prune(&cutoff).await {
                     Ok(0) => {}

@@ -8,6 +8,7 @@
 //! advance, and `/v1/tokens` answers 503: the broker fails closed.
 
 pub mod coalesce;
+pub mod csv;
 mod event;
 pub mod query;
 mod store;

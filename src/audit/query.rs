@@ -74,7 +74,7 @@ impl Filter {
                     let t = crate::clock::parse_rfc3339(v).ok_or_else(|| {
                         bad("must be an RFC 3339 time such as 2026-03-09T14:11:29Z")
                     })?;
-                    let t = crate::clock::rfc3339(t);
+                    let t = crate::clock::rfc3339_millis(t);
                     if k == "since" {
                         f.since = Some(t)
                     } else {

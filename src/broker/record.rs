@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::{AuthMethod, Principal};
-use crate::clock::rfc3339;
+use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::Config;
 
 use super::{Broker, IssueError, Issued, TokenRequest, uuid_v7};
@@ -99,7 +99,7 @@ impl Broker {
         let now = self.clock.now();
         AuditEvent {
             id: uuid_v7(now).to_string(),
-            time: rfc3339(now),
+            time: rfc3339_millis(now),
             request_id: meta.request_id.clone(),
             outcome: Outcome::Failed,
             reason: None,

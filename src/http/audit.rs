@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::audit::query::{Filter, QueryError};
-use crate::audit::{AuditEvent, AuditLog, StoreError, Verification};
+use crate::audit::{AuditLog, StoreError, Verification};
 use crate::auth::AuthMethod;
 use crate::policy;
 use crate::state::AppState;
@@ -96,13 +96,13 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
             let mut filter = filter?;
             let mut out = String::new();
             if first && csv {
-                out.push_str(&csv_header());
+                out.push_str(&crate::audit::csv::header());
             }
             match audit.search(&filter).await {
                 Ok((events, next)) => {
                     for e in &events {
                         out.push_str(&if csv {
-                            csv_row(e)
+                            crate::audit::csv::row(e)
                         } else {
                             format!("{}\n", serde_json::to_string(e).unwrap_or_default())
                         });
@@ -134,58 +134,6 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-const CSV_FIELDS: [&str; 25] = [
-    "id",
-    "time",
-    "request_id",
-    "outcome",
-    "reason",
-    "issuer",
-    "subject",
-    "auth_method",
-    "client_ip",
-    "user_agent",
-    "target",
-    "host",
-    "port",
-    "db_user",
-    "region",
-    "role_arn",
-    "session_name",
-    "cache",
-    "token_sha256",
-    "expires_at",
-    "count",
-    "chain_id",
-    "seq",
-    "prev_hash",
-    "hash",
-];
-
-fn csv_header() -> String {
-    format!("{}\r\n", CSV_FIELDS.join(","))
-}
-
-fn csv_row(e: &AuditEvent) -> String {
-    let v = serde_json::to_value(e).unwrap_or_default();
-    let cells: Vec<String> = CSV_FIELDS
-        .iter()
-        .map(|f| {
-            let cell = match v.get(*f).unwrap_or(&serde_json::Value::Null) {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            if cell.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", cell.replace('"', "\"\""))
-            } else {
-                cell
-            }
-        })
-        .collect();
-    format!("{}\r\n", cells.join(","))
 }
 
 /// Body of `POST /v1/audit/lookup`.

@@ -1,0 +1,91 @@
+//! CSV rendering of events, shared by the API's `format=csv` and the CLI.
+
+use serde_json::Value;
+
+use super::AuditEvent;
+
+/// Columns, in order.
+pub const FIELDS: [&str; 25] = [
+    "id",
+    "time",
+    "request_id",
+    "outcome",
+    "reason",
+    "issuer",
+    "subject",
+    "auth_method",
+    "client_ip",
+    "user_agent",
+    "target",
+    "host",
+    "port",
+    "db_user",
+    "region",
+    "role_arn",
+    "session_name",
+    "cache",
+    "token_sha256",
+    "expires_at",
+    "count",
+    "chain_id",
+    "seq",
+    "prev_hash",
+    "hash",
+];
+
+/// The header row, CRLF-terminated (RFC 4180).
+pub fn header() -> String {
+    format!("{}\r\n", FIELDS.join(","))
+}
+
+/// One field: quoted when needed; text a spreadsheet would run as a formula (a caller
+/// controls the subject and user agent) is prefixed with `'`.
+pub fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// A JSON value as cell text.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One row from an event as JSON, CRLF-terminated.
+pub fn row_from_json(event: &Value) -> String {
+    let cells: Vec<String> = FIELDS
+        .iter()
+        .map(|f| field(&cell(event.get(*f).unwrap_or(&Value::Null))))
+        .collect();
+    format!("{}\r\n", cells.join(","))
+}
+
+/// One row, CRLF-terminated.
+pub fn row(event: &AuditEvent) -> String {
+    row_from_json(&serde_json::to_value(event).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_and_formulas_defused() {
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(field("plain"), "plain");
+    }
+}

@@ -1,0 +1,353 @@
+//! `audit query`, `audit export` and `audit verify`: the security team's view of the trail,
+//! through a running broker's audit API (or, for `verify`, straight from the store).
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::{BrokerClient, ClientError, fail};
+use crate::clock::{Clock, SystemClock, rfc3339};
+
+/// The SPEC filters of `GET /v1/audit/events`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Filters {
+    /// Events at or after this time: RFC 3339, or an age such as 90s, 30m, 24h, 7d.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Events before this time: RFC 3339, or an age such as 1h.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Caller subject (JWT `sub`, or the caller's ARN).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Issuer name as configured, or aws-iam.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Target name.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Database user.
+    #[arg(long)]
+    pub db_user: Option<String>,
+    /// issued, denied, forbidden, throttled or failed.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Hex SHA-256 of a token (`sha256sum` of the token without a newline).
+    #[arg(long, value_name = "HEX")]
+    pub token_sha256: Option<String>,
+}
+
+/// Turns `24h`-style ages into absolute times; RFC 3339 passes through.
+pub fn absolute_time(value: &str, now: std::time::SystemTime) -> Result<String, ClientError> {
+    if crate::clock::parse_rfc3339(value).is_some() {
+        return Ok(value.to_owned());
+    }
+    let bad = || {
+        fail(format!(
+            "{value}: expected an RFC 3339 time (2026-03-09T14:11:29Z) or an age such as 90s, 30m, 24h, 7d"
+        ))
+    };
+    let split = value.len().checked_sub(1).ok_or_else(bad)?;
+    let (n, unit) = value.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        "w" => n.checked_mul(7 * 86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    let t = now.checked_sub(Duration::from_secs(secs)).ok_or_else(bad)?;
+    Ok(rfc3339(t))
+}
+
+impl Filters {
+    fn params(&self) -> Result<Vec<(&'static str, String)>, ClientError> {
+        let now = SystemClock.now();
+        let mut p = Vec::new();
+        if let Some(v) = &self.since {
+            p.push(("since", absolute_time(v, now)?));
+        }
+        if let Some(v) = &self.until {
+            p.push(("until", absolute_time(v, now)?));
+        }
+        let exact = [
+            ("subject", &self.subject),
+            ("issuer", &self.issuer),
+            ("target", &self.target),
+            ("db_user", &self.db_user),
+            ("outcome", &self.outcome),
+            ("token_sha256", &self.token_sha256),
+        ];
+        for (k, v) in exact {
+            if let Some(v) = v {
+                p.push((k, v.clone()));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// `audit query --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned columns for reading.
+    Table,
+    /// A JSON array of events.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// `audit export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON event per line.
+    Ndjson,
+    /// CSV with a header row.
+    Csv,
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    events: Vec<Value>,
+    next_cursor: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Checked {
+    ok: bool,
+    events_checked: u64,
+    first_broken: Option<Value>,
+}
+
+/// Newest first, at most `limit` events, following the cursor across pages.
+pub async fn query(
+    client: &BrokerClient,
+    filters: &Filters,
+    limit: u32,
+    format: QueryFormat,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    let params = filters.params()?;
+    let mut events: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    while events.len() < limit as usize {
+        let want = (limit as usize - events.len()).min(1000);
+        let mut req = client
+            .request(Method::GET, "v1/audit/events")?
+            .query(&params)
+            .query(&[("limit", want.to_string())]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let page: Page = client
+            .send(req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| fail(format!("the broker's answer is not an event page: {e}")))?;
+        events.extend(page.events);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    events.truncate(limit as usize);
+    let text = match format {
+        QueryFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&events).unwrap_or_default()
+        ),
+        QueryFormat::Csv => csv(&events),
+        QueryFormat::Table => table(&events),
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| fail(format!("cannot write the result: {e}")))
+}
+
+fn cell(v: &Value) -> String {
+    crate::audit::csv::cell(v)
+}
+
+fn csv(events: &[Value]) -> String {
+    let mut out = crate::audit::csv::header();
+    for e in events {
+        out.push_str(&crate::audit::csv::row_from_json(e));
+    }
+    out
+}
+
+fn table(events: &[Value]) -> String {
+    const COLS: [&str; 8] = [
+        "time", "outcome", "issuer", "subject", "target", "db_user", "cache", "reason",
+    ];
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            COLS.iter()
+                .map(|c| {
+                    // Control characters from callers must not move the terminal's cursor.
+                    cell(&e[*c])
+                        .chars()
+                        .map(|ch| if ch.is_control() { '?' } else { ch })
+                        .take(60)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = COLS.iter().map(|c| c.len()).collect();
+    for row in &rows {
+        for (w, v) in widths.iter_mut().zip(row) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(COLS.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out.push_str(&format!(
+        "({} event{})\n",
+        events.len(),
+        if events.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// Streams the whole result in `format` into `out`, chunk by chunk (constant memory).
+pub async fn export(
+    client: &BrokerClient,
+    filters: &Filters,
+    format: ExportFormat,
+    out: &mut impl Write,
+) -> Result<u64, ClientError> {
+    let mut params = filters.params()?;
+    params.push((
+        "format",
+        match format {
+            ExportFormat::Ndjson => "ndjson",
+            ExportFormat::Csv => "csv",
+        }
+        .to_owned(),
+    ));
+    let mut res = client
+        .send(
+            client
+                .request(Method::GET, "v1/audit/events")?
+                .query(&params),
+        )
+        .await?;
+    let mut written = 0u64;
+    loop {
+        let chunk = res.chunk().await.map_err(|e| {
+            fail(format!(
+                "the export broke off after {written} bytes: {e}; the output is incomplete"
+            ))
+        })?;
+        let Some(chunk) = chunk else { break };
+        out.write_all(&chunk)
+            .map_err(|e| fail(format!("cannot write the export: {e}")))?;
+        written += chunk.len() as u64;
+    }
+    out.flush()
+        .map_err(|e| fail(format!("cannot write the export: {e}")))?;
+    Ok(written)
+}
+
+/// `GET /v1/audit/verify`, printed for people; `Ok(true)` when every chain is intact.
+pub async fn verify_remote(
+    client: &BrokerClient,
+    out: &mut impl Write,
+) -> Result<bool, ClientError> {
+    let v: Checked = client
+        .send(client.request(Method::GET, "v1/audit/verify")?)
+        .await?
+        .json()
+        .await
+        .map_err(|e| fail(format!("the broker's answer is not a verification: {e}")))?;
+    let ok = v.ok;
+    let text = describe(ok, v.events_checked, &v.first_broken.unwrap_or(Value::Null));
+    out.write_all(text.as_bytes())
+        .map_err(|e| fail(format!("cannot write the result: {e}")))?;
+    Ok(ok)
+}
+
+/// Verifies the store at `url` directly, without a broker.
+pub async fn verify_store(url: &str, out: &mut impl Write) -> Result<bool, ClientError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            return Err(fail(format!("{path}: no such audit database")));
+        }
+    }
+    let store = crate::audit::AuditStore::open(url)
+        .await
+        .map_err(|e| fail(format!("cannot open the audit store: {e}")))?;
+    let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
+    let events = store
+        .all_by_chain()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let v = crate::audit::verify_from(&events, &checkpoints);
+    let broken = serde_json::to_value(&v.first_broken).unwrap_or(Value::Null);
+    let text = describe(v.ok, v.events_checked, &broken);
+    out.write_all(text.as_bytes())
+        .map_err(|e| fail(format!("cannot write the result: {e}")))?;
+    Ok(v.ok)
+}
+
+fn describe(ok: bool, checked: u64, broken: &Value) -> String {
+    let field = |k: &str| cell(broken.get(k).unwrap_or(&Value::Null));
+    if ok {
+        return format!("ok: every chain intact ({checked} events checked)\n");
+    }
+    format!(
+        "BROKEN: chain {} at position {} (event {}): {} ({checked} events checked)\n",
+        field("chain_id"),
+        field("seq"),
+        match field("id") {
+            s if s.is_empty() => "missing".to_owned(),
+            s => s,
+        },
+        field("reason"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_become_absolute_times() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489);
+        assert_eq!(
+            absolute_time("24h", now).ok().as_deref(),
+            Some("2026-03-08T14:11:29Z")
+        );
+        assert_eq!(
+            absolute_time("90s", now).ok().as_deref(),
+            Some("2026-03-09T14:09:59Z")
+        );
+        assert_eq!(
+            absolute_time("2026-01-01T00:00:00Z", now).ok().as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        for bad in ["", "h", "24", "24y", "-1h", "1.5h"] {
+            assert!(absolute_time(bad, now).is_err(), "{bad}");
+        }
+    }
+}

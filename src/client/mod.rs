@@ -1,0 +1,347 @@
+//! The client side: talking to a running broker from the command line (`token`, `exec`,
+//! `audit`). Errors are written for the person at the terminal: what went wrong and what
+//! to do about it, never the bearer token or a database token.
+
+pub mod audit;
+pub mod output;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The Kubernetes service-account token, the last place a bearer token is looked for.
+pub const K8S_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// How to reach the broker and who the caller is.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// The broker's base URL, e.g. https://rds-token-broker.internal:8443.
+    #[arg(long, value_name = "URL", env = "RDS_TOKEN_BROKER_URL")]
+    pub broker: String,
+    /// File holding the caller's JWT (read first).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_file: Option<PathBuf>,
+    /// Kubernetes service-account token file, used when neither --jwt-file nor
+    /// RDS_TOKEN_BROKER_JWT is given (a projected token may live elsewhere).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RDS_TOKEN_BROKER_K8S_TOKEN_FILE",
+        default_value = K8S_TOKEN_FILE
+    )]
+    pub k8s_token_file: PathBuf,
+    /// PEM file of the CA(s) that signed the broker's TLS certificate, trusted in
+    /// addition to the system's roots.
+    #[arg(long, value_name = "FILE", env = "RDS_TOKEN_BROKER_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Give up on the broker after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// A failure the user can act on; the message is complete and safe to print.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+fn fail(msg: impl Into<String>) -> ClientError {
+    ClientError(msg.into())
+}
+
+/// Where the bearer token came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerSource {
+    /// `--jwt-file`.
+    File(PathBuf),
+    /// `RDS_TOKEN_BROKER_JWT`.
+    Env,
+    /// The Kubernetes service-account token.
+    Kubernetes(PathBuf),
+    /// Nothing found: the request goes out without `Authorization`.
+    None,
+}
+
+impl std::fmt::Display for BearerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "the JWT in {}", p.display()),
+            Self::Env => f.write_str("the JWT in RDS_TOKEN_BROKER_JWT"),
+            Self::Kubernetes(p) => write!(f, "the service-account token in {}", p.display()),
+            Self::None => f.write_str("no credentials"),
+        }
+    }
+}
+
+fn read_bearer_file(path: &Path) -> Result<SecretString, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(format!("cannot read the JWT file {}: {e}", path.display())))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(fail(format!("the JWT file {} is empty", path.display())));
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// Finds the bearer token: `--jwt-file`, then `RDS_TOKEN_BROKER_JWT`, then the Kubernetes
+/// service-account token file. None of them: `BearerSource::None`.
+pub fn resolve_bearer(
+    args: &BrokerArgs,
+    env_jwt: Option<String>,
+) -> Result<(Option<SecretString>, BearerSource), ClientError> {
+    if let Some(path) = &args.jwt_file {
+        return Ok((
+            Some(read_bearer_file(path)?),
+            BearerSource::File(path.clone()),
+        ));
+    }
+    if let Some(jwt) = env_jwt {
+        let jwt = jwt.trim();
+        if jwt.is_empty() {
+            return Err(fail("RDS_TOKEN_BROKER_JWT is set but empty"));
+        }
+        return Ok((Some(SecretString::from(jwt.to_owned())), BearerSource::Env));
+    }
+    if args.k8s_token_file.exists() {
+        return Ok((
+            Some(read_bearer_file(&args.k8s_token_file)?),
+            BearerSource::Kubernetes(args.k8s_token_file.clone()),
+        ));
+    }
+    Ok((None, BearerSource::None))
+}
+
+/// An RFC 9457 problem from the broker (never contains secrets, by the broker's contract).
+#[derive(Debug, Default, Deserialize)]
+struct Problem {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// A connection to one broker as one caller.
+#[derive(Debug)]
+pub struct BrokerClient {
+    base: Url,
+    http: reqwest::Client,
+    bearer: Option<SecretString>,
+    source: BearerSource,
+}
+
+impl BrokerClient {
+    /// Checks the URL, loads the CA file and finds the bearer token.
+    pub fn new(args: &BrokerArgs) -> Result<Self, ClientError> {
+        let env_jwt = std::env::var("RDS_TOKEN_BROKER_JWT").ok();
+        let (bearer, source) = resolve_bearer(args, env_jwt)?;
+        let mut base = Url::parse(&args.broker).map_err(|e| {
+            fail(format!(
+                "--broker {}: not a URL ({e}); expected e.g. https://broker.example:8443",
+                args.broker
+            ))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(fail(format!(
+                "--broker {}: must be an http:// or https:// URL with a host",
+                args.broker
+            )));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(args.timeout.clamp(1, 10)))
+            .timeout(Duration::from_secs(args.timeout.max(1)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("rds-token-broker-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &args.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| fail(format!("cannot read --ca-file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                fail(format!(
+                    "--ca-file {}: not a PEM certificate bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(fail(format!(
+                    "--ca-file {}: no certificate in it",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| fail(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Self {
+            base,
+            http,
+            bearer,
+            source,
+        })
+    }
+
+    /// A request to `path` (relative to the broker URL) with the bearer token.
+    pub fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| fail(format!("cannot build the URL for {path}: {e}")))?;
+        let mut req = self.http.request(method, url);
+        if let Some(bearer) = &self.bearer {
+            req = req.bearer_auth(bearer.expose_secret());
+        }
+        Ok(req)
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error that says what to do.
+    pub async fn send(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        let res = req.send().await.map_err(|e| self.transport_error(&e))?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        Err(self.status_error(res).await)
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ClientError {
+        let mut cause = String::new();
+        let mut src: Option<&dyn std::error::Error> = Some(e);
+        while let Some(s) = src {
+            cause = s.to_string();
+            src = s.source();
+        }
+        let tlsish = cause.contains("certificate")
+            || cause.contains("tls")
+            || cause.contains("TLS")
+            || cause.contains("handshake");
+        if tlsish {
+            fail(format!(
+                "TLS with the broker at {} failed: {cause}. If its certificate comes from a \
+                 private CA, pass that CA with --ca-file.",
+                self.base
+            ))
+        } else if e.is_timeout() {
+            fail(format!(
+                "the broker at {} did not answer in time. Is it overloaded or behind a \
+                 firewall? (--timeout sets the limit)",
+                self.base
+            ))
+        } else {
+            fail(format!(
+                "cannot reach the broker at {}: {cause}. Is it running, and is --broker \
+                 (or RDS_TOKEN_BROKER_URL) right?",
+                self.base
+            ))
+        }
+    }
+
+    async fn status_error(&self, res: Response) -> ClientError {
+        let status = res.status();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let problem: Problem = res.json().await.unwrap_or_default();
+        let detail = if problem.detail.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            problem.detail
+        };
+        let wait = retry_after
+            .map(|s| format!(" Retry in {s} s."))
+            .unwrap_or_default();
+        match status {
+            StatusCode::UNAUTHORIZED => match &self.source {
+                BearerSource::None => fail(format!(
+                    "the broker requires authentication ({detail}), and no JWT was found: pass \
+                     --jwt-file, set RDS_TOKEN_BROKER_JWT, or run in a Kubernetes pod with a \
+                     service-account token."
+                )),
+                source => fail(format!(
+                    "the broker did not accept {source}: {detail}. Get a fresh token from your \
+                     identity provider, or check that the broker trusts its issuer and audience."
+                )),
+            },
+            StatusCode::FORBIDDEN => fail(format!(
+                "not permitted: {detail}. The target may not exist, or your identity has no \
+                 grant for it and this DB user (ask the broker's operators; GET /v1/targets \
+                 lists what you may use)."
+            )),
+            StatusCode::TOO_MANY_REQUESTS => {
+                let limit = problem
+                    .limit
+                    .map(|l| format!(" by the {l} limit"))
+                    .unwrap_or_default();
+                fail(format!("throttled{limit}: {detail}.{wait}"))
+            }
+            StatusCode::BAD_GATEWAY => fail(format!(
+                "AWS STS refused the broker: {detail}. The broker's operators need to fix the \
+                 role's trust or permissions."
+            )),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                fail(format!("the broker is unavailable: {detail}.{wait}"))
+            }
+            StatusCode::BAD_REQUEST => fail(format!("the broker refused the request: {detail}")),
+            _ => {
+                let title = if problem.title.is_empty() {
+                    status.to_string()
+                } else {
+                    format!("{status} {}", problem.title)
+                };
+                fail(format!("the broker answered {title}: {detail}"))
+            }
+        }
+    }
+}
+
+/// `POST /v1/tokens` answer.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct IssuedToken {
+    /// The RDS auth token.
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Target name.
+    pub target: String,
+    /// Database endpoint.
+    pub host: String,
+    /// Database port.
+    pub port: u16,
+    /// Database user.
+    pub db_user: String,
+    /// Signing region.
+    pub region: String,
+    /// `postgres`, `mysql` or `mariadb`.
+    pub engine: String,
+    /// Audit event id.
+    pub issuance_id: String,
+}
+
+/// Asks the broker for a token.
+pub async fn fetch_token(
+    client: &BrokerClient,
+    target: &str,
+    db_user: Option<&str>,
+) -> Result<IssuedToken, ClientError> {
+    let body = match db_user {
+        Some(u) => serde_json::json!({ "target": target, "db_user": u }),
+        None => serde_json::json!({ "target": target }),
+    };
+    let res = client
+        .send(client.request(Method::POST, "v1/tokens")?.json(&body))
+        .await?;
+    res.json()
+        .await
+        .map_err(|e| fail(format!("the broker's answer is not a token response: {e}")))
+}
