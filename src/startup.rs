@@ -92,6 +92,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let coalescer = self.state.broker.coalescer.clone();
         let router = http::router(self.state);
         tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
         axum::serve(
@@ -99,7 +100,12 @@ impl Application {
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+        // In-flight requests are done (their events committed); write what floods folded.
+        if let Some(c) = coalescer {
+            c.flush().await;
+        }
+        Ok(())
     }
 }
 

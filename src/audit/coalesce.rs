@@ -26,6 +26,7 @@ struct Window {
 pub struct Coalescer {
     windows: Arc<Mutex<HashMap<Key, Window>>>,
     clock: SharedClock,
+    log: AuditLog,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -54,19 +55,29 @@ impl Coalescer {
         let c = Self {
             windows: Arc::new(Mutex::new(HashMap::new())),
             clock,
+            log,
         };
         let flusher = c.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                for e in flusher.closed() {
-                    if let Err(err) = log.record(e).await {
-                        tracing::warn!(error = %err, "recording coalesced audit events failed");
-                    }
-                }
+                flusher.write(flusher.closed(false)).await;
             }
         });
         c
+    }
+
+    /// Writes every window now, open or not: at shutdown, so no count is lost.
+    pub async fn flush(&self) {
+        self.write(self.closed(true)).await;
+    }
+
+    async fn write(&self, events: Vec<AuditEvent>) {
+        for e in events {
+            if let Err(err) = self.log.record(e).await {
+                tracing::warn!(error = %err, "recording coalesced audit events failed");
+            }
+        }
     }
 
     /// Whether `event` opens a window (record it now) or was folded into one.
@@ -92,13 +103,14 @@ impl Coalescer {
         }
     }
 
-    /// Removes closed windows; returns one event per window that folded duplicates.
-    fn closed(&self) -> Vec<AuditEvent> {
+    /// Removes closed windows (all of them with `all`); returns one event per window that
+    /// folded duplicates.
+    fn closed(&self, all: bool) -> Vec<AuditEvent> {
         let now = self.clock.now();
         let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let done: Vec<Key> = w
             .iter()
-            .filter(|(_, win)| now.duration_since(win.opened).unwrap_or_default() >= WINDOW)
+            .filter(|(_, win)| all || now.duration_since(win.opened).unwrap_or_default() >= WINDOW)
             .map(|(k, _)| k.clone())
             .collect();
         done.into_iter()

@@ -239,3 +239,55 @@ fn serve_refuses_settings_it_cannot_honour_yet() {
         "role_arn is supported now:\n{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_writes_the_counts_of_coalesced_floods_before_exiting() {
+    use sqlx::Connection as _;
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("audit.db");
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app"]
+[audit]
+url = "sqlite://{}"
+"#,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = binary::command(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = RunningBroker::start(cmd);
+    let client = crate::support::client();
+    for _ in 0..50 {
+        let res = client
+            .post(format!("{}/v1/tokens", broker.base))
+            .json(&json!({"target": "orders-db"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // Well inside the one-second window: the folded 49 exist only in memory.
+    assert!(broker.terminate().success());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (events, total): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), SUM(count) FROM audit_events WHERE outcome = 'denied'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(total, 50, "every refused request is accounted for");
+    assert_eq!(events, 2, "the first at once, the rest as one event");
+}

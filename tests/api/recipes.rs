@@ -128,11 +128,9 @@ db_users = ["app_rw"]
     fn command(&self, program: &str) -> tokio::process::Command {
         let bin_dir = Path::new(BIN).parent().unwrap();
         let venv = repo().join(".venv/bin");
-        let path = std::env::join_paths(
-            [bin_dir.to_path_buf(), venv]
-                .into_iter()
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
+        let path = std::env::join_paths([bin_dir.to_path_buf(), venv].into_iter().chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
         .unwrap();
         let mut cmd = tokio::process::Command::new(program);
         cmd.env_clear()
@@ -154,7 +152,11 @@ fn repo() -> PathBuf {
 }
 
 fn recipe(name: &str) -> String {
-    repo().join("examples/recipes").join(name).display().to_string()
+    repo()
+        .join("examples/recipes")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -226,12 +228,8 @@ async fn psycopg_recipe_takes_its_password_from_the_broker() {
 async fn node_pg_recipe_takes_its_password_from_the_broker() {
     let f = Fixture::start().await;
     let check = repo().join("tests/recipes/node_check.js");
-    let (ok, stdout, stderr) = output(
-        f.command("node")
-            .arg(check)
-            .arg(recipe("node/pg_pool.js")),
-    )
-    .await;
+    let (ok, stdout, stderr) =
+        output(f.command("node").arg(check).arg(recipe("node/pg_pool.js"))).await;
     assert!(ok, "{stderr}");
     let got: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(got["token_sha256"], sha256_hex(&f.token().await));
