@@ -445,6 +445,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let deps = Dependencies {
         clock: clock.clone(),
         credentials,
+        audit_store: None,
     };
     let listen = config.server.listen;
     let app = Application::build(config, deps)

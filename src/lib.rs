@@ -17,6 +17,7 @@ pub mod dev;
 pub mod domain;
 pub mod http;
 pub mod policy;
+pub mod ratelimit;
 pub mod reload;
 pub mod startup;
 pub mod state;

@@ -23,6 +23,9 @@ pub struct Dependencies {
     pub clock: SharedClock,
     /// Base AWS credentials provider.
     pub credentials: SharedCredentialsProvider,
+    /// Use this audit store instead of opening `audit.url` (benchmarks compare stores,
+    /// including [`AuditStore::Noop`], with everything else equal). Needs `[audit]`.
+    pub audit_store: Option<AuditStore>,
 }
 
 /// A bound, not yet serving, broker.
@@ -51,9 +54,12 @@ impl Application {
                 None
             }
             Some(a) => {
-                let store = AuditStore::open(&a.url)
-                    .await
-                    .map_err(std::io::Error::other)?;
+                let store = match deps.audit_store {
+                    Some(store) => store,
+                    None => AuditStore::open(&a.url)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                };
                 let mirror = a.mirror.as_deref().map(Mirror::open).transpose()?;
                 let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror);
                 tracing::info!(chain_id = log.chain_id(), "audit trail open");
@@ -61,7 +67,8 @@ impl Application {
                 Some(log)
             }
         };
-        let broker = Broker::new(&config, credentials, audit, deps.clock.clone());
+        let broker = Broker::new(&config, credentials, audit, deps.clock.clone())
+            .map_err(std::io::Error::other)?;
         let generation = Generation {
             config: Arc::new(config),
             auth,

@@ -49,6 +49,17 @@ impl Principal {
             claims: Claims::new(),
         }
     }
+
+    /// The signing identity of a `share_tokens` target: one per (target, DB user), so its
+    /// role session name is stable and shared by every caller.
+    pub fn shared(target: &str, db_user: &str) -> Self {
+        Self {
+            issuer: "shared".into(),
+            subject: format!("{target}/{db_user}"),
+            auth_method: AuthMethod::Unauthenticated,
+            claims: Claims::new(),
+        }
+    }
 }
 
 /// Why a caller was not authenticated; the text is the `error_description`.

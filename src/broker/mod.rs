@@ -21,7 +21,8 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
 use crate::policy;
-use crate::token::{CacheKey, CacheOutcome, MintError, TokenCache};
+use crate::ratelimit::{Budget, LimitKind, Pacer, Throttled};
+use crate::token::{CacheKey, CacheOutcome, MintError, MintGate, TokenCache};
 
 /// A request for a token, parsed.
 #[derive(Debug, Clone)]
@@ -74,6 +75,9 @@ pub enum IssueError {
     /// No role session for the target's `role_arn`.
     #[error(transparent)]
     Sts(#[from] StsError),
+    /// A rate limit refused the request (429).
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
     /// The audit trail could not record the decision: nothing is issued.
     #[error(transparent)]
     Audit(#[from] crate::audit::StoreError),
@@ -92,6 +96,8 @@ pub struct Broker {
     pub coalescer: Option<Coalescer>,
     /// Issued-token cache.
     pub cache: TokenCache,
+    /// Rate limits.
+    pub pacer: Arc<Pacer>,
     /// Time source.
     pub clock: SharedClock,
 }
@@ -103,7 +109,7 @@ impl Broker {
         credentials: BrokerCredentials,
         audit: Option<AuditLog>,
         clock: SharedClock,
-    ) -> Self {
+    ) -> Result<Self, crate::ratelimit::RedisDown> {
         let t = &config.tokens;
         let cache = TokenCache::new(
             clock.clone(),
@@ -121,14 +127,16 @@ impl Broker {
         let coalescer = audit
             .clone()
             .map(|log| Coalescer::start(log, clock.clone()));
-        Self {
+        let pacer = Arc::new(Pacer::new(&config.rate_limit, clock.clone())?);
+        Ok(Self {
             credentials,
             sessions,
             audit,
             coalescer,
             cache,
+            pacer,
             clock,
-        }
+        })
     }
 
     /// Issues a token to `principal`, if `config`'s policy allows (not audited: see
@@ -139,6 +147,15 @@ impl Broker {
         principal: &Principal,
         req: TokenRequest,
     ) -> Result<Issued, IssueError> {
+        // Every request counts against its caller, cache hits included.
+        let caller = format!("{}\n{}", principal.issuer, principal.subject);
+        if let Err(t) = self
+            .pacer
+            .admit_principal(&caller, config.rate_limit.per_principal_per_second)
+        {
+            metrics::counter!("rds_token_broker_throttled_total", "target" => req.target.as_str().to_owned(), "limit" => LimitKind::Principal.as_str()).increment(1);
+            return Err(t.into());
+        }
         let target = config
             .targets
             .get(&req.target)
@@ -155,10 +172,20 @@ impl Broker {
         let credentials = match &target.role_arn {
             None => self.credentials.get().await?,
             Some(role) => {
+                // share_tokens: one session per (target, DB user) instead of per caller,
+                // so every caller of that pair gets the same cached token.
+                let shared;
+                let signer = if target.share_tokens {
+                    shared = Principal::shared(target.name.as_str(), db_user.as_str());
+                    &shared
+                } else {
+                    principal
+                };
                 let request = SessionRequest {
                     role_arn: role.as_str().to_owned(),
-                    session_name: session_name(principal),
-                    source_identity: config.aws.source_identity.then(|| session_name(principal)),
+                    session_name: session_name(signer),
+                    source_identity: (config.aws.source_identity && !target.share_tokens)
+                        .then(|| session_name(principal)),
                     external_id: target.external_id.clone(),
                     policy: target
                         .resource_id
@@ -178,7 +205,24 @@ impl Broker {
             region: target.region.as_str().to_owned(),
             db_user: db_user.as_str().to_owned(),
         };
-        let (token, cache) = self.cache.get(key, &credentials).await?;
+        let gate = MintGate {
+            pacer: Arc::clone(&self.pacer),
+            target: target.name.as_str().to_owned(),
+            budget: Budget {
+                per_second: target.max_connections_per_second,
+                burst: target.burst,
+            },
+            max_wait: config.rate_limit.max_wait,
+        };
+        let (token, cache) =
+            self.cache
+                .get(key, &credentials, &gate)
+                .await
+                .map_err(|e| match e {
+                    MintError::Throttled(t) => IssueError::Throttled(t),
+                    e => IssueError::Mint(e),
+                })?;
+        metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         tracing::info!(
             issuance_id = %issuance_id,

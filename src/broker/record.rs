@@ -55,6 +55,7 @@ impl Broker {
             Err(e) => {
                 event.outcome = match e {
                     IssueError::Forbidden | IssueError::DbUserRequired => Outcome::Forbidden,
+                    IssueError::Throttled(_) => Outcome::Throttled,
                     _ => Outcome::Failed,
                 };
                 event.reason = Some(e.to_string());

@@ -79,6 +79,7 @@ pub struct RawAudit {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawRateLimit {
     pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
     pub per_principal_per_second: Option<u32>,
     pub max_wait_ms: Option<u64>,
     pub expected_replicas: Option<u32>,

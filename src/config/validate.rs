@@ -260,7 +260,23 @@ fn rate_limit(raw: &super::raw::RawRateLimit, e: &mut Errors<'_>) -> RateLimitCo
     if max_wait > 60_000 {
         e.push("rate_limit.max_wait_ms", "must be at most 60000");
     }
+    let redis_key_prefix = raw
+        .redis_key_prefix
+        .clone()
+        .unwrap_or_else(|| "rds-token-broker:".to_owned());
+    if redis_key_prefix.is_empty()
+        || redis_key_prefix.len() > 128
+        || redis_key_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        e.push(
+            "rate_limit.redis_key_prefix",
+            "must be 1 to 128 characters without spaces",
+        );
+    }
     RateLimitConfig {
+        redis_key_prefix,
         redis_url: raw.redis_url.clone(),
         per_principal_per_second,
         max_wait: Duration::from_millis(max_wait),

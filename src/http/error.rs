@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::aws::StsError;
 use crate::broker::IssueError;
+use crate::ratelimit::{LimitKind, retry_after_secs};
 use crate::token::MintError;
 
 /// The detail of every 403, whatever the cause, so that targets cannot be enumerated.
@@ -51,6 +52,14 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u32,
     },
+    /// 429: a rate limit refused; which one, and when to retry.
+    #[error("throttled by the {} limit", limit.as_str())]
+    TooManyRequests {
+        /// The limit.
+        limit: LimitKind,
+        /// Whole seconds until a retry can succeed.
+        retry_after: u64,
+    },
     /// 503: the request took longer than `server.request_timeout_seconds`.
     #[error("request timed out")]
     Timeout,
@@ -69,6 +78,9 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
+    /// For 429: `target` or `principal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'static str>,
 }
 
 impl ApiError {
@@ -114,6 +126,21 @@ impl ApiError {
                 "Service unavailable",
                 detail.clone(),
             ),
+            Self::TooManyRequests { limit, retry_after } => (
+                S::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too many requests",
+                match limit {
+                    LimitKind::Target => format!(
+                        "the target's budget of new database connections is spent \
+                         (max_connections_per_second); retry in {retry_after} s"
+                    ),
+                    LimitKind::Principal => format!(
+                        "too many requests from this caller \
+                         (rate_limit.per_principal_per_second); retry in {retry_after} s"
+                    ),
+                },
+            ),
             Self::Timeout => (
                 S::SERVICE_UNAVAILABLE,
                 "timeout",
@@ -147,6 +174,10 @@ impl IntoResponse for ApiError {
             title,
             status: status.as_u16(),
             detail,
+            limit: match &self {
+                Self::TooManyRequests { limit, .. } => Some(limit.as_str()),
+                _ => None,
+            },
         })
         .unwrap_or_default();
         let mut res = (status, body).into_response();
@@ -167,6 +198,9 @@ impl IntoResponse for ApiError {
                 }
             }
             Self::Unavailable { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             Self::Timeout | Self::Overloaded => {
@@ -194,6 +228,12 @@ impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
         match e {
             IssueError::Forbidden => Self::Forbidden,
+            IssueError::Throttled(t) | IssueError::Mint(MintError::Throttled(t)) => {
+                Self::TooManyRequests {
+                    limit: t.kind,
+                    retry_after: retry_after_secs(t.retry_after),
+                }
+            }
             IssueError::DbUserRequired => Self::BadRequest(e.to_string()),
             IssueError::NoCredentials(c) => Self::Unavailable {
                 detail: format!("the broker cannot sign tokens: {}", c.0),

@@ -18,6 +18,34 @@ use sha2::{Digest, Sha256};
 
 use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
 use crate::clock::SharedClock;
+use crate::ratelimit::{Budget, Pacer, Throttled};
+
+/// Asked before every signing: the target's budget of new tokens.
+#[derive(Debug, Clone)]
+pub struct MintGate {
+    /// The process's limits.
+    pub pacer: Arc<Pacer>,
+    /// Target name (the budget's key).
+    pub target: String,
+    /// Its budget.
+    pub budget: Budget,
+    /// How long a request may wait for a slot.
+    pub max_wait: Duration,
+}
+
+impl MintGate {
+    async fn take(&self, max_wait: Duration) -> Result<(), Throttled> {
+        let result = self
+            .pacer
+            .take_target(&self.target, self.budget, max_wait)
+            .await;
+        match result {
+            Ok(()) => metrics::counter!("rds_token_broker_tokens_minted_total", "target" => self.target.clone()).increment(1),
+            Err(_) => metrics::counter!("rds_token_broker_throttled_total", "target" => self.target.clone(), "limit" => "target").increment(1),
+        }
+        result
+    }
+}
 
 /// What a cached token was minted for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,6 +85,8 @@ pub struct CachedToken {
     /// min(signed_at + 900 s, expiry of the signing credentials).
     pub expires_at: SystemTime,
     refreshing: AtomicBool,
+    /// No refresh attempt before this (ms since the epoch): set when the budget refused one.
+    refresh_not_before_ms: AtomicU64,
 }
 
 impl CachedToken {
@@ -90,6 +120,9 @@ pub enum MintError {
     /// Signing failed.
     #[error("{0}")]
     Sign(String),
+    /// The target's budget of new tokens is spent.
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
     /// The signing credentials expire too soon for a token to be useful.
     #[error(
         "the signing credentials expire in {left_seconds} s, less than the {min_seconds} s a token must have left"
@@ -156,12 +189,13 @@ impl TokenCache {
         &self,
         key: CacheKey,
         credentials: &Credentials,
+        gate: &MintGate,
     ) -> Result<(Arc<CachedToken>, CacheOutcome), MintError> {
         let now = self.clock.now();
         if let Some(t) = self.cache.get(&key).await {
             if t.remaining(now) >= self.min_remaining {
                 if t.remaining(now) < self.min_remaining + self.refresh_ahead {
-                    self.refresh_in_background(&key, &t, credentials);
+                    self.refresh_in_background(&key, &t, credentials, gate);
                 }
                 return Ok((t, CacheOutcome::Hit));
             }
@@ -174,6 +208,8 @@ impl TokenCache {
                 if existing.is_some_and(|e| e.value().remaining(now) >= self.min_remaining) {
                     return Ok(Op::Nop);
                 }
+                self.check_credentials(credentials)?;
+                gate.take(gate.max_wait).await?;
                 self.mint(&key, credentials).map(Op::Put)
             })
             .await?;
@@ -186,6 +222,22 @@ impl TokenCache {
                 Err(MintError::Sign("token cache returned no entry".into()))
             }
         }
+    }
+
+    /// Refuses credentials that expire before a token would be useful (before a budget
+    /// slot is spent on it).
+    fn check_credentials(&self, credentials: &Credentials) -> Result<(), MintError> {
+        let now = self.clock.now();
+        if let Some(expiry) = credentials.expiry() {
+            let left = expiry.duration_since(now).unwrap_or_default();
+            if left < self.min_remaining {
+                return Err(MintError::CredentialsExpiring {
+                    left_seconds: left.as_secs(),
+                    min_seconds: self.min_remaining.as_secs(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn mint(
@@ -219,6 +271,7 @@ impl TokenCache {
             signed_at,
             expires_at,
             refreshing: AtomicBool::new(false),
+            refresh_not_before_ms: AtomicU64::new(0),
         }))
     }
 
@@ -227,7 +280,17 @@ impl TokenCache {
         key: &CacheKey,
         current: &Arc<CachedToken>,
         credentials: &Credentials,
+        gate: &MintGate,
     ) {
+        let now_ms = self
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        if now_ms < current.refresh_not_before_ms.load(Ordering::Acquire) {
+            return;
+        }
         if current.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -235,6 +298,7 @@ impl TokenCache {
         let key = key.clone();
         let current = Arc::clone(current);
         let credentials = credentials.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let result = this
                 .cache
@@ -242,13 +306,33 @@ impl TokenCache {
                 .and_try_compute_with(|existing| async {
                     match existing {
                         Some(e) if !Arc::ptr_eq(e.value(), &current) => Ok(Op::Nop),
-                        _ => this.mint(&key, &credentials).map(Op::Put),
+                        _ => {
+                            this.check_credentials(&credentials)?;
+                            // Never waits: the current token is still good, and requests
+                            // keep being served it while the budget is spent.
+                            gate.take(Duration::ZERO).await?;
+                            this.mint(&key, &credentials).map(Op::Put)
+                        }
                     }
                 })
                 .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, host = %key.host, db_user = %key.db_user, "refreshing a cached token ahead of expiry failed");
-                current.refreshing.store(false, Ordering::Release);
+            match result {
+                Ok(_) => {}
+                Err(MintError::Throttled(t)) => {
+                    // Try again once a slot is free, on the next request that sees it.
+                    let retry = now_ms.saturating_add(
+                        u64::try_from(t.retry_after.as_millis()).unwrap_or(u64::MAX),
+                    );
+                    current
+                        .refresh_not_before_ms
+                        .store(retry, Ordering::Release);
+                    current.refreshing.store(false, Ordering::Release);
+                    tracing::debug!(target_name = %gate.target, "refresh-ahead deferred: the target's budget is spent");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, host = %key.host, db_user = %key.db_user, "refreshing a cached token ahead of expiry failed");
+                    current.refreshing.store(false, Ordering::Release);
+                }
             }
         });
     }

@@ -3,5 +3,5 @@
 mod cache;
 mod sign;
 
-pub use cache::{CacheKey, CacheOutcome, CachedToken, MintError, TokenCache};
+pub use cache::{CacheKey, CacheOutcome, CachedToken, MintError, MintGate, TokenCache};
 pub use sign::{SignError, TOKEN_LIFETIME, TokenParams, encode, sign_token};

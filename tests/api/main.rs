@@ -19,6 +19,7 @@ mod credentials;
 mod openapi;
 mod policy;
 mod process;
+mod ratelimit;
 mod recipes;
 mod reload;
 mod sigv4;

@@ -10,7 +10,7 @@ use crate::support::binary::{self, RunningBroker};
 
 fn config(targets: &[&str]) -> String {
     let mut c = String::from(
-        "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n[rate_limit]\nper_principal_per_second = 1000000\n",
     );
     for t in targets {
         c.push_str(&format!(

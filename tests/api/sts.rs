@@ -31,6 +31,9 @@ sts_timeout_seconds = 3
 sts_connect_timeout_seconds = 1
 sts_max_attempts = 2
 
+[rate_limit]
+per_principal_per_second = 1000000
+
 [[targets]]
 name = "orders-db"
 host = "orders.cluster-abc.eu-west-1.rds.amazonaws.com"

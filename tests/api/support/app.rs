@@ -38,6 +38,11 @@ port = 3306
 engine = "mysql"
 region = "us-east-1"
 db_users = ["ledger_svc"]
+
+# Load tests send thousands of requests as one caller at one frozen instant; the
+# per-caller limit has its own tests.
+[rate_limit]
+per_principal_per_second = 1000000
 "#;
 
 pub struct TestApp {
@@ -82,6 +87,7 @@ impl TestApp {
         let deps = Dependencies {
             clock: clock.clone(),
             credentials: provider,
+            audit_store: None,
         };
         let app = Application::build(config, deps).await.unwrap();
         let base = format!("http://{}", app.local_addr());

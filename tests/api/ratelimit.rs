@@ -1,0 +1,482 @@
+//! Pacing: the targets' budgets of new tokens (local GCRA on the broker's clock, and
+//! fleet-wide in the real Redis on this machine), the per-caller request limit,
+//! `max_wait_ms`, refresh-ahead under a spent budget, and `share_tokens`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::support::app::{TestApp, problem};
+use crate::support::creds::{Switchable, static_keys};
+use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::moto::Moto;
+
+/// A JWT-authenticated broker: subjects `alice` and `bob` may use `orders-db` as u1..u6;
+/// auditors read the trail. `extra` is appended (targets' options, `[rate_limit]`).
+struct Paced {
+    app: TestApp,
+    key: RsaKey,
+    idp: TestIdp,
+    _dir: tempfile::TempDir,
+}
+
+impl Paced {
+    async fn start(target_options: &str, rate_limit: &str) -> Self {
+        Self::start_with(target_options, rate_limit, "").await
+    }
+
+    /// Like `start`, with more top-level sections (`[aws]`).
+    async fn start_with(target_options: &str, rate_limit: &str, sections: &str) -> Self {
+        let key = RsaKey::generate("k1");
+        let idp = TestIdp::start(vec![key.jwk()]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+{sections}
+[rate_limit]
+{rate_limit}
+[audit]
+url = "sqlite://{dir}/audit.db"
+[[issuers]]
+name = "corp"
+issuer = "{iss}"
+jwks_uri = "{jwks}"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["u1", "u2", "u3", "u4", "u5", "u6"]
+{target_options}
+[[grants]]
+issuer = "corp"
+subject = "*"
+targets = ["orders-db"]
+db_users = ["u1", "u2", "u3", "u4", "u5", "u6"]
+[[auditors]]
+issuer = "corp"
+subject = "auditor"
+"#,
+            iss = idp.issuer,
+            jwks = idp.jwks_uri(),
+            dir = dir.path().display()
+        );
+        let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+        Self {
+            app,
+            key,
+            idp,
+            _dir: dir,
+        }
+    }
+
+    fn jwt(&self, sub: &str) -> String {
+        rs256(
+            &self.key,
+            // Valid on the manual clock and on the real one (moto tests).
+            &json!({"iss": self.idp.issuer, "sub": sub, "aud": "rds-token-broker", "exp": 4_000_000_000u64}),
+        )
+    }
+
+    async fn ask(&self, sub: &str, db_user: &str) -> Response {
+        self.app
+            .client
+            .post(format!("{}/v1/tokens", self.app.base))
+            .bearer_auth(self.jwt(sub))
+            .json(&json!({"target": "orders-db", "db_user": db_user}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, sub: &str, db_user: &str) -> u16 {
+        self.ask(sub, db_user).await.status().as_u16()
+    }
+
+    async fn events(&self, query: &str) -> Vec<Value> {
+        let v: Value = self
+            .app
+            .client
+            .get(format!("{}/v1/audit/events?{query}", self.app.base))
+            .bearer_auth(self.jwt("auditor"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["events"].as_array().unwrap().clone()
+    }
+}
+
+async fn throttled(res: Response, limit: &str, retry_after: &str) -> Value {
+    assert_eq!(
+        res.headers().get("retry-after").unwrap().to_str().unwrap(),
+        retry_after
+    );
+    let body = problem(res, 429).await;
+    assert_eq!(body["limit"], limit);
+    assert_eq!(body["type"], "urn:rds-token-broker:problem:throttled");
+    body
+}
+
+#[tokio::test]
+async fn new_tokens_are_paced_per_target_and_cache_hits_are_free() {
+    let p = Paced::start("max_connections_per_second = 2\nburst = 3", "").await;
+    for u in ["u1", "u2", "u3"] {
+        assert_eq!(p.status("alice", u).await, 200);
+    }
+    // The burst is spent: a fourth distinct token must wait half a second (rounded up).
+    let body = throttled(p.ask("alice", "u4").await, "target", "1").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_connections_per_second"),
+        "{body}"
+    );
+    // Tokens already minted are served from the cache, as often as asked.
+    for _ in 0..20 {
+        assert_eq!(p.status("alice", "u1").await, 200);
+    }
+    assert_eq!(p.app.minted(), 3);
+    // Time refills the budget at the target's rate.
+    p.app.clock.advance(Duration::from_millis(500));
+    assert_eq!(p.status("alice", "u4").await, 200);
+    assert_eq!(p.status("alice", "u5").await, 429);
+    p.app.clock.advance(Duration::from_millis(1000));
+    assert_eq!(p.status("alice", "u5").await, 200);
+    assert_eq!(p.status("alice", "u6").await, 200);
+    assert_eq!(p.app.minted(), 6);
+
+    // Each refusal is a `throttled` event naming the limit; the second came within a
+    // second of the first, so it is folded into one event with `count` (written when the
+    // window closes).
+    p.app.clock.advance(Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let events = p.events("outcome=throttled").await;
+    let total: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
+    assert_eq!(total, 2, "{events:?}");
+    assert!(events.iter().all(|e| e["subject"] == "alice"
+        && e["target"] == "orders-db"
+        && e["reason"].as_str().unwrap().contains("target rate limit")));
+}
+
+#[tokio::test]
+async fn each_caller_has_a_request_limit_counting_cache_hits() {
+    let p = Paced::start("", "per_principal_per_second = 5").await;
+    for _ in 0..5 {
+        assert_eq!(p.status("alice", "u1").await, 200);
+    }
+    let body = throttled(p.ask("alice", "u1").await, "principal", "1").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("per_principal_per_second")
+    );
+    // Another caller is not affected; alice is again after a second.
+    assert_eq!(p.status("bob", "u1").await, 200);
+    p.app.clock.advance(Duration::from_secs(1));
+    assert_eq!(p.status("alice", "u1").await, 200);
+    let events = p.events("outcome=throttled").await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0]["reason"].as_str().unwrap().contains("principal"));
+}
+
+#[tokio::test]
+async fn a_request_may_wait_up_to_max_wait_for_a_slot() {
+    let p = Paced::start(
+        "max_connections_per_second = 1\nburst = 1",
+        "max_wait_ms = 3000",
+    )
+    .await;
+    assert_eq!(p.status("alice", "u1").await, 200);
+    // The next new token needs a second of the broker's clock: the request waits for it.
+    let waiting = {
+        let (c, url, jwt) = (
+            p.app.client.clone(),
+            format!("{}/v1/tokens", p.app.base),
+            p.jwt("alice"),
+        );
+        tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(jwt)
+                .json(&json!({"target": "orders-db", "db_user": "u2"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the request must wait for a slot");
+    p.app.clock.advance(Duration::from_secs(1));
+    assert_eq!(waiting.await.unwrap(), 200);
+
+    // A wait longer than max_wait_ms is refused at once.
+    let q = Paced::start(
+        "max_connections_per_second = 1\nburst = 1",
+        "max_wait_ms = 200",
+    )
+    .await;
+    assert_eq!(q.status("alice", "u1").await, 200);
+    let started = std::time::Instant::now();
+    throttled(q.ask("alice", "u2").await, "target", "1").await;
+    assert!(started.elapsed() < Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn refresh_ahead_under_a_spent_budget_keeps_serving_and_retries() {
+    let p = Paced::start("max_connections_per_second = 1\nburst = 1", "").await;
+    let first: Value = p.ask("alice", "u1").await.json().await.unwrap();
+    // Into the refresh window (default: the last 60 s before min_remaining, 300 s).
+    p.app.clock.advance(Duration::from_secs(900 - 300 - 30));
+    // The slot went to another new token just before.
+    assert_eq!(p.status("alice", "u2").await, 200);
+    let hit: Value = p.ask("alice", "u1").await.json().await.unwrap();
+    assert_eq!(
+        hit["token"], first["token"],
+        "the current token is still served"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(p.app.minted(), 2, "the refresh was deferred, not forced");
+    // Once a slot is free, the next request's refresh goes through.
+    p.app.clock.advance(Duration::from_secs(1));
+    let _ = p.ask("alice", "u1").await;
+    for _ in 0..50 {
+        if p.app.minted() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(p.app.minted(), 3);
+    let fresh: Value = p.ask("alice", "u1").await.json().await.unwrap();
+    assert_ne!(fresh["token"], first["token"]);
+}
+
+#[tokio::test]
+async fn share_tokens_gives_every_caller_one_token_and_still_audits_each() {
+    let moto = Moto::start().await;
+    for share in [false, true] {
+        let p = Paced::start_with(
+            &format!(
+                "role_arn = \"arn:aws:iam::123456789012:role/orders-db-connect\"\nshare_tokens = {share}"
+            ),
+            "",
+            &format!("[aws]\nsts_endpoint = \"{}\"\nsource_identity = true", moto.url()),
+        )
+        .await;
+        // moto's credentials expire in real time.
+        p.app.clock.set(SystemTime::now());
+        let mut tokens = Vec::new();
+        for sub in ["alice", "bob", "carol"] {
+            let res = p.ask(sub, "u1").await;
+            assert_eq!(res.status(), 200);
+            let v: Value = res.json().await.unwrap();
+            tokens.push(v["token"].as_str().unwrap().to_owned());
+        }
+        tokens.sort();
+        tokens.dedup();
+        let issued = p.events("outcome=issued").await;
+        assert_eq!(issued.len(), 3, "each caller's issuance is its own event");
+        let mut subjects: Vec<&str> = issued
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap())
+            .collect();
+        subjects.sort_unstable();
+        assert_eq!(subjects, ["alice", "bob", "carol"]);
+        if share {
+            assert_eq!(tokens.len(), 1, "one shared token");
+            assert_eq!(p.app.minted(), 1);
+            for e in &issued {
+                let name = e["session_name"].as_str().unwrap();
+                assert!(name.starts_with("shared@orders-db-u1-"), "{name}");
+            }
+        } else {
+            assert_eq!(tokens.len(), 3, "one token per caller");
+        }
+    }
+    let calls = moto.assume_role_calls().await;
+    assert_eq!(
+        calls.len(),
+        4,
+        "three per-caller sessions, then one shared: {calls:?}"
+    );
+    let shared = &calls[3];
+    assert!(
+        !shared.contains_key("SourceIdentity"),
+        "a shared session is no one's identity: {shared:?}"
+    );
+}
+
+/// Keys under a prefix of their own on the machine's Redis, deleted afterwards.
+struct RedisPrefix(String);
+
+impl RedisPrefix {
+    fn new() -> Self {
+        Self(format!(
+            "rtb-test-{}-{}:",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.0))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    async fn clean(&self) {
+        let keys = self.keys().await;
+        if keys.is_empty() {
+            return;
+        }
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: i64 = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replicas_share_one_budget_through_redis() {
+    let prefix = RedisPrefix::new();
+    let rate_limit = format!(
+        "redis_url = \"redis://127.0.0.1:6379\"\nredis_key_prefix = \"{}\"\nexpected_replicas = 2",
+        prefix.0
+    );
+    let target = "max_connections_per_second = 1\nburst = 3";
+    let a = Paced::start(target, &rate_limit).await;
+    let b = Paced::start(target, &rate_limit).await;
+    // Six distinct new tokens, alternating replicas: alone, each could mint three.
+    let mut ok = 0;
+    for (p, u) in [
+        (&a, "u1"),
+        (&b, "u2"),
+        (&a, "u3"),
+        (&b, "u4"),
+        (&a, "u5"),
+        (&b, "u6"),
+    ] {
+        match p.status("alice", u).await {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Three from the burst (a fourth only if a real second passed: Redis keeps time).
+    assert!((3..=4).contains(&ok), "{ok} new tokens across the fleet");
+    assert_eq!(
+        prefix.keys().await,
+        [format!("{}target:orders-db", prefix.0)]
+    );
+    assert!(!a.app.state.broker.pacer.in_fallback());
+    prefix.clean().await;
+}
+
+/// A TCP relay to the real Redis that can be switched off (connections refused... by
+/// closing them at once).
+struct Switch {
+    port: u16,
+    up: Arc<AtomicBool>,
+}
+
+impl Switch {
+    async fn start(up: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let flag = Arc::new(AtomicBool::new(up));
+        let on = flag.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !on.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { port, up: flag }
+    }
+}
+
+#[tokio::test]
+async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
+    let prefix = RedisPrefix::new();
+    let switch = Switch::start(false).await;
+    let p = Paced::start(
+        "max_connections_per_second = 4\nburst = 4",
+        &format!(
+            "redis_url = \"redis://127.0.0.1:{}\"\nredis_key_prefix = \"{}\"\nexpected_replicas = 2",
+            switch.port, prefix.0
+        ),
+    )
+    .await;
+    let pacer = &p.app.state.broker.pacer;
+    // Redis is down: no 5xx, a local budget of 4 / 2 = 2.
+    assert_eq!(p.status("alice", "u1").await, 200);
+    assert!(pacer.in_fallback());
+    assert_eq!(p.status("alice", "u2").await, 200);
+    throttled(p.ask("alice", "u3").await, "target", "1").await;
+    assert_eq!(pacer.stats.redis_granted.load(Ordering::Relaxed), 0);
+
+    // Redis is back: after the retry interval the broker asks it again.
+    switch.up.store(true, Ordering::SeqCst);
+    p.app.clock.advance(Duration::from_secs(2));
+    assert_eq!(p.status("alice", "u3").await, 200);
+    assert!(!pacer.in_fallback());
+    assert_eq!(pacer.stats.redis_granted.load(Ordering::Relaxed), 1);
+    assert_eq!(prefix.keys().await.len(), 1);
+    prefix.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_says_which_limit_and_how_long_to_wait() {
+    let p = Paced::start("", "per_principal_per_second = 1").await;
+    let run = || {
+        tokio::process::Command::new(crate::support::binary::BIN)
+            .env_clear()
+            .env("RDS_TOKEN_BROKER_JWT", p.jwt("alice"))
+            .env("RDS_TOKEN_BROKER_K8S_TOKEN_FILE", "/nonexistent")
+            .args([
+                "token",
+                "--broker",
+                &p.app.base,
+                "--target",
+                "orders-db",
+                "--db-user",
+                "u1",
+            ])
+            .output()
+    };
+    assert!(run().await.unwrap().status.success());
+    let out = run().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: throttled by the principal limit: too many requests"),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("Retry in 1 s."), "{err}");
+}
