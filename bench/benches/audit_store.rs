@@ -104,6 +104,7 @@ fn stores(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS as usize)
         .build()

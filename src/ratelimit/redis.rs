@@ -53,6 +53,8 @@ pub struct RedisDown(pub String);
 impl RedisGcra {
     /// Checks the URL; connects lazily, so a broker starts while Redis is down.
     pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, RedisDown> {
+        // rediss:// (TLS) uses rustls with the process-wide provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = Client::open(url).map_err(|e| RedisDown(e.to_string()))?;
         Ok(Arc::new(Self {
             client,
