@@ -214,7 +214,7 @@ fn client_runtime(
 }
 
 async fn fetch(args: &TargetArgs) -> Result<client::IssuedToken, client::ClientError> {
-    let broker = client::BrokerClient::new(&args.broker)?;
+    let broker = client::BrokerClient::new(&args.broker).await?;
     client::fetch_token(&broker, &args.target, args.db_user.as_deref()).await
 }
 
@@ -231,7 +231,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
             .map_err(|e| client::ClientError(format!("cannot write to stdout: {e}")))?;
         return Ok(ExitCode::SUCCESS);
     };
-    let broker = client::BrokerClient::new(&args.target.broker)?;
+    let broker = client::BrokerClient::new(&args.target.broker).await?;
     let mut failures = 0u32;
     loop {
         let fetched =
@@ -306,7 +306,7 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             limit,
             format,
         } => {
-            let broker = client::BrokerClient::new(&broker)?;
+            let broker = client::BrokerClient::new(&broker).await?;
             client::audit::query(&broker, &filters, limit, format, &mut stdout).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -316,7 +316,7 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             format,
             output,
         } => {
-            let broker = client::BrokerClient::new(&broker)?;
+            let broker = client::BrokerClient::new(&broker).await?;
             match output {
                 None => {
                     client::audit::export(&broker, &filters, format, &mut stdout).await?;
@@ -356,8 +356,11 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                         k8s_token_file,
                         ca_file,
                         timeout,
+                        aws_iam: false,
+                        iam_server_id: None,
+                        sts_endpoint: None,
                     };
-                    let broker = client::BrokerClient::new(&args)?;
+                    let broker = client::BrokerClient::new(&args).await?;
                     client::audit::verify_remote(&broker, &mut stdout).await
                 }
                 (None, None) => Err(client::ClientError(

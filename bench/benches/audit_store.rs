@@ -23,6 +23,9 @@ const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 allow_unauthenticated = true
+[rate_limit]
+# Every request is the same anonymous caller here.
+per_principal_per_second = 1000000
 [audit]
 url = "sqlite://unused"
 [[targets]]

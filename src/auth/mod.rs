@@ -3,6 +3,7 @@
 //! A broker with `server.allow_unauthenticated` (loopback only) treats every caller as the
 //! anonymous principal instead.
 
+pub mod aws_iam;
 pub mod jwks;
 mod jwt;
 
@@ -24,6 +25,8 @@ pub enum AuthMethod {
     Jwt,
     /// Not authenticated: `server.allow_unauthenticated`.
     Unauthenticated,
+    /// A signed `sts:GetCallerIdentity` (issuer `aws-iam`).
+    AwsIam,
 }
 
 /// An authenticated (or explicitly anonymous) caller.
@@ -104,12 +107,22 @@ pub enum AuthError {
     /// The issuer's keys could never be fetched.
     #[error("the issuer's signing keys are unavailable")]
     KeysUnavailable,
+    /// An `AWS-IAM` credential was refused; the text says why.
+    #[error("{0}")]
+    AwsIam(String),
+    /// `AWS-IAM` credentials are not accepted by this broker.
+    #[error("this broker accepts no AWS-IAM credentials (no aws.iam_server_id)")]
+    AwsIamDisabled,
+    /// STS could not be asked who an `AWS-IAM` caller is.
+    #[error("STS is unavailable to check AWS-IAM credentials")]
+    StsUnavailable,
 }
 
 /// Verifies callers against the configured issuers.
 #[derive(Debug)]
 pub struct Authenticator {
     issuers: Vec<Arc<IssuerKeys>>,
+    aws_iam: Option<Arc<aws_iam::AwsIamVerifier>>,
     clock: SharedClock,
 }
 
@@ -139,7 +152,31 @@ impl Authenticator {
                     })
             })
             .collect();
-        Ok(Self { issuers, clock })
+        let sts_endpoint = config.aws.sts_endpoint.as_deref();
+        let aws_iam = match &config.aws.iam_server_id {
+            None => None,
+            Some(id) => match previous.and_then(|p| p.aws_iam.as_ref()) {
+                Some(v) if v.matches(id, sts_endpoint) => Some(Arc::clone(v)),
+                _ => Some(Arc::new(aws_iam::AwsIamVerifier::new(
+                    id,
+                    sts_endpoint,
+                    clock.clone(),
+                )?)),
+            },
+        };
+        Ok(Self {
+            issuers,
+            aws_iam,
+            clock,
+        })
+    }
+
+    /// Authenticates an `AWS-IAM` credential (a signed GetCallerIdentity).
+    pub async fn authenticate_aws_iam(&self, encoded: &str) -> Result<Principal, AuthError> {
+        match &self.aws_iam {
+            Some(v) => v.authenticate(encoded).await,
+            None => Err(AuthError::AwsIamDisabled),
+        }
     }
 
     /// The issuers' key caches.

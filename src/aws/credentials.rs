@@ -176,6 +176,16 @@ pub async fn default_chain(region: Option<&crate::domain::Region>) -> SharedCred
     SharedCredentialsProvider::new(builder.build().await)
 }
 
+/// The default chain in `region`, for clients signing as themselves (`--aws-iam`).
+pub async fn default_chain_in(region: aws_config::Region) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(
+        DefaultCredentialsChain::builder()
+            .region(region)
+            .build()
+            .await,
+    )
+}
+
 /// The default chain without IMDS, for `serve --dev` on a laptop: it never probes the
 /// instance metadata address.
 pub fn dev_chain() -> SharedCredentialsProvider {

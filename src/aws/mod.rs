@@ -4,5 +4,7 @@ mod credentials;
 pub mod session;
 mod sts;
 
-pub use credentials::{BrokerCredentials, CredentialsUnavailable, default_chain, dev_chain};
+pub use credentials::{
+    BrokerCredentials, CredentialsUnavailable, default_chain, default_chain_in, dev_chain,
+};
 pub use sts::{RoleSessions, SessionRequest, StsError};

@@ -110,6 +110,7 @@ impl Broker {
                 match principal.auth_method {
                     AuthMethod::Jwt => "jwt",
                     AuthMethod::Unauthenticated => "unauthenticated",
+                    AuthMethod::AwsIam => "aws-iam",
                 }
                 .to_owned(),
             ),

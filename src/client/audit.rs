@@ -140,7 +140,8 @@ pub async fn query(
     while events.len() < limit as usize {
         let want = (limit as usize - events.len()).min(1000);
         let mut req = client
-            .request(Method::GET, "v1/audit/events")?
+            .request(Method::GET, "v1/audit/events")
+            .await?
             .query(&params)
             .query(&[("limit", want.to_string())]);
         if let Some(c) = &cursor {
@@ -247,7 +248,8 @@ pub async fn export(
     let mut res = client
         .send(
             client
-                .request(Method::GET, "v1/audit/events")?
+                .request(Method::GET, "v1/audit/events")
+                .await?
                 .query(&params),
         )
         .await?;
@@ -274,7 +276,7 @@ pub async fn verify_remote(
     out: &mut impl Write,
 ) -> Result<bool, ClientError> {
     let v: Checked = client
-        .send(client.request(Method::GET, "v1/audit/verify")?)
+        .send(client.request(Method::GET, "v1/audit/verify").await?)
         .await?
         .json()
         .await

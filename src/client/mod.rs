@@ -3,6 +3,7 @@
 //! to do about it, never the bearer token or a database token.
 
 pub mod audit;
+pub mod aws_iam;
 pub mod output;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,17 @@ pub struct BrokerArgs {
     /// Give up on the broker after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// Authenticate with this machine's AWS identity (default credential chain) instead of
+    /// a JWT: sends a signed sts:GetCallerIdentity, never the credentials.
+    #[arg(long, requires = "iam_server_id", conflicts_with = "jwt_file")]
+    pub aws_iam: bool,
+    /// The broker's aws.iam_server_id (signed into the request, so it is only good for
+    /// that broker).
+    #[arg(long, value_name = "ID", env = "RDS_TOKEN_BROKER_IAM_SERVER_ID")]
+    pub iam_server_id: Option<String>,
+    /// STS endpoint to sign for (default: the region's, or the global one).
+    #[arg(long, value_name = "URL", env = "RDS_TOKEN_BROKER_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
 }
 
 /// A failure the user can act on; the message is complete and safe to print.
@@ -61,6 +73,8 @@ pub enum BearerSource {
     Env,
     /// The Kubernetes service-account token.
     Kubernetes(PathBuf),
+    /// A signed GetCallerIdentity (`--aws-iam`).
+    AwsIam,
     /// Nothing found: the request goes out without `Authorization`.
     None,
 }
@@ -71,6 +85,7 @@ impl std::fmt::Display for BearerSource {
             Self::File(p) => write!(f, "the JWT in {}", p.display()),
             Self::Env => f.write_str("the JWT in RDS_TOKEN_BROKER_JWT"),
             Self::Kubernetes(p) => write!(f, "the service-account token in {}", p.display()),
+            Self::AwsIam => f.write_str("your AWS identity (--aws-iam)"),
             Self::None => f.write_str("no credentials"),
         }
     }
@@ -131,14 +146,22 @@ pub struct BrokerClient {
     base: Url,
     http: reqwest::Client,
     bearer: Option<SecretString>,
+    iam: Option<aws_iam::IamSigner>,
     source: BearerSource,
 }
 
 impl BrokerClient {
     /// Checks the URL, loads the CA file and finds the bearer token.
-    pub fn new(args: &BrokerArgs) -> Result<Self, ClientError> {
-        let env_jwt = std::env::var("RDS_TOKEN_BROKER_JWT").ok();
-        let (bearer, source) = resolve_bearer(args, env_jwt)?;
+    pub async fn new(args: &BrokerArgs) -> Result<Self, ClientError> {
+        let (bearer, source, iam) = if args.aws_iam {
+            let id = args.iam_server_id.as_deref().unwrap_or_default();
+            let signer = aws_iam::IamSigner::new(id, args.sts_endpoint.as_deref()).await?;
+            (None, BearerSource::AwsIam, Some(signer))
+        } else {
+            let env_jwt = std::env::var("RDS_TOKEN_BROKER_JWT").ok();
+            let (bearer, source) = resolve_bearer(args, env_jwt)?;
+            (bearer, source, None)
+        };
         let mut base = Url::parse(&args.broker).map_err(|e| {
             fail(format!(
                 "--broker {}: not a URL ({e}); expected e.g. https://broker.example:8443",
@@ -187,12 +210,13 @@ impl BrokerClient {
             base,
             http,
             bearer,
+            iam,
             source,
         })
     }
 
     /// A request to `path` (relative to the broker URL) with the bearer token.
-    pub fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
+    pub async fn request(&self, method: Method, path: &str) -> Result<RequestBuilder, ClientError> {
         let url = self
             .base
             .join(path)
@@ -200,6 +224,9 @@ impl BrokerClient {
         let mut req = self.http.request(method, url);
         if let Some(bearer) = &self.bearer {
             req = req.bearer_auth(bearer.expose_secret());
+        }
+        if let Some(iam) = &self.iam {
+            req = req.header(reqwest::header::AUTHORIZATION, iam.authorization().await?);
         }
         Ok(req)
     }
@@ -339,7 +366,7 @@ pub async fn fetch_token(
         None => serde_json::json!({ "target": target }),
     };
     let res = client
-        .send(client.request(Method::POST, "v1/tokens")?.json(&body))
+        .send(client.request(Method::POST, "v1/tokens").await?.json(&body))
         .await?;
     res.json()
         .await

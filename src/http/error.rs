@@ -219,6 +219,10 @@ impl From<AuthError> for ApiError {
                 detail: format!("cannot authenticate callers: {e}"),
                 retry_after: 5,
             },
+            AuthError::StsUnavailable => Self::Unavailable {
+                detail: format!("cannot authenticate callers: {e}"),
+                retry_after: 5,
+            },
             other => Self::Unauthorized(other.to_string()),
         }
     }

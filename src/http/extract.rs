@@ -83,6 +83,9 @@ async fn authenticate(
                 Some(token.to_owned()),
             )
         }
+        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("aws-iam") => {
+            (generation.auth.authenticate_aws_iam(credential).await, None)
+        }
         _ => (Err(AuthError::Missing), None),
     }
 }

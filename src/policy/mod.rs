@@ -37,9 +37,25 @@ pub fn rule_matches(
     claims: &BTreeMap<String, toml::Value>,
     principal: &Principal,
 ) -> bool {
-    principal.auth_method == AuthMethod::Jwt
+    let subject_matches = match principal.auth_method {
+        AuthMethod::Jwt => {
+            issuer != crate::config::AWS_IAM_ISSUER && glob::matches(subject, &principal.subject)
+        }
+        // The caller's ARN, or for an assumed role the role's ARN, so grants can name
+        // the role whatever the session.
+        AuthMethod::AwsIam => {
+            issuer == crate::config::AWS_IAM_ISSUER
+                && (glob::matches(subject, &principal.subject)
+                    || principal
+                        .claims
+                        .get("role_arn")
+                        .and_then(|r| r.as_str())
+                        .is_some_and(|r| glob::matches(subject, r)))
+        }
+        AuthMethod::Unauthenticated => false,
+    };
+    subject_matches
         && issuer == principal.issuer
-        && glob::matches(subject, &principal.subject)
         && claims
             .iter()
             .all(|(k, v)| claim_matches(v, principal.claims.get(k)))

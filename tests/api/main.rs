@@ -12,6 +12,7 @@
 mod audit;
 mod audit_query;
 mod auth;
+mod aws_iam;
 mod cli;
 mod config;
 mod crash;

@@ -312,6 +312,7 @@ fn the_readme_shows_each_recipe_as_tested() {
         "node/pg_pool.js",
         "pgx.go",
         "kubernetes-sidecar.yaml",
+        "aws_iam_botocore.py",
     ] {
         let text = std::fs::read_to_string(recipe(name)).unwrap();
         assert!(

@@ -11,6 +11,8 @@ use base64::Engine as _;
 pub struct Moto {
     pub port: u16,
     child: Option<Child>,
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`: after that many actions moto checks signatures.
+    no_auth_actions: Option<u32>,
     /// moto writes its request recording into its working directory: one per server.
     dir: tempfile::TempDir,
 }
@@ -33,6 +35,16 @@ fn binary() -> PathBuf {
 
 impl Moto {
     pub async fn start() -> Self {
+        Self::start_inner(None).await
+    }
+
+    /// A moto that verifies every request's SigV4 signature against the access keys it
+    /// issued, once the first `setup_actions` actions (creating those keys) are done.
+    pub async fn start_verifying_signatures(setup_actions: u32) -> Self {
+        Self::start_inner(Some(setup_actions)).await
+    }
+
+    async fn start_inner(no_auth_actions: Option<u32>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -41,6 +53,7 @@ impl Moto {
         let mut m = Self {
             port,
             child: None,
+            no_auth_actions,
             dir: tempfile::tempdir().unwrap(),
         };
         m.spawn().await;
@@ -52,7 +65,11 @@ impl Moto {
     }
 
     async fn spawn(&mut self) {
-        let child = Command::new(binary())
+        let mut cmd = Command::new(binary());
+        if let Some(n) = self.no_auth_actions {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+        }
+        let child = cmd
             .current_dir(self.dir.path())
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
@@ -95,6 +112,11 @@ impl Moto {
 
     /// Parameters of every AssumeRole call recorded since the server started.
     pub async fn assume_role_calls(&self) -> Vec<HashMap<String, String>> {
+        self.calls("AssumeRole").await
+    }
+
+    /// Parameters of every call of `action` recorded since the server started.
+    pub async fn calls(&self, action: &str) -> Vec<HashMap<String, String>> {
         let text = super::client()
             .get(format!(
                 "{}/moto-api/recorder/download-recording",
@@ -111,7 +133,7 @@ impl Moto {
             .filter_map(|r| r["body"].as_str().map(str::to_owned))
             .filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
             .map(|b| form_decode(&String::from_utf8_lossy(&b)))
-            .filter(|p| p.get("Action").map(String::as_str) == Some("AssumeRole"))
+            .filter(|p| p.get("Action").map(String::as_str) == Some(action))
             .collect()
     }
 }
