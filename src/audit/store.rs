@@ -105,6 +105,35 @@ const COLUMNS: &str = "id, time, request_id, outcome, reason, issuer, subject, a
      target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, count, \
      chain_id, seq, prev_hash, hash";
 
+/// Events per INSERT statement: a whole batch (25 parameters each, 6400 in all: inside
+/// both databases' limits).
+const ROWS_PER_INSERT: usize = super::MAX_BATCH;
+
+/// `INSERT ... VALUES (...), (...)` for `rows` events. PostgreSQL numbers its parameters
+/// (`$1`); SQLite gets anonymous `?` ones, which it binds by position (numbered names cost
+/// SQLite a linear search per parameter, quadratic over a batch).
+fn insert_sql(rows: usize, numbered: bool) -> String {
+    let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 1..=25 {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push_str(&format!("${}", r * 25 + c));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {
         $q.bind(&$e.id)
@@ -190,19 +219,27 @@ impl AuditStore {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // One prepared INSERT per batch size (1 to MAX_BATCH rows) stays cached.
+                .statement_cache_capacity(2 * super::MAX_BATCH);
             Self::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(4)
+                    // No ping round trip before every statement: a broken connection
+                    // fails the statement, the batch is refused and retried by callers.
+                    .test_before_acquire(false)
                     .connect_with(opts)
                     .await
                     .map_err(err)?,
             )
         } else {
-            let opts = PgConnectOptions::from_str(url).map_err(err)?;
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(err)?
+                .statement_cache_capacity(2 * super::MAX_BATCH);
             Self::Postgres(
                 PgPoolOptions::new()
                     .max_connections(8)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(opts)
                     .await
@@ -215,15 +252,32 @@ impl AuditStore {
 
     /// Writes `events` in one transaction: all or none are stored.
     pub async fn append(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        let placeholders: Vec<String> = (1..=25).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO audit_events ({COLUMNS}) VALUES ({})",
-            placeholders.join(", ")
-        );
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One multi-row INSERT is one statement, atomic on its own (autocommit): a single
+        // round trip to the database per batch, which is what keeps group commit cheap
+        // when the runtime is busy.
+        let numbered = matches!(self, Self::Postgres(_));
+        if events.len() <= ROWS_PER_INSERT {
+            let sql = insert_sql(events.len(), numbered);
+            return on_pool!(self, p => {
+                let mut q = sqlx::query(&sql);
+                for e in events {
+                    q = bind_event!(q, e);
+                }
+                q.execute(p).await.map(|_| ()).map_err(err)
+            }, noop => Ok(()));
+        }
         on_pool!(self, p => {
             let mut tx = p.begin().await.map_err(err)?;
-            for e in events {
-                bind_event!(sqlx::query(&sql), e).execute(&mut *tx).await.map_err(err)?;
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let sql = insert_sql(chunk.len(), numbered);
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = bind_event!(q, e);
+                }
+                q.execute(&mut *tx).await.map_err(err)?;
             }
             tx.commit().await.map_err(err)
         }, noop => Ok(()))
