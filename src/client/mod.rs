@@ -20,7 +20,7 @@ pub const K8S_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/
 /// How to reach the broker and who the caller is.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// The broker's base URL, e.g. https://rds-token-broker.internal:8443.
+    /// The broker's base URL, e.g. `https://rds-token-broker.internal:8443`.
     #[arg(long, value_name = "URL", env = "RDS_TOKEN_BROKER_URL")]
     pub broker: String,
     /// File holding the caller's JWT (read first).

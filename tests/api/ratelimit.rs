@@ -2,17 +2,26 @@
 //! fleet-wide in the real Redis on this machine), the per-caller request limit,
 //! `max_wait_ms`, refresh-ahead under a spent budget, and `share_tokens`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use reqwest::Response;
 use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
+use crate::support::binary::RunningBroker;
 use crate::support::creds::{Switchable, static_keys};
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 use crate::support::moto::Moto;
+
+/// u1..u6 for the small tests, n1..n300 for the load-shaped ones.
+fn db_users() -> String {
+    let names: Vec<String> = (1..=6)
+        .map(|i| format!("\"u{i}\""))
+        .chain((1..=300).map(|i| format!("\"n{i}\"")))
+        .collect();
+    format!("[{}]", names.join(", "))
+}
 
 /// A JWT-authenticated broker: subjects `alice` and `bob` may use `orders-db` as u1..u6;
 /// auditors read the trail. `extra` is appended (targets' options, `[rate_limit]`).
@@ -52,20 +61,21 @@ name = "orders-db"
 host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
 port = 5432
 engine = "postgres"
-db_users = ["u1", "u2", "u3", "u4", "u5", "u6"]
+db_users = {users}
 {target_options}
 [[grants]]
 issuer = "corp"
 subject = "*"
 targets = ["orders-db"]
-db_users = ["u1", "u2", "u3", "u4", "u5", "u6"]
+db_users = {users}
 [[auditors]]
 issuer = "corp"
 subject = "auditor"
 "#,
             iss = idp.issuer,
             jwks = idp.jwks_uri(),
-            dir = dir.path().display()
+            dir = dir.path().display(),
+            users = db_users(),
         );
         let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
         Self {
@@ -390,34 +400,43 @@ async fn replicas_share_one_budget_through_redis() {
     prefix.clean().await;
 }
 
-/// A TCP relay to the real Redis that can be switched off (connections refused... by
-/// closing them at once).
+/// A TCP relay to the real Redis that can be switched off: then it refuses new
+/// connections and cuts the ones it carries, which is what brokers see when Redis stops
+/// (without stopping the machine's Redis under other tests).
 struct Switch {
     port: u16,
-    up: Arc<AtomicBool>,
+    up: tokio::sync::watch::Sender<bool>,
 }
 
 impl Switch {
     async fn start(up: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let flag = Arc::new(AtomicBool::new(up));
-        let on = flag.clone();
+        let (tx, rx) = tokio::sync::watch::channel(up);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !on.load(Ordering::SeqCst) {
+                if !*rx.borrow() {
                     drop(inbound);
                     continue;
                 }
+                let mut down = rx.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = down.wait_for(|up| !*up) => {}
                     }
                 });
             }
         });
-        Self { port, up: flag }
+        Self { port, up: tx }
+    }
+
+    fn set(&self, up: bool) {
+        let _ = self.up.send(up);
     }
 }
 
@@ -442,7 +461,7 @@ async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
     assert_eq!(pacer.stats.redis_granted.load(Ordering::Relaxed), 0);
 
     // Redis is back: after the retry interval the broker asks it again.
-    switch.up.store(true, Ordering::SeqCst);
+    switch.set(true);
     p.app.clock.advance(Duration::from_secs(2));
     assert_eq!(p.status("alice", "u3").await, 200);
     assert!(!pacer.in_fallback());
@@ -479,4 +498,158 @@ async fn the_cli_says_which_limit_and_how_long_to_wait() {
         "{err}"
     );
     assert!(err.trim_end().ends_with("Retry in 1 s."), "{err}");
+}
+
+#[tokio::test]
+async fn at_three_times_the_rate_for_three_seconds_new_tokens_follow_the_budget() {
+    let p = Paced::start("max_connections_per_second = 10\nburst = 5", "").await;
+    // 90 distinct callers, each needing a new token, evenly over 3 s of the broker's clock.
+    let mut issued = 0;
+    let mut last_refused = None;
+    for i in 1..=90 {
+        p.app.clock.advance(Duration::from_micros(33_334));
+        let (who, user) = (format!("caller-{i}"), format!("n{i}"));
+        let res = p.ask(&who, &user).await;
+        match res.status().as_u16() {
+            200 => issued += 1,
+            429 => {
+                // The next slot is less than a second away: Retry-After rounds up to 1.
+                throttled(res, "target", "1").await;
+                last_refused = Some((who, user));
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let expected = 10.0 * 3.0 + 5.0;
+    assert!(
+        (f64::from(issued) - expected).abs() <= expected * 0.1,
+        "{issued} new tokens, expected about {expected}"
+    );
+    assert_eq!(p.app.minted(), u64::try_from(issued).unwrap());
+    // Retrying after Retry-After succeeds.
+    let (who, user) = last_refused.unwrap();
+    p.app.clock.advance(Duration::from_secs(1));
+    assert_eq!(p.status(&who, &user).await, 200);
+}
+
+/// A real `serve` process in the fleet test: unauthenticated loopback, one target with a
+/// small budget shared through the relay.
+fn fleet_member(home: &std::path::Path, redis_port: u16, prefix: &str) -> RunningBroker {
+    let users: Vec<String> = (1..=300).map(|i| format!("\"n{i}\"")).collect();
+    let config = home.join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+allow_unauthenticated = true
+[rate_limit]
+redis_url = "redis://127.0.0.1:{redis_port}"
+redis_key_prefix = "{prefix}"
+expected_replicas = 2
+per_principal_per_second = 100000
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = [{users}]
+max_connections_per_second = 10
+burst = 5
+"#,
+            users = users.join(", ")
+        ),
+    )
+    .unwrap();
+    let mut cmd = crate::support::binary::command(home);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    RunningBroker::start(cmd)
+}
+
+/// New-token requests at 30/s for `seconds`, alternating brokers, each for the next unused
+/// DB user; returns (issued, elapsed seconds). Any status but 200 and 429 fails the test.
+async fn drive(brokers: [&RunningBroker; 2], next_user: &mut u32, seconds: f64) -> (u32, f64) {
+    let client = crate::support::client();
+    let started = std::time::Instant::now();
+    let mut issued = 0;
+    let mut i = 0u32;
+    while started.elapsed().as_secs_f64() < seconds {
+        let b = brokers[(i % 2) as usize];
+        *next_user += 1;
+        let res = client
+            .post(format!("{}/v1/tokens", b.base))
+            .json(&json!({"target": "orders-db", "db_user": format!("n{next_user}")}))
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            200 => issued += 1,
+            429 => {}
+            other => panic!("status {other}: {}", res.text().await.unwrap()),
+        }
+        i += 1;
+        let due = Duration::from_secs_f64(f64::from(i) / 30.0);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    (issued, started.elapsed().as_secs_f64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
+    let prefix = RedisPrefix::new();
+    let switch = Switch::start(true).await;
+    let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = fleet_member(home_a.path(), switch.port, &prefix.0);
+    let b = fleet_member(home_b.path(), switch.port, &prefix.0);
+    let mut user = 0;
+
+    // Shared: together within 10% of one budget (rate x seconds + burst).
+    let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
+    let expected = 10.0 * secs + 5.0;
+    assert!(
+        (f64::from(issued) - expected).abs() <= expected * 0.1,
+        "{issued} new tokens in {secs:.2} s across two brokers, expected about {expected:.1}"
+    );
+
+    // Redis goes away: each falls back to its share, and nothing fails with 5xx.
+    switch.set(false);
+    let (issued, secs) = drive([&a, &b], &mut user, 2.0).await;
+    let most = 2.0 * (5.0 * secs + 2.0);
+    assert!(
+        f64::from(issued) <= most * 1.1,
+        "{issued} new tokens in {secs:.2} s on the fallback, at most about {most:.1}"
+    );
+    for broker in [&a, &b] {
+        assert!(
+            broker.stderr().contains("Redis does not answer"),
+            "{}",
+            broker.stderr()
+        );
+    }
+
+    // Redis is back: the shared budget again (its bucket refilled meanwhile: a full burst).
+    switch.set(true);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
+    let expected = 10.0 * secs + 5.0;
+    assert!(
+        (f64::from(issued) - expected).abs() <= expected * 0.1,
+        "{issued} new tokens in {secs:.2} s after Redis returned, expected about {expected:.1}"
+    );
+    for broker in [&a, &b] {
+        assert!(
+            broker.stderr().contains("Redis answers again"),
+            "{}",
+            broker.stderr()
+        );
+    }
+    prefix.clean().await;
 }
