@@ -16,6 +16,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
 pub mod reload;

@@ -33,6 +33,7 @@ pub struct Dependencies {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -42,6 +43,11 @@ impl Application {
     pub async fn build(config: Config, deps: Dependencies) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.server.metrics_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        crate::metrics::handle();
         let auth =
             Authenticator::new(&config, deps.clock.clone()).map_err(std::io::Error::other)?;
         auth.spawn_refresh();
@@ -80,6 +86,7 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            metrics_listener,
             state,
         })
     }
@@ -87,6 +94,13 @@ impl Application {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of `server.metrics_listen`, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Shared state, for tests that inspect the broker.
@@ -100,6 +114,14 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let coalescer = self.state.broker.coalescer.clone();
+        let metrics_server = self.metrics_listener.map(|l| {
+            let addr = l.local_addr().ok();
+            tracing::info!(addr = ?addr, "serving /metrics on its own listener");
+            let router = http::metrics_router(self.state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(l, router).await;
+            })
+        });
         let router = http::router(self.state);
         tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
         axum::serve(
@@ -108,6 +130,9 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        if let Some(m) = metrics_server {
+            m.abort();
+        }
         // In-flight requests are done (their events committed); write what floods folded.
         if let Some(c) = coalescer {
             c.flush().await;

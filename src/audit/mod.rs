@@ -59,6 +59,11 @@ impl AuditLog {
         }
     }
 
+    /// Events waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// This instance's chain.
     pub fn chain_id(&self) -> &str {
         &self.chain_id
@@ -186,7 +191,14 @@ async fn writer(
                 e
             })
             .collect();
+        let started = std::time::Instant::now();
         let result = store.append(&events).await;
+        metrics::histogram!("rds_token_broker_audit_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("rds_token_broker_audit_batch_size").record(events.len() as f64);
+        if result.is_err() {
+            metrics::counter!("rds_token_broker_audit_commit_failures_total").increment(1);
+        }
         healthy.store(result.is_ok(), Ordering::Relaxed);
         resync = result.is_err();
         match &result {

@@ -123,6 +123,15 @@ impl BrokerCredentials {
         }
     }
 
+    /// Whether credentials that are still valid are cached (no fetch; for metrics).
+    pub fn available(&self) -> bool {
+        let now = self.clock.now();
+        self.read()
+            .current
+            .as_ref()
+            .is_some_and(|(c, _)| still_valid(c, now))
+    }
+
     fn fresh(&self, now: SystemTime) -> Option<Credentials> {
         let s = self.read();
         let (c, fetched) = s.current.as_ref()?;

@@ -190,7 +190,16 @@ impl RoleSessions {
             .set_policy(req.policy.clone())
             .send()
             .await
-            .map_err(|e| classify(&req.role_arn, &e))?;
+            .map_err(|e| classify(&req.role_arn, &e));
+        metrics::histogram!("rds_token_broker_sts_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match &out {
+            Ok(_) => "ok",
+            Err(StsError::Refused { .. }) => "refused",
+            Err(StsError::Unavailable(_)) => "unavailable",
+        };
+        metrics::counter!("rds_token_broker_sts_calls_total", "outcome" => outcome).increment(1);
+        let out = out?;
         let c = out
             .credentials
             .ok_or_else(|| StsError::Unavailable("STS returned no credentials".into()))?;

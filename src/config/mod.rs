@@ -369,10 +369,6 @@ impl Config {
         if self.server.tls.is_some() {
             u.refused.push(err("server.tls_cert".into(), "serving TLS"));
         }
-        if self.server.metrics_listen.is_some() {
-            u.ignored
-                .push(err("server.metrics_listen".into(), "a metrics listener"));
-        }
         u
     }
 }

@@ -4,6 +4,7 @@ mod audit;
 pub mod error;
 pub mod extract;
 mod health;
+mod metrics;
 mod targets;
 mod tokens;
 
@@ -57,10 +58,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/lookup", post(audit::lookup))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(if generation.config.server.metrics_listen.is_none() {
+            metrics::router()
+        } else {
+            Router::new()
+        })
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(middleware)
+        .with_state(state)
+}
+
+/// `GET /metrics` alone, for `server.metrics_listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    metrics::router()
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 

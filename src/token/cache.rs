@@ -262,7 +262,10 @@ impl TokenCache {
                 min_seconds: self.min_remaining.as_secs(),
             });
         }
+        let started = std::time::Instant::now();
         let token = sign_token(key.params(), credentials, signed_at)?;
+        metrics::histogram!("rds_token_broker_signing_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.minted.fetch_add(1, Ordering::Relaxed);
         let token_sha256 = hex::encode(Sha256::digest(token.expose_secret().as_bytes()));
         Ok(Arc::new(CachedToken {

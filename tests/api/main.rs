@@ -20,6 +20,7 @@ mod credentials;
 mod openapi;
 mod policy;
 mod process;
+mod production;
 mod ratelimit;
 mod recipes;
 mod reload;

@@ -1,0 +1,61 @@
+//! `GET /metrics` and the per-request HTTP metrics.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// The `/metrics` route alone (on `server.listen`, or on `server.metrics_listen`).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+/// Prometheus text format; gauges that describe current state are read now.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let broker = &state.broker;
+    metrics::gauge!("rds_token_broker_token_cache_entries").set(broker.cache.entry_count() as f64);
+    metrics::gauge!("rds_token_broker_credentials_available").set(
+        if broker.credentials.available() {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    if let Some(audit) = &broker.audit {
+        metrics::gauge!("rds_token_broker_audit_queue_depth").set(audit.queue_depth() as f64);
+    }
+    metrics::gauge!("rds_token_broker_rate_limit_fallback").set(if broker.pacer.in_fallback() {
+        1.0
+    } else {
+        0.0
+    });
+    let mut res = crate::metrics::handle().render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// Counts every request by route template (never the raw path), method and status.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("rds_token_broker_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!("rds_token_broker_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    res
+}

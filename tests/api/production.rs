@@ -1,0 +1,364 @@
+//! Running it in production: Prometheus metrics after a scenario, the separate metrics
+//! listener, and a scan of everything the real binary writes and answers for secrets.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::app::TestApp;
+use crate::support::binary::{self, RunningBroker};
+use crate::support::creds::{Switchable, static_keys};
+use crate::support::idp::{RsaKey, rs256};
+use crate::support::moto::Moto;
+
+/// Every metric line (not comments) of a scrape.
+fn samples(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+}
+
+/// Whether the scrape has a sample of `name` whose labels include each of `labels`.
+fn has(text: &str, name: &str, labels: &[&str]) -> bool {
+    samples(text).iter().any(|l| {
+        (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            && labels.iter().all(|want| l.contains(want))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_after_a_scenario_name_every_area_by_convention() {
+    let moto = Moto::start().await;
+    let key = RsaKey::generate("k1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    let iss = "https://idp.metrics.invalid";
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[aws]
+sts_endpoint = "{sts}"
+[audit]
+url = "sqlite://{dir}/audit.db"
+[rate_limit]
+per_principal_per_second = 3
+[[issuers]]
+name = "corp"
+issuer = "{iss}"
+jwks_file = "{jwks}"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app"]
+role_arn = "arn:aws:iam::123456789012:role/orders-db-connect"
+[[grants]]
+issuer = "corp"
+subject = "*"
+targets = ["orders-db"]
+db_users = ["app"]
+"#,
+        sts = moto.url(),
+        dir = dir.path().display(),
+        jwks = jwks.display()
+    );
+    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    app.clock.set(std::time::SystemTime::now());
+    let jwt = rs256(
+        &key,
+        &json!({"iss": iss, "sub": "svc", "aud": "rds-token-broker", "exp": 4_000_000_000u64}),
+    );
+    let post = |bearer: String, target: &'static str| {
+        let (c, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
+        async move {
+            c.post(url)
+                .bearer_auth(bearer)
+                .json(&json!({"target": target}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Keys load in the background.
+    for _ in 0..100 {
+        if post(jwt.clone(), "orders-db").await == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(post(jwt.clone(), "orders-db").await, 200); // a hit
+    assert_eq!(post(jwt.clone(), "unknown-db").await, 403);
+    assert_eq!(post(jwt.clone(), "orders-db").await, 429); // the caller's limit
+    assert_eq!(post("not-a-jwt".into(), "orders-db").await, 401);
+
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = res.text().await.unwrap();
+    for (name, labels) in [
+        (
+            "rds_token_broker_http_requests_total",
+            &[
+                r#"route="/v1/tokens""#,
+                r#"method="POST""#,
+                r#"status="200""#,
+            ][..],
+        ),
+        ("rds_token_broker_http_requests_total", &[r#"status="401""#]),
+        ("rds_token_broker_http_requests_total", &[r#"status="429""#]),
+        (
+            "rds_token_broker_http_request_duration_seconds_bucket",
+            &[r#"route="/v1/tokens""#],
+        ),
+        (
+            "rds_token_broker_tokens_total",
+            &[r#"target="orders-db""#, r#"cache="miss""#],
+        ),
+        ("rds_token_broker_tokens_total", &[r#"cache="hit""#]),
+        (
+            "rds_token_broker_tokens_minted_total",
+            &[r#"target="orders-db""#],
+        ),
+        (
+            "rds_token_broker_throttled_total",
+            &[r#"limit="principal""#],
+        ),
+        ("rds_token_broker_signing_duration_seconds_bucket", &[]),
+        ("rds_token_broker_sts_calls_total", &[r#"outcome="ok""#]),
+        ("rds_token_broker_sts_duration_seconds_bucket", &[]),
+        (
+            "rds_token_broker_jwks_refreshes_total",
+            &[r#"issuer="corp""#, r#"outcome="ok""#],
+        ),
+        ("rds_token_broker_token_cache_entries", &[]),
+        ("rds_token_broker_credentials_available", &[]),
+        ("rds_token_broker_audit_commit_duration_seconds_bucket", &[]),
+        ("rds_token_broker_audit_batch_size_bucket", &[]),
+        ("rds_token_broker_audit_queue_depth", &[]),
+        ("rds_token_broker_rate_limit_fallback", &[]),
+    ] {
+        assert!(has(&text, name, labels), "no {name} {labels:?} in\n{text}");
+    }
+    // Conventions: our names are prefixed, counters end in _total, durations in _seconds;
+    // every sample is `name{labels} value`.
+    for line in samples(&text) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(name.starts_with("rds_token_broker_"), "{line}");
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        match parts[3] {
+            "counter" => assert!(parts[2].ends_with("_total"), "{line}"),
+            "histogram" => assert!(
+                parts[2].ends_with("_seconds") || parts[2].ends_with("_size"),
+                "{line}"
+            ),
+            _ => {}
+        }
+    }
+    // Nothing secret in labels or values.
+    assert!(!text.contains(&jwt) && !text.contains("svc") && !text.contains("X-Amz"));
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_apart_from_the_api() {
+    let config = crate::support::app::CONFIG.replace(
+        "allow_unauthenticated = true",
+        "allow_unauthenticated = true\nmetrics_listen = \"127.0.0.1:0\"",
+    );
+    let parsed = rds_token_broker::config::load_str(&config).unwrap();
+    let deps = rds_token_broker::startup::Dependencies {
+        clock: std::sync::Arc::new(rds_token_broker::clock::SystemClock),
+        credentials: aws_credential_types::provider::SharedCredentialsProvider::new(static_keys()),
+        audit_store: None,
+    };
+    let app = rds_token_broker::startup::Application::build(parsed, deps)
+        .await
+        .unwrap();
+    let (api, metrics) = (app.local_addr(), app.metrics_addr().unwrap());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = crate::support::client();
+    let res = client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("rds_token_broker_"));
+    let res = client
+        .get(format!("http://{api}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = client
+        .get(format!("http://{metrics}/v1/targets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() {
+    let home = tempfile::tempdir().unwrap();
+    let key = RsaKey::generate("k1");
+    let jwks = home.path().join("jwks.json");
+    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    let iss = "https://idp.leak.invalid";
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[log]
+format = "json"
+[audit]
+url = "sqlite://{dir}/audit.db"
+mirror = "stdout"
+[[issuers]]
+name = "corp"
+issuer = "{iss}"
+jwks_file = "{jwks}"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app", "ro"]
+[[grants]]
+issuer = "corp"
+subject = "svc"
+targets = ["orders-db"]
+db_users = ["app", "ro"]
+[[auditors]]
+issuer = "corp"
+subject = "auditor"
+"#,
+            dir = home.path().display(),
+            jwks = jwks.display()
+        ),
+    )
+    .unwrap();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYLEAKTEST";
+    let session = "FwoGZXIvYXdzELEAKTESTSESSIONTOKENabcdefghijklmnop";
+    let mut cmd = binary::command(home.path());
+    cmd.env("AWS_ACCESS_KEY_ID", "ASIAQLEAKTEST0000001")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_SESSION_TOKEN", session)
+        .env("RUST_LOG", "debug")
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = RunningBroker::start(cmd);
+    let client = crate::support::client();
+    let claims = |sub: &str, exp: u64| json!({"iss": iss, "sub": sub, "aud": "rds-token-broker", "exp": exp});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let svc = rs256(&key, &claims("svc", now + 600));
+    let expired = rs256(&key, &claims("svc", now - 600));
+    let auditor = rs256(&key, &claims("auditor", now + 600));
+    let forged = format!("{}x", &svc[..svc.len() - 1]);
+
+    let mut answers = String::new();
+    let mut tokens = Vec::new();
+    for (bearer, body) in [
+        (&svc, json!({"target": "orders-db", "db_user": "app"})),
+        (&svc, json!({"target": "orders-db", "db_user": "app"})),
+        (&svc, json!({"target": "orders-db", "db_user": "ro"})),
+        (&svc, json!({"target": "nope"})),
+        (
+            &svc,
+            json!({"target": "orders-db", "db_user": "app", "token": "x"}),
+        ),
+        (&expired, json!({"target": "orders-db"})),
+        (&forged, json!({"target": "orders-db"})),
+        (&auditor, json!({"target": "orders-db"})),
+    ] {
+        let res = client
+            .post(format!("{}/v1/tokens", broker.base))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let ok = res.status() == 200;
+        let text = res.text().await.unwrap();
+        if ok {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            tokens.push(v["token"].as_str().unwrap().to_owned());
+        } else {
+            answers.push_str(&text);
+        }
+    }
+    assert_eq!(tokens.len(), 3);
+    // Lookups of a leaked token, the audit API and the metrics: answered, not echoed.
+    for path in [
+        "/v1/audit/events?format=ndjson",
+        "/v1/audit/events?format=csv",
+        "/metrics",
+        "/readyz",
+    ] {
+        let res = client
+            .get(format!("{}{path}", broker.base))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap();
+        answers.push_str(&res.text().await.unwrap());
+    }
+    let res = client
+        .post(format!("{}/v1/audit/lookup", broker.base))
+        .bearer_auth(&auditor)
+        .json(&json!({"token": tokens[0]}))
+        .send()
+        .await
+        .unwrap();
+    answers.push_str(&res.text().await.unwrap());
+    assert!(broker.terminate().success());
+    let everything = format!("{}\n{}\n{answers}", broker.stdout(), broker.stderr());
+    assert!(
+        everything.contains("token_sha256"),
+        "the scan must see real output"
+    );
+
+    let signatures: Vec<String> = tokens
+        .iter()
+        .map(|t| t.rsplit("X-Amz-Signature=").next().unwrap().to_owned())
+        .collect();
+    let jwt_signatures: Vec<&str> = [&svc, &expired, &auditor, &forged]
+        .iter()
+        .map(|j| j.rsplit('.').next().unwrap())
+        .collect();
+    let mut secrets: Vec<(&str, &str)> = vec![("secret key", secret), ("session token", session)];
+    for t in &tokens {
+        secrets.push(("token", t));
+    }
+    for s in &signatures {
+        secrets.push(("token signature", s));
+    }
+    for s in &jwt_signatures {
+        secrets.push(("JWT signature", s));
+    }
+    for (what, s) in secrets {
+        assert!(!everything.contains(s), "a {what} appears in the output");
+    }
+    // The session token also travels URL-encoded inside tokens.
+    assert!(!everything.contains("X-Amz-Security-Token"));
+}
