@@ -424,20 +424,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         config.server.listen = listen;
     }
-    let unsupported = config.unsupported();
-    for w in &unsupported.ignored {
-        tracing::warn!(key = %w.key, "{}; the setting is ignored", w.message);
-    }
-    if !unsupported.refused.is_empty() {
-        let list: Vec<String> = unsupported
-            .refused
-            .iter()
-            .map(|e| format!("  {}: {}", e.key, e.message))
-            .collect();
-        anyhow::bail!(
-            "refusing to start: this configuration asks for guarantees this version cannot keep\n{}",
-            list.join("\n")
-        );
+    if let Some((cert, key)) = &config.server.tls {
+        // Refuse to start with an unusable certificate rather than fail every handshake.
+        crate::tls::load(cert, key).map_err(|e| anyhow::anyhow!("server.tls_cert: {e}"))?;
     }
     if config.server.allow_unauthenticated {
         tracing::warn!(

@@ -24,7 +24,7 @@ pub enum ReloadError {
     /// The file does not validate.
     #[error("{0}")]
     Invalid(#[from] config::ConfigErrors),
-    /// It asks for something this version refuses.
+    /// The new authenticator could not be built.
     #[error("{0}")]
     Refused(String),
 }
@@ -32,14 +32,6 @@ pub enum ReloadError {
 /// Reads `path` and, when valid, swaps it in.
 pub fn reload(state: &AppState, path: &Path, clock: &SharedClock) -> Result<(), ReloadError> {
     let new = config::load_file(path)?;
-    let refused = new.unsupported().refused;
-    if !refused.is_empty() {
-        let list: Vec<String> = refused
-            .iter()
-            .map(|e| format!("{}: {}", e.key, e.message))
-            .collect();
-        return Err(ReloadError::Refused(list.join("; ")));
-    }
     let old = state.generation();
     let (merged, needs_restart) = old.config.reloaded_with(new);
     for section in needs_restart {

@@ -122,14 +122,27 @@ impl Application {
                 let _ = axum::serve(l, router).await;
             })
         });
+        let tls = self.state.generation().config.server.tls.clone();
         let router = http::router(self.state);
-        tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => {
+                tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+            Some((cert, key)) => {
+                use axum::serve::ListenerExt as _;
+                let listener = crate::tls::TlsListener::new(self.listener, cert, key)
+                    .map_err(std::io::Error::other)?
+                    .tap_io(|_| {});
+                tracing::info!(addr = %self.addr, "listening on https://{}", self.addr);
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+        }
         if let Some(m) = metrics_server {
             m.abort();
         }
@@ -137,6 +150,7 @@ impl Application {
         if let Some(c) = coalescer {
             c.flush().await;
         }
+        tracing::info!("stopped: requests in flight answered, their audit events committed");
         Ok(())
     }
 }

@@ -347,28 +347,3 @@ impl Config {
         (merged, needs_restart)
     }
 }
-
-/// Settings this build validates but cannot honour yet, split by consequence.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Unsupported {
-    /// Honouring them is a security promise (TLS, audit, role scoping): `serve` refuses
-    /// to start rather than silently break it.
-    pub refused: Vec<ConfigError>,
-    /// Ignoring them loses a feature, not a guarantee: `serve` starts and warns.
-    pub ignored: Vec<ConfigError>,
-}
-
-impl Config {
-    /// What in this configuration the running broker would not honour.
-    pub fn unsupported(&self) -> Unsupported {
-        let mut u = Unsupported::default();
-        let err = |key: String, what: &str| ConfigError {
-            key,
-            message: format!("{what} is not available in this version"),
-        };
-        if self.server.tls.is_some() {
-            u.refused.push(err("server.tls_cert".into(), "serving TLS"));
-        }
-        u
-    }
-}

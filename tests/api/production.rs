@@ -362,3 +362,223 @@ subject = "auditor"
     // The session token also travels URL-encoded inside tokens.
     assert!(!everything.contains("X-Amz-Security-Token"));
 }
+
+/// A CA and a server certificate it signed for localhost and 127.0.0.1: (CA PEM, cert
+/// PEM, key PEM).
+fn pki(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// Whether a fresh client trusting only `ca` completes a request to `url`.
+async fn trusted_by(ca: &str, url: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
+    crate::support::client(); // installs the rustls provider
+    let home = tempfile::tempdir().unwrap();
+    let (ca1, cert1, key1) = pki("first");
+    let (ca2, cert2, key2) = pki("second");
+    let (cert, key) = (home.path().join("tls.crt"), home.path().join("tls.key"));
+    std::fs::write(&cert, &cert1).unwrap();
+    std::fs::write(&key, &key1).unwrap();
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}",
+            cert.display(),
+            key.display(),
+            &crate::support::app::CONFIG[crate::support::app::CONFIG.find("[[targets]]").unwrap()..]
+        ),
+    )
+    .unwrap();
+    let mut cmd = binary::command(home.path());
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = RunningBroker::start(cmd);
+    assert!(
+        broker.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        broker.base
+    );
+    let health = format!("{}/healthz", broker.base);
+    assert!(trusted_by(&ca1, &health).await);
+    assert!(!trusted_by(&ca2, &health).await);
+
+    // The CLI: without the CA it says what to do; with --ca-file it works.
+    let ca_file = home.path().join("ca1.pem");
+    std::fs::write(&ca_file, &ca1).unwrap();
+    let cli = |extra: Vec<String>| {
+        let mut c = tokio::process::Command::new(binary::BIN);
+        c.env_clear()
+            .env("RDS_TOKEN_BROKER_K8S_TOKEN_FILE", "/nonexistent")
+            .args([
+                "token",
+                "--broker",
+                &broker.base,
+                "--target",
+                "orders-db",
+                "--db-user",
+                "app_rw",
+            ])
+            .args(extra);
+        c
+    };
+    let out = cli(vec![]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS with the broker") && err.contains("--ca-file"),
+        "{err}"
+    );
+    let out = cli(vec!["--ca-file".into(), ca_file.display().to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Rotation: new files are picked up without a restart.
+    std::fs::write(&key, &key2).unwrap();
+    std::fs::write(&cert, &cert2).unwrap();
+    let mut rotated = false;
+    for _ in 0..100 {
+        if trusted_by(&ca2, &health).await {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        rotated,
+        "the new certificate was not served:\n{}",
+        broker.stderr()
+    );
+    assert!(!trusted_by(&ca1, &health).await);
+    // A broken file (mid-rotation) keeps the current certificate in service.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    for _ in 0..50 {
+        if broker.stderr().contains("keeping the current one") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(broker.stderr().contains("keeping the current one"));
+    assert!(trusted_by(&ca2, &health).await);
+    assert!(broker.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_requests_in_flight_then_exits_0_with_their_events_committed() {
+    use sqlx::Connection as _;
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("audit.db");
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+allow_unauthenticated = true
+[rate_limit]
+max_wait_ms = 5000
+[audit]
+url = "sqlite://{}"
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["a", "b"]
+max_connections_per_second = 1
+burst = 1
+"#,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = binary::command(home.path());
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = RunningBroker::start(cmd);
+    let client = crate::support::client();
+    let url = format!("{}/v1/tokens", broker.base);
+    let post = |user: &'static str| {
+        let (c, url) = (client.clone(), url.clone());
+        async move {
+            c.post(url)
+                .json(&json!({"target": "orders-db", "db_user": user}))
+                .send()
+                .await
+        }
+    };
+    assert_eq!(post("a").await.unwrap().status(), 200);
+    // The budget's only slot is spent: this request waits about a second for the next.
+    let in_flight = tokio::spawn(post("b"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished());
+    let started = std::time::Instant::now();
+    let status = broker.terminate();
+    let res = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the request in flight is answered, not cut"
+    );
+    assert!(res.json::<Value>().await.unwrap()["token"].is_string());
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // New connections are refused once it is gone.
+    assert!(post("a").await.is_err());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let users: Vec<(String,)> =
+        sqlx::query_as("SELECT db_user FROM audit_events WHERE outcome = 'issued' ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(users, [("a".to_owned(),), ("b".to_owned(),)]);
+    let log = broker.stderr();
+    assert!(log.contains("SIGTERM received; shutting down"), "{log}");
+    assert!(
+        log.contains("stopped: requests in flight answered"),
+        "{log}"
+    );
+}

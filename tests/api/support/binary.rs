@@ -67,12 +67,15 @@ impl RunningBroker {
         let err_buf = stderr.clone();
         std::thread::spawn(move || {
             for line in err.lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let addr: String = line[i + "listening on http://".len()..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = tx.send(addr);
+                for scheme in ["http", "https"] {
+                    let marker = format!("listening on {scheme}://");
+                    if let Some(i) = line.find(&marker) {
+                        let addr: String = line[i + marker.len()..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
+                            .collect();
+                        let _ = tx.send(format!("{scheme}://{addr}"));
+                    }
                 }
                 err_buf.lock().unwrap().push_str(&line);
                 err_buf.lock().unwrap().push('\n');
@@ -86,7 +89,7 @@ impl RunningBroker {
             }
         };
         Self {
-            base: format!("http://{addr}"),
+            base: addr,
             child,
             stdout,
             stderr,
