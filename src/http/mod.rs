@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/lookup", post(audit::lookup))
+        .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(if generation.config.server.metrics_listen.is_none() {
@@ -69,6 +70,19 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(middleware)
         .with_state(state)
+}
+
+/// This API's OpenAPI 3.1 description (generated from `openapi/openapi.yaml`).
+pub const OPENAPI_JSON: &str = include_str!("../../openapi/openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
 }
 
 /// `GET /metrics` alone, for `server.metrics_listen`.
