@@ -17,6 +17,7 @@ mod cli;
 mod config;
 mod crash;
 mod credentials;
+mod deploy;
 mod openapi;
 mod policy;
 mod process;
