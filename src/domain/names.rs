@@ -43,7 +43,7 @@ impl fmt::Display for TargetName {
 /// A database user name.
 ///
 /// Anything a database accepts as a role name is allowed, including `@`, `+`, spaces and
-/// non-ASCII letters: 1 to 128 bytes of UTF-8 without control characters. (PostgreSQL
+/// non-ASCII letters: 1 to 128 characters without control characters. (PostgreSQL
 /// caps names at 63 bytes and MySQL at 32 characters; the database itself enforces those.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -52,8 +52,8 @@ pub struct DbUser(String);
 impl DbUser {
     /// Parses a DB user name.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        if s.is_empty() || s.len() > 128 {
-            return Err(ParseError::new("must be 1 to 128 bytes"));
+        if s.is_empty() || s.chars().count() > 128 {
+            return Err(ParseError::new("must be 1 to 128 characters"));
         }
         if s.chars().any(char::is_control) {
             return Err(ParseError::new("must not contain control characters"));

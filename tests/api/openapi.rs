@@ -120,3 +120,93 @@ async fn get_openapi_json_serves_the_document() {
     assert_eq!(served, file);
     assert_eq!(served["openapi"], "3.1.0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema() {
+    use crate::support::binary::{self, RunningBroker};
+    use crate::support::idp::{RsaKey, rs256};
+    let home = tempfile::tempdir().unwrap();
+    let key = RsaKey::generate("k1");
+    let jwks = home.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    let iss = "https://idp.schemathesis.invalid";
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[audit]
+url = "sqlite://{dir}/audit.db"
+[rate_limit]
+per_principal_per_second = 100000
+[[issuers]]
+name = "corp"
+issuer = "{iss}"
+jwks_file = "{jwks}"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw", "app_ro"]
+[[grants]]
+issuer = "corp"
+subject = "tester"
+targets = ["orders-db"]
+db_users = ["app_rw"]
+[[auditors]]
+issuer = "corp"
+subject = "tester"
+"#,
+            dir = home.path().display(),
+            jwks = jwks.display()
+        ),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = rs256(
+        &key,
+        &serde_json::json!({"iss": iss, "sub": "tester", "aud": "rds-token-broker", "exp": now + 3600}),
+    );
+    let mut cmd = binary::command(home.path());
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = RunningBroker::start(cmd);
+    let out = tokio::process::Command::new(venv("schemathesis"))
+        .current_dir(home.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .args([
+            "run",
+            &format!("{}/openapi.json", broker.base),
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            "--max-examples",
+            "30",
+            "--generation-deterministic",
+            "--header",
+            &format!("Authorization: Bearer {jwt}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("No issues found"), "{text}");
+    assert!(text.contains("passed"), "{text}");
+    assert!(broker.terminate().success());
+    assert!(!broker.stderr().contains("panicked"), "{}", broker.stderr());
+}
