@@ -8,7 +8,7 @@ mod net;
 
 pub use aws::{Region, ResourceId, RoleArn};
 pub use names::{DbUser, Engine, Hostname, TargetName};
-pub use net::Cidr;
+pub use net::{Cidr, client_ip};
 
 /// Why a value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -94,10 +94,13 @@ async fn authenticate(
 #[derive(Debug, Clone)]
 pub struct Meta(pub RequestMeta);
 
-impl<S: Send + Sync> FromRequestParts<S> for Meta {
+impl FromRequestParts<AppState> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |name: &str, max: usize| {
             parts
                 .headers
@@ -105,10 +108,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(max).collect::<String>())
         };
+        let trusted = &state.generation().config.server.trusted_proxies;
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         let client_ip = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .map(|c| crate::domain::client_ip(c.0.ip(), &forwarded, trusted).to_string());
         Ok(Self(RequestMeta {
             request_id: header("x-request-id", 128),
             client_ip,

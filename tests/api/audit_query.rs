@@ -448,3 +448,48 @@ async fn denied_floods_are_coalesced_and_issued_events_never_are() {
         .unwrap();
     assert_eq!(v["ok"], true, "{v}");
 }
+
+#[tokio::test]
+async fn client_ips_come_from_x_forwarded_for_only_through_trusted_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let audited = |trusted: &str| {
+        format!(
+            "{}\n[audit]\nurl = \"sqlite://{}/audit-{}.db\"\n",
+            CONFIG.replace(
+                "allow_unauthenticated = true",
+                &format!("allow_unauthenticated = true\ntrusted_proxies = [{trusted}]"),
+            ),
+            dir.path().display(),
+            trusted.len()
+        )
+    };
+    for (trusted, expected) in [
+        ("\"127.0.0.1/32\", \"10.0.0.0/8\"", "198.51.100.7"),
+        ("", "127.0.0.1"),
+    ] {
+        let app = TestApp::spawn_with(&audited(trusted), Switchable::with(static_keys())).await;
+        let res = app
+            .client
+            .post(format!("{}/v1/tokens", app.base))
+            .header("x-forwarded-for", "6.6.6.6, 198.51.100.7")
+            .header("x-forwarded-for", "10.1.2.3")
+            .json(&json!({"target": "ledger"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let page: Value = app
+            .client
+            .get(format!("{}/v1/audit/events", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            page["events"][0]["client_ip"], expected,
+            "trusted: [{trusted}]"
+        );
+    }
+}
