@@ -177,6 +177,11 @@ impl TokenCache {
         self.minted.load(Ordering::Relaxed)
     }
 
+    /// Applies the cache's pending bookkeeping now, so counts are exact (benchmarks, tests).
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
     /// Number of cached tokens (approximate, as moka counts).
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()

@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""The benchmark suite in one command: builds in release mode, starts what it needs, and
+prints and saves results for one run, side by side on this machine.
+
+    python3 bench/run.py            # full run (a few minutes after the builds)
+    python3 bench/run.py --quick    # a few seconds per part (CI runs this)
+
+Results: bench/results/<date>-<host>.json and .md, and a PNG plot of latency against
+concurrency beside them (--quick writes to a temporary directory instead, unless
+--out DIR is given).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BENCH_TARGET = os.environ.get("BENCH_TARGET_DIR") or os.path.join(BENCH, "target")
+VENV = os.path.join(BENCH, ".venv")
+ISSUER = "https://idp.bench.invalid"
+# Only what this script needs beyond the standard library.
+REQUIREMENTS = ["awscli==1.46.3", "boto3==1.44.3", "matplotlib==3.11.2"]
+
+
+def log(msg):
+    print(f"== {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def venv_python():
+    py = os.path.join(VENV, "bin", "python")
+    marker = os.path.join(VENV, ".installed")
+    if not os.path.exists(py):
+        run([sys.executable, "-m", "venv", VENV])
+    want = "\n".join(REQUIREMENTS)
+    if not os.path.exists(marker) or open(marker).read() != want:
+        log("installing awscli, boto3 and matplotlib into bench/.venv")
+        run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS])
+        open(marker, "w").write(want)
+    return py
+
+
+def build():
+    log("building the broker and the benchmark tools (release)")
+    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
+    run(["cargo", "build", "--release", "--locked", "--bin", "rds-token-broker"], cwd=ROOT, env=env)
+    env = dict(os.environ, CARGO_TARGET_DIR=BENCH_TARGET)
+    run(["cargo", "build", "--release", "--locked", "--bins"], cwd=BENCH, env=env)
+    return (
+        os.path.join(TARGET, "release", "rds-token-broker"),
+        os.path.join(BENCH_TARGET, "release", "rtb-load"),
+        os.path.join(BENCH_TARGET, "release", "rtb-ceiling"),
+        os.path.join(BENCH_TARGET, "release", "rtb-memory"),
+    )
+
+
+class Server:
+    """A child process that logs `listening on http://ADDR`; its output goes to a file (a
+    pipe drained by this script would compete with it for the CPU)."""
+
+    def __init__(self, cmd, env=None):
+        self.log = tempfile.NamedTemporaryFile(prefix="rtb-bench-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = None
+        for _ in range(300):
+            with open(self.log.name) as f:
+                m = re.search(r"listening on (https?://[0-9.:]+)", f.read())
+            if m:
+                self.base = m.group(1)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("did not start:\n" + open(self.log.name).read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.unlink(self.log.name)
+
+
+def broker_config(work, audit_url):
+    return f"""
+[server]
+listen = "127.0.0.1:0"
+max_concurrent_requests = 4096
+[log]
+format = "json"
+[audit]
+url = "{audit_url}"
+[rate_limit]
+per_principal_per_second = 1000000
+[[issuers]]
+name = "bench"
+issuer = "{ISSUER}"
+jwks_file = "{work}/jwks.json"
+audiences = ["rds-token-broker"]
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw"]
+[[grants]]
+issuer = "bench"
+subject = "bench-caller-*"
+targets = ["orders-db"]
+db_users = ["app_rw"]
+"""
+
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "RUST_LOG": "info",
+}
+
+
+def load(rtb_load, url, concurrency, seconds, warmup, jwts=None):
+    cmd = [rtb_load, "run", "--url", url, "--concurrency", str(concurrency),
+           "--seconds", str(seconds), "--warmup", str(warmup)]
+    if jwts:
+        cmd += ["--jwts", jwts]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def http_levels(tools, work, seconds, warmup, levels):
+    broker_bin, rtb_load, rtb_ceiling, _ = tools
+    config = os.path.join(work, "broker.toml")
+    with open(config, "w") as f:
+        f.write(broker_config(work, f"sqlite://{work}/audit.db"))
+    env = dict(os.environ, **AWS_ENV)
+    broker = Server([broker_bin, "serve", "--config", config], env=env)
+    ceiling = Server([rtb_ceiling])
+    jwts = os.path.join(work, "jwts.txt")
+    rows = []
+    try:
+        # First request per caller mints; the rest are cache hits.
+        load(rtb_load, broker.base + "/v1/tokens", 64, 0.5, 0.2, jwts)
+        for c in levels:
+            b = load(rtb_load, broker.base + "/v1/tokens", c, seconds, warmup, jwts)
+            a = load(rtb_load, ceiling.base + "/v1/tokens", c, seconds, warmup)
+            rows.append({"concurrency": c, "broker": b, "ceiling": a, "ratio": b["rps"] / a["rps"] if a["rps"] else None})
+            log(f"{c:>3} clients: broker {b['rps']:.0f}/s p99 {b['p99_ms']:.2f} ms, ceiling {a['rps']:.0f}/s, ratio {rows[-1]['ratio']:.2f}")
+    finally:
+        broker.stop()
+        ceiling.stop()
+    failed = sum(r["broker"]["failed"] for r in rows)
+    if failed:
+        raise RuntimeError(f"{failed} broker requests failed")
+    return rows
+
+
+def criterion_median(group, function, value=None):
+    path = os.path.join(BENCH_TARGET, "criterion", group, function)
+    if value:
+        path = os.path.join(path, value)
+    with open(os.path.join(path, "new", "estimates.json")) as f:
+        return json.load(f)["median"]["point_estimate"]
+
+
+def signing(quick):
+    log("signing: rds-token-broker against aws-sdk-rds (criterion)")
+    args = ["--warm-up-time", "0.5", "--measurement-time", "1"] if quick else ["--warm-up-time", "2", "--measurement-time", "5"]
+    env = dict(os.environ, CARGO_TARGET_DIR=BENCH_TARGET)
+    run(["cargo", "bench", "--locked", "--bench", "signing", "--", *args], cwd=BENCH, env=env, stdout=subprocess.DEVNULL)
+    out = {}
+    for value in ["session token", "long-term key"]:
+        ours = criterion_median("sign_token", "rds-token-broker", value)
+        theirs = criterion_median("sign_token", "aws-sdk-rds AuthTokenGenerator", value)
+        out[value] = {"ours_us": ours / 1000, "aws_sdk_rds_us": theirs / 1000, "ratio": ours / theirs}
+    return out
+
+
+def audit_stores(quick):
+    log("audit stores at 64 clients: no-op, durable SQLite, PostgreSQL (criterion)")
+    args = ["--warm-up-time", "0.5", "--measurement-time", "1"] if quick else ["--warm-up-time", "2", "--measurement-time", "8"]
+    env = dict(os.environ, CARGO_TARGET_DIR=BENCH_TARGET)
+    run(["cargo", "bench", "--locked", "--bench", "audit_store", "--", *args], cwd=BENCH, env=env, stdout=subprocess.DEVNULL)
+    out = {}
+    for name in ["no-op store", "sqlite (durable)", "postgresql"]:
+        try:
+            ns = criterion_median("issue_64_clients", name)
+            out[name] = {"rps": 1e9 / ns}
+        except FileNotFoundError:
+            out[name] = None
+    noop = out["no-op store"]["rps"]
+    for name, v in out.items():
+        if v:
+            v["ratio_to_noop"] = v["rps"] / noop
+    return out
+
+
+def memory(rtb_memory, n):
+    log(f"memory with {n} cached tokens")
+    return json.loads(subprocess.run([rtb_memory, str(n)], check=True, capture_output=True, text=True).stdout)
+
+
+def today(py, quick):
+    """How users mint tokens today: the aws CLI (a process per token) and boto3 (warm)."""
+    log("the aws CLI and boto3")
+    env = dict(os.environ, **AWS_ENV)
+    aws = os.path.join(VENV, "bin", "aws")
+    args = [aws, "rds", "generate-db-auth-token", "--hostname", "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com",
+            "--port", "5432", "--username", "app_rw", "--region", "eu-west-1"]
+    times = []
+    for _ in range(3 if quick else 15):
+        t0 = time.perf_counter()
+        subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    n = 200 if quick else 5000
+    code = (
+        "import boto3, time\n"
+        "c = boto3.client('rds', region_name='eu-west-1')\n"
+        "c.generate_db_auth_token('orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com', 5432, 'app_rw')\n"
+        f"t0 = time.perf_counter()\n"
+        f"for _ in range({n}):\n"
+        "    c.generate_db_auth_token('orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com', 5432, 'app_rw')\n"
+        f"print((time.perf_counter() - t0) / {n})\n"
+    )
+    boto = float(subprocess.run([py, "-c", code], check=True, env=env, capture_output=True, text=True).stdout)
+    return {"aws_cli_process_ms": statistics.median(times) * 1000, "boto3_warm_us": boto * 1e6}
+
+
+def plot(py, rows, path):
+    data = json.dumps(rows)
+    code = f"""
+import json, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+rows = json.loads({data!r})
+c = [r["concurrency"] for r in rows]
+fig, ax = plt.subplots(figsize=(7, 4.2))
+for who, style in [("broker", "-"), ("ceiling", "--")]:
+    for q, marker in [("p50_ms", "o"), ("p99_ms", "s"), ("p999_ms", "^")]:
+        ax.plot(c, [r[who][q] for r in rows], style, marker=marker, label=f"{{who}} {{q[:-3]}}")
+ax.set_xscale("log", base=2)
+ax.set_yscale("log")
+ax.set_xlabel("concurrent clients")
+ax.set_ylabel("latency (ms)")
+ax.set_title("Cached issuance (JWT, policy, cache hit, durable SQLite audit) vs bare axum")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=7, ncol=2)
+fig.tight_layout()
+fig.savefig({path!r}, dpi=110)
+"""
+    run([py, "-c", code])
+
+
+def machine():
+    cpus = os.cpu_count()
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024 // 1024} GiB"
+    except OSError:
+        pass
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"host": socket.gethostname(), "cpus": cpus, "cpu": model, "memory": mem,
+            "os": platform.platform(), "rustc": rustc, "load_average": os.getloadavg()}
+
+
+def markdown(r):
+    m = r["machine"]
+    lines = [f"# Benchmark results {r['date']} on {m['host']}", "",
+             f"{m['cpus']} vCPUs ({m['cpu']}), {m['memory']}, {m['os']}, {m['rustc']}; "
+             f"load average at start {m['load_average'][0]:.2f}. Mode: {r['mode']}.", "",
+             "## Cached issuance over HTTP (JWT + policy + cache hit + durable SQLite audit) vs bare axum", "",
+             "| clients | broker req/s | p50 ms | p99 ms | p99.9 ms | ceiling req/s | ceiling p99 ms | broker / ceiling |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in r["http"]:
+        b, c = row["broker"], row["ceiling"]
+        lines.append(f"| {row['concurrency']} | {b['rps']:.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {b['p999_ms']:.2f} | "
+                     f"{c['rps']:.0f} | {c['p99_ms']:.2f} | {row['ratio']:.2f} |")
+    lines += ["", "## Signing (criterion medians)", "", "| input | rds-token-broker µs | aws-sdk-rds µs | ratio |", "|---|---|---|---|"]
+    for k, v in r["signing"].items():
+        lines.append(f"| {k} | {v['ours_us']:.2f} | {v['aws_sdk_rds_us']:.2f} | {v['ratio']:.2f} |")
+    lines += ["", "## Audit stores at 64 clients (criterion medians)", "", "| store | req/s | / no-op |", "|---|---|---|"]
+    for k, v in r["audit_stores"].items():
+        lines.append(f"| {k} | {v['rps']:.0f} | {v['ratio_to_noop']:.2f} |" if v else f"| {k} | not run | |")
+    mem = r["memory"]
+    lines += ["", "## Memory", "", f"{mem['tokens']} cached tokens: RSS {mem['rss_after_mib']:.1f} MiB "
+              f"(from {mem['rss_before_mib']:.1f} MiB; {mem['bytes_per_token']:.0f} bytes per token).", "",
+              "## How tokens are minted today", "",
+              f"- `aws rds generate-db-auth-token` (a process per token): {r['today']['aws_cli_process_ms']:.0f} ms median",
+              f"- boto3 `generate_db_auth_token` in a warm process: {r['today']['boto3_warm_us']:.0f} µs per token"]
+    at64 = next((x for x in r["http"] if x["concurrency"] == 64), r["http"][-1])
+    per_request_ms = at64["broker"]["p50_ms"]
+    lines += [f"- a cached broker request at {at64['concurrency']} clients: {per_request_ms:.2f} ms median "
+              f"({r['today']['aws_cli_process_ms'] / per_request_ms:.0f}x faster than the CLI process)", ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a few seconds per part")
+    ap.add_argument("--out", help="results directory (default: bench/results, or a temporary one with --quick)")
+    a = ap.parse_args()
+    started = time.time()
+    py = venv_python()
+    tools = build()
+    work = tempfile.mkdtemp(prefix="rtb-bench-")
+    try:
+        run([tools[1], "keys", "--dir", work, "--issuer", ISSUER, "--principals", "256"])
+        levels = [1, 16, 64, 256]
+        secs, warm = (1, 0.3) if a.quick else (8, 2)
+        result = {
+            "date": datetime.date.today().isoformat(),
+            "mode": "quick" if a.quick else "full",
+            "machine": machine(),
+            "http": http_levels(tools, work, secs, warm, levels),
+            "signing": signing(a.quick),
+            "audit_stores": audit_stores(a.quick),
+            "memory": memory(tools[3], 10_000 if a.quick else 100_000),
+            "today": today(py, a.quick),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = a.out or (tempfile.mkdtemp(prefix="rtb-bench-results-") if a.quick else os.path.join(BENCH, "results"))
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, f"{result['date']}-{result['machine']['host']}")
+    result["seconds_total"] = time.time() - started
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+    md = markdown(result)
+    with open(stem + ".md", "w") as f:
+        f.write(md)
+    plot(py, result["http"], stem + ".png")
+    print(md)
+    log(f"results: {stem}.json, .md, .png ({result['seconds_total']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

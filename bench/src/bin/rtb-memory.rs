@@ -1,0 +1,88 @@
+//! Resident memory of the token cache: fills the broker's own `TokenCache` with N tokens
+//! (distinct DB users, signed for real) and prints the process's RSS before and after, as
+//! JSON. `rtb-memory [N]` (default 100000).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use rds_token_broker::clock::SystemClock;
+use rds_token_broker::config::RateLimitConfig;
+use rds_token_broker::ratelimit::{Budget, Pacer};
+use rds_token_broker::token::{CacheKey, MintGate, TokenCache};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map_or(100_000, |v| v.parse().expect("N"));
+    let clock = Arc::new(SystemClock);
+    let cache = TokenCache::new(
+        clock.clone(),
+        n + 1000,
+        Duration::from_secs(300),
+        Duration::from_secs(60),
+    );
+    let pacer = Pacer::new(
+        &RateLimitConfig {
+            redis_url: None,
+            redis_key_prefix: "bench:".into(),
+            per_principal_per_second: 1,
+            max_wait: Duration::ZERO,
+            expected_replicas: 1,
+        },
+        clock,
+    )
+    .expect("pacer");
+    let gate = MintGate {
+        pacer: Arc::new(pacer),
+        target: "orders-db".into(),
+        budget: Budget {
+            per_second: u32::MAX,
+            burst: u32::MAX,
+        },
+        max_wait: Duration::ZERO,
+    };
+    let creds = Credentials::new(
+        "ASIAQEXAMPLE2TESTKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        Some("IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN".repeat(20)),
+        Some(SystemTime::now() + Duration::from_secs(3600)),
+        "bench",
+    );
+    let before = rss_kib();
+    for i in 0..n {
+        let key = CacheKey {
+            identity: "ASIAQEXAMPLE2TESTKEY".into(),
+            host: "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com".into(),
+            port: 5432,
+            region: "eu-west-1".into(),
+            db_user: format!("app_user_{i}"),
+        };
+        cache.get(key, &creds, &gate).await.expect("token");
+    }
+    cache.sync().await;
+    let after = rss_kib();
+    println!(
+        "{}",
+        serde_json::json!({
+            "tokens": n,
+            "cached": cache.entry_count(),
+            "rss_before_mib": before as f64 / 1024.0,
+            "rss_after_mib": after as f64 / 1024.0,
+            "bytes_per_token": (after.saturating_sub(before) * 1024) as f64 / n as f64,
+        })
+    );
+}
