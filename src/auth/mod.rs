@@ -124,7 +124,24 @@ pub struct Authenticator {
     issuers: Vec<Arc<IssuerKeys>>,
     aws_iam: Option<Arc<aws_iam::AwsIamVerifier>>,
     clock: SharedClock,
+    verified: moka::sync::Cache<[u8; 32], Verified>,
 }
+
+/// A JWT already verified: reused for identical tokens (clients send the same JWT again
+/// and again), which skips the signature check, the costliest step of a cached issuance.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    /// The issuer's key set that verified it: a rotation invalidates the entry.
+    keys: Arc<jwks::KeySet>,
+    issuer: Arc<IssuerKeys>,
+    /// Until the token's `exp` (without leeway) or a minute after verification.
+    until: SystemTime,
+}
+
+/// How long a verification is reused at most (also bounds how long a removed issuer key
+/// keeps working for tokens it signed, if the JWKS is not refetched meanwhile).
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Authenticator {
     /// One key cache per `[[issuers]]` entry; nothing is fetched yet.
@@ -168,6 +185,10 @@ impl Authenticator {
             issuers,
             aws_iam,
             clock,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
@@ -186,19 +207,44 @@ impl Authenticator {
 
     /// Authenticates a bearer token.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        use sha2::Digest as _;
         let now: SystemTime = self.clock.now();
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(v) = self.verified.get(&key) {
+            if now < v.until && Arc::ptr_eq(&v.keys, &v.issuer.keys()) {
+                return Ok(v.principal);
+            }
+            self.verified.invalidate(&key);
+        }
         let (issuer, claims) = jwt::verify(&self.issuers, token, now).await?;
+        let keys = issuer.keys();
         let subject = claims
             .get("sub")
             .and_then(|s| s.as_str())
             .unwrap_or_default()
             .to_owned();
-        Ok(Principal {
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .map(|e| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(e));
+        let principal = Principal {
             issuer: issuer.config.name.clone(),
             subject,
             auth_method: AuthMethod::Jwt,
             claims,
-        })
+        };
+        if let Some(exp) = exp {
+            self.verified.insert(
+                key,
+                Verified {
+                    principal: principal.clone(),
+                    keys,
+                    issuer,
+                    until: exp.min(now + VERIFIED_TTL),
+                },
+            );
+        }
+        Ok(principal)
     }
 
     /// Loads the keys of every issuer that has none yet, then refreshes each on its own

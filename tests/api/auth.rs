@@ -536,3 +536,31 @@ async fn a_key_is_never_used_with_another_familys_algorithm() {
     });
     rejected(&s.app, &jwt, "unknown key").await;
 }
+
+#[tokio::test]
+async fn a_reused_jwt_is_checked_again_once_its_issuers_keys_change() {
+    let s = setup().await;
+    let old = rs256(&s.rsa, &claims(&s.idp.issuer));
+    for _ in 0..3 {
+        // Verified once, then reused from the verification cache.
+        assert_eq!(
+            request(&s.app, &old, json!({"target": "orders-db"}))
+                .await
+                .status(),
+            200
+        );
+    }
+    // The IdP drops rsa-1; a token with the new kid makes the broker refetch.
+    let rotated = RsaKey::generate("rsa-2");
+    s.idp.set_keys(vec![rotated.jwk()]);
+    s.app.clock.advance(Duration::from_secs(31));
+    let new = rs256(&rotated, &claims(&s.idp.issuer));
+    assert_eq!(
+        request(&s.app, &new, json!({"target": "orders-db"}))
+            .await
+            .status(),
+        200
+    );
+    // Within the cache's minute, but the key that signed the old token is gone.
+    rejected(&s.app, &old, "unknown key").await;
+}
