@@ -8,13 +8,8 @@ use serde_json::{Value, json};
 use crate::support::binary::{self, RunningBroker};
 
 fn start(home: &std::path::Path, config: &std::path::Path) -> RunningBroker {
-    let mut cmd = binary::command(home);
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut cmd = binary::command_with_example_keys(home);
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
     RunningBroker::start(cmd)
 }
 

@@ -174,13 +174,8 @@ subject = "tester"
         &key,
         &serde_json::json!({"iss": iss, "sub": "tester", "aud": "rds-token-broker", "exp": now + 3600}),
     );
-    let mut cmd = binary::command(home.path());
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut cmd = binary::command_with_example_keys(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
     let mut broker = RunningBroker::start(cmd);
     let out = tokio::process::Command::new(venv("schemathesis"))
         .current_dir(home.path())

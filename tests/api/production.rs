@@ -416,13 +416,8 @@ async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
         ),
     )
     .unwrap();
-    let mut cmd = binary::command(home.path());
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut cmd = binary::command_with_example_keys(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
     let mut broker = RunningBroker::start(cmd);
     assert!(
         broker.base.starts_with("https://127.0.0.1:"),
@@ -529,13 +524,8 @@ burst = 1
         ),
     )
     .unwrap();
-    let mut cmd = binary::command(home.path());
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut cmd = binary::command_with_example_keys(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
     let mut broker = RunningBroker::start(cmd);
     let client = crate::support::client();
     let url = format!("{}/v1/tokens", broker.base);

@@ -562,13 +562,8 @@ burst = 5
         ),
     )
     .unwrap();
-    let mut cmd = crate::support::binary::command(home);
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", config.to_str().unwrap()]);
+    let mut cmd = crate::support::binary::command_with_example_keys(home);
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
     RunningBroker::start(cmd)
 }
 

@@ -53,13 +53,8 @@ async fn reloads_apply_atomically_under_load_and_invalid_files_are_rejected() {
     let home = tempfile::tempdir().unwrap();
     let file = home.path().join("broker.toml");
     std::fs::write(&file, config(&["alpha"])).unwrap();
-    let mut cmd = binary::command(home.path());
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .args(["serve", "--config", file.to_str().unwrap()]);
+    let mut cmd = binary::command_with_example_keys(home.path());
+    cmd.args(["serve", "--config", file.to_str().unwrap()]);
     let broker = RunningBroker::start(cmd);
     let client = crate::support::client();
     assert_eq!(status(&client, &broker.base, "alpha").await, 200);

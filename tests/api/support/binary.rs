@@ -26,6 +26,17 @@ pub fn command(home: &Path) -> Command {
     cmd
 }
 
+/// [`command`] with AWS's documented example keys in the environment: the broker signs
+/// (tokens no database accepts) with no credential source beyond the process.
+pub fn command_with_example_keys(home: &Path) -> Command {
+    let mut cmd = command(home);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE").env(
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    );
+    cmd
+}
+
 /// Runs the binary to completion.
 pub fn run(home: &Path, args: &[&str]) -> Output {
     command(home).args(args).output().unwrap()
