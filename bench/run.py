@@ -32,7 +32,7 @@ BENCH_TARGET = os.environ.get("BENCH_TARGET_DIR") or os.path.join(BENCH, "target
 VENV = os.path.join(BENCH, ".venv")
 ISSUER = "https://idp.bench.invalid"
 # Only what this script needs beyond the standard library.
-REQUIREMENTS = ["awscli==1.46.3", "boto3==1.44.3", "matplotlib==3.11.2"]
+REQUIREMENTS = ["awscli==1.46.3", "boto3==1.44.3", "matplotlib==3.11.2", "moto[server]==5.1.22"]
 
 
 def log(msg):
@@ -176,6 +176,88 @@ def http_levels(tools, work, seconds, warmup, levels):
     return rows
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assume_role_calls(moto):
+    with urllib.request.urlopen(moto + "/moto-api/recorder/download-recording", timeout=30) as r:
+        text = r.read().decode()
+    n = 0
+    for line in text.splitlines():
+        try:
+            body = json.loads(line).get("body") or ""
+        except ValueError:
+            continue
+        import base64
+        try:
+            body = base64.b64decode(body).decode(errors="replace")
+        except ValueError:
+            pass
+        if "Action=AssumeRole" in body:
+            n += 1
+    return n
+
+
+def cold_path(tools, work, principals):
+    """New callers of a target with role_arn: each needs its own AssumeRole (moto), and a
+    thundering herd on one cold key must cause exactly one."""
+    broker_bin, rtb_load, _, _ = tools
+    log(f"cold path: {principals} distinct principals, then {principals} concurrent requests for one cold key (moto STS)")
+    port = free_port()
+    moto_dir = tempfile.mkdtemp(prefix="rtb-moto-")
+    moto_proc = subprocess.Popen([os.path.join(VENV, "bin", "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                 cwd=moto_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(moto + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        urllib.request.urlopen(urllib.request.Request(moto + "/moto-api/recorder/start-recording", method="POST"))
+        config = os.path.join(work, "cold.toml")
+        with open(config, "w") as f:
+            f.write(broker_config(work, f"sqlite://{work}/cold-audit.db").replace(
+                'db_users = ["app_rw"]\n[[grants]]',
+                'db_users = ["app_rw"]\nrole_arn = "arn:aws:iam::123456789012:role/orders-db-connect"\n'
+                'max_connections_per_second = 100000\nburst = 100000\n[[grants]]', 1)
+                + f'[aws]\nsts_endpoint = "{moto}"\n')
+        jwts = os.path.join(work, "jwts.txt")
+        env = dict(os.environ, **AWS_ENV)
+        broker = Server([broker_bin, "serve", "--config", config], env=env)
+        try:
+            # One request per distinct principal, all at once.
+            distinct = json.loads(subprocess.run(
+                [rtb_load, "run", "--url", broker.base + "/v1/tokens", "--concurrency", str(principals),
+                 "--once", "--jwts", jwts], check=True, capture_output=True, text=True).stdout)
+            calls_distinct = assume_role_calls(moto)
+            # A fresh broker (cold cache), the same principal everywhere.
+            broker.stop()
+            broker = Server([broker_bin, "serve", "--config", config], env=env)
+            one = os.path.join(work, "one-jwt.txt")
+            with open(jwts) as f, open(one, "w") as g:
+                g.write(f.readline())
+            herd = json.loads(subprocess.run(
+                [rtb_load, "run", "--url", broker.base + "/v1/tokens", "--concurrency", str(principals),
+                 "--once", "--jwts", one], check=True, capture_output=True, text=True).stdout)
+            calls_herd = assume_role_calls(moto) - calls_distinct
+        finally:
+            broker.stop()
+    finally:
+        moto_proc.terminate()
+        moto_proc.wait(10)
+        shutil.rmtree(moto_dir, ignore_errors=True)
+    if distinct["failed"] or herd["failed"]:
+        raise RuntimeError(f"cold path: {distinct['failed']} + {herd['failed']} requests failed")
+    return {"principals": principals,
+            "distinct": {"assume_role_calls": calls_distinct, **distinct},
+            "one_key_herd": {"assume_role_calls": calls_herd, **herd}}
+
+
 def criterion_median(group, function, value=None):
     path = os.path.join(BENCH_TARGET, "criterion", group, function)
     if value:
@@ -313,6 +395,12 @@ def markdown(r):
     for k, v in r["audit_stores"].items():
         lines.append(f"| {k} | {v['rps']:.0f} | {v['ratio_to_noop']:.2f} |" if v else f"| {k} | not run | |")
     mem = r["memory"]
+    cold = r["cold"]
+    lines += ["", "## Cold path (AssumeRole against moto)", "",
+              f"- {cold['principals']} distinct principals at once: {cold['distinct']['assume_role_calls']} AssumeRole calls, "
+              f"p50 {cold['distinct']['p50_ms']:.1f} ms, p99 {cold['distinct']['p99_ms']:.1f} ms, all answered in {cold['distinct']['seconds']:.2f} s",
+              f"- {cold['principals']} concurrent requests for one cold key: {cold['one_key_herd']['assume_role_calls']} AssumeRole call(s), "
+              f"p50 {cold['one_key_herd']['p50_ms']:.1f} ms, p99 {cold['one_key_herd']['p99_ms']:.1f} ms"]
     lines += ["", "## Memory", "", f"{mem['tokens']} cached tokens: RSS {mem['rss_after_mib']:.1f} MiB "
               f"(from {mem['rss_before_mib']:.1f} MiB; {mem['bytes_per_token']:.0f} bytes per token).", "",
               "## How tokens are minted today", "",
@@ -325,7 +413,17 @@ def markdown(r):
     return "\n".join(lines)
 
 
+def raise_fd_limit():
+    """1,000 simultaneous connections need more than the usual 1,024 descriptors."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def main():
+    raise_fd_limit()
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a few seconds per part")
     ap.add_argument("--out", help="results directory (default: bench/results, or a temporary one with --quick)")
@@ -335,7 +433,7 @@ def main():
     tools = build()
     work = tempfile.mkdtemp(prefix="rtb-bench-")
     try:
-        run([tools[1], "keys", "--dir", work, "--issuer", ISSUER, "--principals", "256"])
+        run([tools[1], "keys", "--dir", work, "--issuer", ISSUER, "--principals", "100" if a.quick else "1000"])
         levels = [1, 16, 64, 256]
         secs, warm = (1, 0.3) if a.quick else (8, 2)
         result = {
@@ -346,6 +444,7 @@ def main():
             "signing": signing(a.quick),
             "audit_stores": audit_stores(a.quick),
             "memory": memory(tools[3], 10_000 if a.quick else 100_000),
+            "cold": cold_path(tools, work, 100 if a.quick else 1000),
             "today": today(py, a.quick),
         }
     finally:

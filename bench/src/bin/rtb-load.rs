@@ -3,10 +3,11 @@
 //! `rtb-load keys --dir DIR --issuer ISS --principals N`: an RSA key's JWKS (DIR/jwks.json)
 //! and N RS256 JWTs for distinct subjects (DIR/jwts.txt, one per line).
 //!
-//! `rtb-load run --url URL --concurrency C --seconds S [--warmup S] [--jwts FILE] [--body JSON]`:
+//! `rtb-load run --url URL --concurrency C --seconds S [--warmup S] [--jwts FILE] [--body JSON] [--once]`:
 //! C clients, each on its own keep-alive connection and with its own JWT (round robin),
 //! POST the body back to back for S seconds after the warm-up; prints one JSON object:
-//! requests, non-200 answers, requests per second, and latency percentiles in ms.
+//! requests, non-200 answers, requests per second, and latency percentiles in ms. With
+//! `--once` each client sends one request, all at once, and `seconds` is the wall time.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +61,8 @@ async fn run(args: &[String]) {
     let seconds: f64 = arg(args, "--seconds").map_or(5.0, |v| v.parse().expect("s"));
     let warmup: f64 = arg(args, "--warmup").map_or(1.0, |v| v.parse().expect("s"));
     let body = arg(args, "--body").unwrap_or_else(|| r#"{"target":"orders-db"}"#.to_owned());
+    // --once: every client sends exactly one request, all at the same time (cold paths).
+    let once = args.iter().any(|a| a == "--once");
     let jwts: Vec<String> = arg(args, "--jwts")
         .map(|p| {
             std::fs::read_to_string(p)
@@ -70,7 +73,11 @@ async fn run(args: &[String]) {
         })
         .unwrap_or_default();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let start = Instant::now() + Duration::from_secs_f64(warmup);
+    let start = if once {
+        Instant::now()
+    } else {
+        Instant::now() + Duration::from_secs_f64(warmup)
+    };
     let end = start + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| {
@@ -103,13 +110,16 @@ async fn run(args: &[String]) {
                         }
                         Err(_) => false,
                     };
-                    if t0 >= start {
+                    if t0 >= start || once {
                         if ok {
                             let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
                             let _ = hist.record(us.max(1));
                         } else {
                             failed += 1;
                         }
+                    }
+                    if once {
+                        break;
                     }
                 }
                 (hist, failed)
@@ -123,6 +133,11 @@ async fn run(args: &[String]) {
         all.add(h).expect("merge");
         failed += f;
     }
+    let seconds = if once {
+        start.elapsed().as_secs_f64()
+    } else {
+        seconds
+    };
     let ms = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "{}",
