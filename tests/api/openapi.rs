@@ -127,9 +127,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
     use crate::support::idp::{RsaKey, rs256};
     let home = tempfile::tempdir().unwrap();
     let key = RsaKey::generate("k1");
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, serde_json::json!({"keys": [key.jwk()]}).to_string()).unwrap();
     let iss = "https://idp.schemathesis.invalid";
+    let issuer = crate::support::idp::file_issuer(home.path(), &key, iss);
     let config = home.path().join("broker.toml");
     std::fs::write(
         &config,
@@ -141,12 +140,7 @@ listen = "127.0.0.1:0"
 url = "sqlite://{dir}/audit.db"
 [rate_limit]
 per_principal_per_second = 100000
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_file = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
+{issuer}[[targets]]
 name = "orders-db"
 host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
 port = 5432
@@ -162,7 +156,6 @@ issuer = "corp"
 subject = "tester"
 "#,
             dir = home.path().display(),
-            jwks = jwks.display()
         ),
     )
     .unwrap();

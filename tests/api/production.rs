@@ -31,9 +31,8 @@ async fn metrics_after_a_scenario_name_every_area_by_convention() {
     let moto = Moto::start().await;
     let key = RsaKey::generate("k1");
     let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
     let iss = "https://idp.metrics.invalid";
+    let issuer = crate::support::idp::file_issuer(dir.path(), &key, iss);
     let config = format!(
         r#"
 [server]
@@ -44,12 +43,7 @@ sts_endpoint = "{sts}"
 url = "sqlite://{dir}/audit.db"
 [rate_limit]
 per_principal_per_second = 3
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_file = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
+{issuer}[[targets]]
 name = "orders-db"
 host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
 port = 5432
@@ -64,7 +58,6 @@ db_users = ["app"]
 "#,
         sts = moto.url(),
         dir = dir.path().display(),
-        jwks = jwks.display()
     );
     let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
     app.clock.set(std::time::SystemTime::now());
@@ -216,9 +209,8 @@ async fn metrics_listen_serves_metrics_apart_from_the_api() {
 async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() {
     let home = tempfile::tempdir().unwrap();
     let key = RsaKey::generate("k1");
-    let jwks = home.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
     let iss = "https://idp.leak.invalid";
+    let issuer = crate::support::idp::file_issuer(home.path(), &key, iss);
     let config = home.path().join("broker.toml");
     std::fs::write(
         &config,
@@ -231,12 +223,7 @@ format = "json"
 [audit]
 url = "sqlite://{dir}/audit.db"
 mirror = "stdout"
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_file = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
+{issuer}[[targets]]
 name = "orders-db"
 host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
 port = 5432
@@ -252,7 +239,6 @@ issuer = "corp"
 subject = "auditor"
 "#,
             dir = home.path().display(),
-            jwks = jwks.display()
         ),
     )
     .unwrap();

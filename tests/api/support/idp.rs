@@ -190,3 +190,15 @@ impl TestIdp {
         self.served.jwks_fetches.load(Ordering::SeqCst)
     }
 }
+
+/// Writes `key`'s JWKS to `dir/jwks.json` and returns the `[[issuers]]` block that trusts
+/// it as issuer `corp` (`iss`, audience `rds-token-broker`): a real binary's JWT issuer
+/// without a JWKS server.
+pub fn file_issuer(dir: &std::path::Path, key: &RsaKey, iss: &str) -> String {
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    format!(
+        "[[issuers]]\nname = \"corp\"\nissuer = \"{iss}\"\njwks_file = \"{}\"\naudiences = [\"rds-token-broker\"]\n",
+        jwks.display()
+    )
+}
