@@ -8,6 +8,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY openapi ./openapi
+COPY ui ./ui
 COPY tests ./tests
 COPY examples ./examples
 RUN cargo build --release --locked --bin rds-token-broker

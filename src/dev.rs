@@ -30,7 +30,7 @@ const DEV_KID: &str = "dev-key-1";
 /// How long the printed dev JWT works.
 const DEV_JWT_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
-fn dev_config(jwks_file: &str) -> String {
+fn dev_config(jwks_file: &str, audit_file: &str) -> String {
     format!(
         r#"
 [server]
@@ -38,6 +38,9 @@ listen = "127.0.0.1:8443"
 
 [log]
 format = "text"
+
+[audit]
+url = "sqlite://{audit_file}"
 
 [[issuers]]
 name = "dev"
@@ -58,6 +61,10 @@ issuer = "dev"
 subject = "{DEV_SUBJECT}"
 targets = ["demo-db"]
 db_users = ["app_ro", "app_rw"]
+
+[[auditors]]
+issuer = "dev"
+subject = "{DEV_SUBJECT}"
 "#
     )
 }
@@ -92,7 +99,9 @@ impl Banner {
              curl -s -X POST http://{addr}/v1/tokens -H \"Authorization: Bearer $RDS_TOKEN_BROKER_JWT\" \\\n      \
              -H 'content-type: application/json' -d '{{\"target\": \"demo-db\", \"db_user\": \"app_ro\"}}'\n\n  \
              What you may request: curl -s http://{addr}/v1/targets -H \"Authorization: Bearer $RDS_TOKEN_BROKER_JWT\"\n  \
-             Readiness: curl -s http://{addr}/readyz\n  Stop with Ctrl-C.\n"
+             Readiness: curl -s http://{addr}/readyz\n  \
+             Audit console: http://{addr}/ui/ (sign in with the dev JWT; the trail is a temporary SQLite file)\n  \
+             Stop with Ctrl-C.\n"
         )
     }
 }
@@ -157,7 +166,12 @@ pub async fn setup() -> anyhow::Result<(Config, SharedCredentialsProvider, Banne
     std::fs::write(&jwks_path, issuer.jwks()?.to_string())
         .with_context(|| format!("cannot write the dev JWKS to {}", jwks_path.display()))?;
     let path = jwks_path.to_string_lossy().replace('\\', "/");
-    let config = config::load_str(&dev_config(&path))
+    let audit_path = std::env::temp_dir().join(format!(
+        "rds-token-broker-dev-{}.audit.db",
+        std::process::id()
+    ));
+    let audit = audit_path.to_string_lossy().replace('\\', "/");
+    let config = config::load_str(&dev_config(&path, &audit))
         .map_err(|e| anyhow::anyhow!("built-in dev config: {e}"))?;
     let jwt = issuer.jwt(SystemClock.now())?;
 

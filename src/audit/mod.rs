@@ -11,6 +11,7 @@ pub mod coalesce;
 pub mod csv;
 mod event;
 pub mod query;
+pub mod stats;
 mod store;
 
 use std::sync::Arc;
@@ -105,6 +106,15 @@ impl AuditLog {
             None
         };
         Ok((events, next))
+    }
+
+    /// The console's aggregates for `q`, with `budgets` the configured targets.
+    pub async fn stats(
+        &self,
+        q: &stats::StatsQuery,
+        budgets: &[stats::Budget],
+    ) -> Result<stats::Stats, StoreError> {
+        stats::compute(&self.store, q, budgets).await
     }
 
     /// Walks every chain in the store, each from its retention checkpoint if pruned.

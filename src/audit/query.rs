@@ -109,6 +109,17 @@ impl Filter {
 
     /// SQL (with `$N` placeholders) and its arguments, for a page of `limit + 1` rows.
     pub fn sql(&self, columns: &str) -> (String, Vec<String>) {
+        let (filter, args) = self.where_clause(&[]);
+        let sql = format!(
+            "SELECT {columns} FROM audit_events{filter} ORDER BY time DESC, id DESC LIMIT {}",
+            self.limit + 1
+        );
+        (sql, args)
+    }
+
+    /// ` WHERE ...` (or nothing) with `$N` placeholders for every filter, the cursor and
+    /// `extra` conditions (SQL written by the caller, no placeholders), and its arguments.
+    pub fn where_clause(&self, extra: &[&str]) -> (String, Vec<String>) {
         let mut clauses = Vec::new();
         let mut args = Vec::new();
         let mut arg = |v: &str| {
@@ -128,16 +139,13 @@ impl Filter {
             let (pt, pt2, pid) = (arg(t), arg(t), arg(id));
             clauses.push(format!("(time < {pt} OR (time = {pt2} AND id < {pid}))"));
         }
+        clauses.extend(extra.iter().map(|c| (*c).to_owned()));
         let filter = if clauses.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", clauses.join(" AND "))
         };
-        let sql = format!(
-            "SELECT {columns} FROM audit_events{filter} ORDER BY time DESC, id DESC LIMIT {}",
-            self.limit + 1
-        );
-        (sql, args)
+        (filter, args)
     }
 }
 

@@ -6,6 +6,7 @@
 mod access;
 mod raw;
 mod targets;
+mod ui;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,34 @@ pub struct Config {
     pub grants: Vec<GrantConfig>,
     /// Who may read the audit trail.
     pub auditors: Vec<AuditorConfig>,
+    /// The audit console.
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: the audit console at `/ui`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiConfig {
+    /// Serve the console (default true). It shows data only to `[[auditors]]`.
+    pub enabled: bool,
+    /// Sign-in through an identity provider, besides pasting a bearer token.
+    pub oidc: Option<UiOidc>,
+}
+
+/// `[ui.oidc]`: OIDC authorization code with PKCE, as a public client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiOidc {
+    /// The `[[issuers]]` entry whose ID tokens sign auditors in.
+    pub issuer: String,
+    /// That issuer's `iss` URL (for discovery).
+    pub issuer_url: String,
+    /// The console's client id at the identity provider (an audience of the issuer).
+    pub client_id: String,
+    /// Scopes asked for (default `openid`).
+    pub scopes: Vec<String>,
+    /// Authorization endpoint; default from the issuer's discovery document.
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint; default from the issuer's discovery document.
+    pub token_endpoint: Option<String>,
 }
 
 /// `[server]`.
@@ -322,7 +351,7 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 
 impl Config {
     /// This configuration with the reloadable sections (`[[issuers]]`, `[[targets]]`,
-    /// `[[grants]]`, `[[auditors]]`) taken from `new`. Also returns the sections that
+    /// `[[grants]]`, `[[auditors]]`, `[ui]`) taken from `new`. Also returns the sections that
     /// differ in `new` but need a restart, and are kept as they are.
     pub fn reloaded_with(&self, new: Config) -> (Config, Vec<&'static str>) {
         let mut needs_restart = Vec::new();
@@ -342,6 +371,7 @@ impl Config {
             targets: new.targets,
             grants: new.grants,
             auditors: new.auditors,
+            ui: new.ui,
             ..self.clone()
         };
         (merged, needs_restart)

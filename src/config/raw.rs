@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub grants: Vec<RawGrant>,
     #[serde(default)]
     pub auditors: Vec<RawAuditor>,
+    #[serde(default)]
+    pub ui: RawUi,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,4 +136,19 @@ pub struct RawAuditor {
     pub subject: String,
     #[serde(default)]
     pub claims: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawUi {
+    pub enabled: Option<bool>,
+    pub oidc: Option<RawUiOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawUiOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Option<Vec<String>>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
 }

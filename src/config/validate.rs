@@ -58,6 +58,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         aws.iam_server_id.is_some(),
         &mut e,
     );
+    let ui = super::ui::ui(raw.ui, &issuers, &mut e);
     Some(Config {
         server: server?,
         log,
@@ -69,6 +70,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         targets,
         grants,
         auditors,
+        ui,
     })
 }
 

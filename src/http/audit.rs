@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::audit::query::{Filter, QueryError};
+use crate::audit::stats::StatsQuery;
 use crate::audit::{AuditLog, StoreError, Verification};
 use crate::auth::AuthMethod;
 use crate::policy;
@@ -85,6 +86,31 @@ pub async fn events(
             "format: must be json, ndjson or csv".into(),
         )),
     }
+}
+
+/// Aggregates for the console's charts.
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    require_auditor(&caller)?;
+    let Query(params) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let query = StatsQuery::parse(&params, state.broker.clock.now())
+        .map_err(|QueryError(e)| ApiError::BadRequest(e))?;
+    let budgets: Vec<_> = caller
+        .generation
+        .config
+        .targets
+        .values()
+        .map(|t| (t.name.to_string(), t.max_connections_per_second, t.burst))
+        .collect();
+    let stats = trail(&state)?
+        .stats(&query, &budgets)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(stats).into_response())
 }
 
 /// Streams every matching event, a page at a time, so memory stays constant.

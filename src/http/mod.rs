@@ -7,6 +7,7 @@ mod health;
 mod metrics;
 mod targets;
 mod tokens;
+mod ui;
 
 use std::any::Any;
 use std::time::Duration;
@@ -56,7 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/lookup", post(audit::lookup))
+        .route("/v1/audit/stats", get(audit::stats))
         .route("/openapi.json", get(openapi))
+        .merge(ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(if generation.config.server.metrics_listen.is_none() {

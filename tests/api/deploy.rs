@@ -40,6 +40,39 @@ fn hadolint_finds_nothing_in_the_dockerfile() {
     }
 }
 
+/// Files the binary embeds (`include_str!`) are in the image's build context: a directory
+/// the Dockerfile does not copy would only fail when the image is built.
+#[test]
+fn the_dockerfile_copies_every_embedded_directory() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let mut stack = vec![repo().join("src")];
+    let mut embedded = std::collections::BTreeSet::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for part in text.split("include_str!(\"").skip(1) {
+                let rel = part.split('"').next().unwrap();
+                let file = path.parent().unwrap().join(rel).canonicalize().unwrap();
+                let top = file.strip_prefix(repo().canonicalize().unwrap()).unwrap();
+                embedded.insert(top.components().next().unwrap().as_os_str().to_owned());
+            }
+        }
+    }
+    assert!(embedded.len() >= 2, "{embedded:?}");
+    for dir in embedded {
+        let dir = dir.to_str().unwrap();
+        assert!(
+            dockerfile.contains(&format!("COPY {dir} ./{dir}")),
+            "the Dockerfile does not copy {dir}/, which the binary embeds"
+        );
+    }
+}
+
 #[test]
 fn kubernetes_manifests_validate_strictly() {
     let files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/kubernetes"))

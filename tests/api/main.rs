@@ -11,6 +11,7 @@
 
 mod audit;
 mod audit_query;
+mod audit_stats;
 mod auth;
 mod aws_iam;
 mod cli;
@@ -28,5 +29,6 @@ mod reload;
 mod sigv4;
 mod sts;
 mod tokens;
+mod ui;
 
 mod support;

@@ -33,7 +33,7 @@ fn documented() -> Vec<(String, String)> {
 #[tokio::test]
 async fn every_documented_operation_is_served_and_others_are_not() {
     let ops = documented();
-    assert_eq!(ops.len(), 9, "{ops:?}");
+    assert_eq!(ops.len(), 13, "{ops:?}");
     let app = TestApp::spawn().await;
     for (method, path) in &ops {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -154,6 +154,13 @@ db_users = ["app_rw"]
 [[auditors]]
 issuer = "corp"
 subject = "tester"
+# The identity provider's endpoints are a closed loopback port: redeeming codes reaches
+# the broker's checks and then answers 503.
+[ui.oidc]
+issuer = "corp"
+client_id = "rds-token-broker"
+authorization_endpoint = "http://127.0.0.1:9/authorize"
+token_endpoint = "http://127.0.0.1:9/token"
 "#,
             dir = home.path().display(),
         ),
@@ -193,7 +200,21 @@ subject = "tester"
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("No issues found"), "{text}");
+    // The one warning allowed: most generated code redemptions are refused because the
+    // redirect URI must name the host the request went to, which a schema cannot say.
+    let warnings: Vec<&str> = text
+        .split("WARNINGS")
+        .nth(1)
+        .and_then(|w| w.split("SUMMARY").next())
+        .unwrap_or("")
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- "))
+        .collect();
+    assert!(
+        text.contains("No issues found") || warnings == ["- POST /ui/oidc/token"],
+        "{text}"
+    );
     assert!(text.contains("passed"), "{text}");
     assert!(broker.terminate().success());
     assert!(!broker.stderr().contains("panicked"), "{}", broker.stderr());

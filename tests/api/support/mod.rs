@@ -8,6 +8,7 @@ pub mod binary;
 pub mod creds;
 pub mod idp;
 pub mod moto;
+pub mod oidc;
 pub mod oracle;
 pub mod pg;
 

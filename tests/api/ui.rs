@@ -1,0 +1,450 @@
+//! The audit console at `/ui`: its assets and headers over HTTP, its sign-in helper, its
+//! configuration checks, and end to end in Debian's headless Chromium driven by
+//! Playwright (`tests/ui/console.mjs`) against the real binary with a seeded trail and an
+//! OIDC provider on loopback.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::app::{CONFIG, TestApp, problem};
+use crate::support::binary::{self, RunningBroker};
+use crate::support::creds::{Switchable, static_keys};
+use crate::support::idp::RsaKey;
+use crate::support::oidc::OidcProvider;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn broker_config(dir: &std::path::Path, idp: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[audit]
+url = "sqlite://{dir}/audit.db"
+
+[[issuers]]
+name = "corp"
+issuer = "{idp}"
+jwks_uri = "{idp}/jwks"
+audiences = ["rds-token-broker", "audit-console"]
+algorithms = ["RS256"]
+
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw", "app_ro"]
+
+[[targets]]
+name = "billing-db"
+host = "billing.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["billing", "batch_0", "batch_1", "batch_2", "batch_3", "batch_4", "batch_5"]
+max_connections_per_second = 1
+burst = 1
+
+[[grants]]
+issuer = "corp"
+subject = "svc-*"
+targets = ["orders-db", "billing-db"]
+db_users = ["app_rw", "app_ro", "billing", "batch_0", "batch_1", "batch_2", "batch_3", "batch_4", "batch_5"]
+
+[[auditors]]
+issuer = "corp"
+subject = "*"
+claims = {{ groups = "security" }}
+
+[ui.oidc]
+issuer = "corp"
+client_id = "audit-console"
+scopes = ["openid", "groups"]
+"#,
+        dir = dir.display()
+    )
+}
+
+/// What the test did to the broker, counted from the answers it got.
+#[derive(Default)]
+struct Seeded {
+    issued: BTreeMap<String, u64>,
+    denied: u64,
+    forbidden: u64,
+    throttled: u64,
+    leaked: String,
+}
+
+async fn seed(base: &str, idp: &OidcProvider) -> Seeded {
+    let client = crate::support::client();
+    let mut s = Seeded::default();
+    let mut plan: Vec<(String, Value)> = Vec::new();
+    for _ in 0..12 {
+        plan.push((
+            "svc-orders".into(),
+            json!({"target": "orders-db", "db_user": "app_rw"}),
+        ));
+    }
+    for _ in 0..5 {
+        plan.push((
+            "svc-reports".into(),
+            json!({"target": "orders-db", "db_user": "app_ro"}),
+        ));
+    }
+    for _ in 0..3 {
+        plan.push((
+            "svc-billing".into(),
+            json!({"target": "billing-db", "db_user": "billing"}),
+        ));
+    }
+    // Each DB user needs a new token: the 1-per-second budget refuses most of them.
+    for i in 0..6 {
+        plan.push((
+            "svc-batch".into(),
+            json!({"target": "billing-db", "db_user": format!("batch_{i}")}),
+        ));
+    }
+    for _ in 0..3 {
+        plan.push((
+            "intern".into(),
+            json!({"target": "orders-db", "db_user": "app_rw"}),
+        ));
+    }
+    for (subject, body) in plan {
+        let jwt = idp.jwt("rds-token-broker", json!({"sub": subject}));
+        let res = client
+            .post(format!("{base}/v1/tokens"))
+            .bearer_auth(jwt)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            200 => {
+                let v: Value = res.json().await.unwrap();
+                *s.issued
+                    .entry(v["target"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+                s.leaked = v["token"].as_str().unwrap().to_owned();
+            }
+            403 => s.forbidden += 1,
+            429 => s.throttled += 1,
+            other => panic!("unexpected status {other} while seeding"),
+        }
+    }
+    // Forged: signed by the provider, then one character inside the signature changed.
+    for _ in 0..4 {
+        let jwt = idp.jwt("rds-token-broker", json!({"sub": "svc-orders"}));
+        let i = jwt.len() - 20;
+        let swapped = if &jwt[i..=i] == "A" { "B" } else { "A" };
+        let jwt = format!("{}{swapped}{}", &jwt[..i], &jwt[i + 1..]);
+        let res = client
+            .post(format!("{base}/v1/tokens"))
+            .bearer_auth(jwt)
+            .json(&json!({"target": "orders-db"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        s.denied += 1;
+    }
+    assert!(s.throttled > 0, "the billing budget throttled no one");
+    s
+}
+
+/// Waits until the trail's totals are what the answers said (coalesced refusals are
+/// written when their one-second window closes); returns the events stored.
+async fn settled(base: &str, auditor: &str, s: &Seeded) -> Vec<Value> {
+    let client = crate::support::client();
+    let issued: u64 = s.issued.values().sum();
+    let want = json!({"issued": issued, "denied": s.denied, "forbidden": s.forbidden, "throttled": s.throttled, "failed": 0});
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        let stats: Value = client
+            .get(format!("{base}/v1/audit/stats"))
+            .bearer_auth(auditor)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        last = stats["totals"].clone();
+        if last == want {
+            let page: Value = client
+                .get(format!("{base}/v1/audit/events?limit=1000"))
+                .bearer_auth(auditor)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            return page["events"].as_array().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the trail's totals {last} never matched the answers {want}");
+}
+
+/// The console's pages and its sign-in endpoint, over plain HTTP.
+async fn check_http(base: &str, idp: &OidcProvider, auditor: &str, caller: &str) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client.get(format!("{base}/ui")).send().await.unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], "/ui/");
+    for (path, content_type) in [
+        ("/ui/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/charts.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+        ("/ui/favicon.svg", "image/svg+xml"),
+    ] {
+        let res = client.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        assert_eq!(h["content-type"], content_type, "{path}");
+        assert_eq!(h["content-security-policy"], CSP, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+    // Nothing in the page may load from elsewhere.
+    for asset in ["ui/index.html", "ui/app.js", "ui/charts.js", "ui/app.css"] {
+        let text = std::fs::read_to_string(repo().join(asset)).unwrap();
+        for needle in ["https://", "//cdn", "@import", "fonts.g"] {
+            assert!(!text.contains(needle), "{asset} mentions {needle}");
+        }
+    }
+    let config: Value = client
+        .get(format!("{base}/ui/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        json!({"oidc": {"issuer": "corp", "authorization_endpoint": format!("{}/authorize", idp.issuer),
+                        "client_id": "audit-console", "scope": "openid groups"},
+               "unauthenticated": false})
+    );
+    // Stats are for auditors only.
+    let res = client
+        .get(format!("{base}/v1/audit/stats"))
+        .bearer_auth(caller)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 403).await;
+    let res = client
+        .get(format!("{base}/v1/audit/stats"))
+        .bearer_auth(auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The code redemption refuses malformed input, and codes the provider never issued.
+    let redeem = |body: Value| {
+        client
+            .post(format!("{base}/ui/oidc/token"))
+            .json(&body)
+            .send()
+    };
+    let verifier = "v".repeat(64);
+    let ui = format!("{base}/ui/");
+    for (body, needle) in [
+        (
+            json!({"code": "abc", "code_verifier": "short", "redirect_uri": ui}),
+            "code_verifier",
+        ),
+        (
+            json!({"code": "", "code_verifier": verifier, "redirect_uri": ui}),
+            "code:",
+        ),
+        (
+            json!({"code": "abc", "code_verifier": verifier, "redirect_uri": "https://evil.example/ui/"}),
+            "redirect_uri",
+        ),
+        (
+            json!({"code": "abc", "code_verifier": verifier, "redirect_uri": format!("{base}/elsewhere")}),
+            "redirect_uri",
+        ),
+    ] {
+        let res = redeem(body.clone()).await.unwrap();
+        if res.status() != 400 {
+            panic!("{body}: {}", res.text().await.unwrap());
+        }
+        let body = problem(res, 400).await;
+        assert!(body["detail"].as_str().unwrap().contains(needle), "{body}");
+    }
+    let body = problem(
+        redeem(json!({"code": "never-issued", "code_verifier": verifier, "redirect_uri": ui}))
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("invalid_grant"),
+        "{body}"
+    );
+    assert_eq!(idp.redeemed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium() {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: scripts/test installs Debian's chromium package"
+    );
+    let idp = OidcProvider::start(
+        RsaKey::generate("console-key"),
+        json!({"sub": "alice@corp.example", "groups": ["security", "staff"]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, broker_config(dir.path(), &idp.issuer)).unwrap();
+    let mut cmd = binary::command_with_example_keys(dir.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let broker = RunningBroker::start(cmd);
+    let base = broker.base.clone();
+
+    let auditor = idp.jwt(
+        "rds-token-broker",
+        json!({"sub": "carol@corp.example", "groups": ["security"]}),
+    );
+    let caller = idp.jwt("rds-token-broker", json!({"sub": "svc-orders"}));
+    let seeded = seed(&base, &idp).await;
+    let events = settled(&base, &auditor, &seeded).await;
+    check_http(&base, &idp, &auditor, &caller).await;
+
+    let billing_rows = events
+        .iter()
+        .filter(|e| e["target"] == "billing-db")
+        .count();
+    let denied_rows = events.iter().filter(|e| e["outcome"] == "denied").count();
+    let leaked_sha = hex::encode(Sha256::digest(seeded.leaked.as_bytes()));
+    let leaked_events = events
+        .iter()
+        .filter(|e| e["token_sha256"] == leaked_sha.as_str())
+        .count();
+    let expect = json!({
+        "rows": events.len(),
+        "billing_rows": billing_rows,
+        "denied_rows": denied_rows,
+        "leaked_events": leaked_events,
+        "issued": seeded.issued,
+        "denied": seeded.denied,
+        "forbidden": seeded.forbidden,
+        "throttled": seeded.throttled,
+        "top_subject": "svc-orders",
+        "top_issued": 12,
+        "billing_budget": 1,
+        "oidc_subject": "alice@corp.example",
+    });
+    let shots = std::env::var("RTB_SCREENSHOTS").unwrap_or_default();
+    let out = tokio::process::Command::new("node")
+        .arg(repo().join("tests/ui/console.mjs"))
+        .env("BROKER_URL", &base)
+        .env("IDP_URL", &idp.issuer)
+        .env("AUDITOR_JWT", &auditor)
+        .env("NON_AUDITOR_JWT", &caller)
+        .env("LEAKED_TOKEN", &seeded.leaked)
+        .env("EXPECT", expect.to_string())
+        .env("CHROMIUM", CHROMIUM)
+        .env("SCREENSHOT_DIR", shots)
+        .output()
+        .await
+        .expect("node must be on PATH (scripts/test puts the virtualenv's Node.js there)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "console test failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- broker\n{}",
+        broker.stderr()
+    );
+    assert!(stdout.contains("all console checks passed"), "{stdout}");
+    assert_eq!(
+        idp.redeemed(),
+        1,
+        "the browser signed in through the provider once"
+    );
+    // Neither JWTs, codes nor tokens reach the broker's logs.
+    let logs = format!("{}{}", broker.stdout(), broker.stderr());
+    for secret in [&auditor, &caller, &seeded.leaked] {
+        let sig = secret.rsplit(['.', '=']).next().unwrap();
+        assert!(!logs.contains(sig), "a credential reached the logs");
+    }
+    assert!(
+        !logs.contains("code-"),
+        "an authorization code reached the logs"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_console_is_not_served() {
+    let config = format!("{CONFIG}\n[ui]\nenabled = false\n");
+    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    for path in ["/ui/", "/ui/app.js", "/ui/config"] {
+        problem(app.get(path).await, 404).await;
+    }
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/ui/").await.status(), 200);
+    let config: Value = app.get("/ui/config").await.json().await.unwrap();
+    assert_eq!(config, json!({"oidc": null, "unauthenticated": true}));
+}
+
+#[test]
+fn ui_settings_are_checked() {
+    let base = r#"
+[[issuers]]
+name = "corp"
+issuer = "https://sso.example"
+jwks_uri = "https://sso.example/jwks"
+audiences = ["rds-token-broker"]
+"#;
+    let cases = [
+        (
+            "[ui.oidc]\nissuer = \"nope\"\nclient_id = \"c\"\n",
+            "ui.oidc.issuer: \"nope\" is not the name of an [[issuers]] entry",
+        ),
+        (
+            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"console\"\n",
+            "ui.oidc.client_id: ID tokens are issued for the client id: add \"console\" to the audiences of issuer \"corp\"",
+        ),
+        (
+            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\nscopes = [\"groups\"]\n",
+            "ui.oidc.scopes: must include \"openid\"",
+        ),
+        (
+            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\ntoken_endpoint = \"ftp://x\"\n",
+            "ui.oidc.token_endpoint: must be an http(s) URL",
+        ),
+        ("[ui]\ncolour = \"blue\"\n", "ui.colour: unknown key"),
+    ];
+    for (extra, want) in cases {
+        let err = rds_token_broker::config::load_str(&format!("{base}{extra}"))
+            .expect_err(extra)
+            .to_string();
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+    let ok = format!("{base}[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\n");
+    let config = rds_token_broker::config::load_str(&ok).unwrap();
+    assert_eq!(config.ui.oidc.unwrap().scopes, vec!["openid".to_owned()]);
+}

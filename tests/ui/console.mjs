@@ -1,0 +1,353 @@
+// End-to-end checks of the audit console in Debian's headless Chromium, driven by
+// playwright-core. Started by tests/api/ui.rs, which runs the broker, seeds its trail and
+// passes what it did in EXPECT. Exits non-zero at the first failed check.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+const env = (k) => {
+  const v = process.env[k];
+  if (v === undefined) throw new Error(`${k} is not set`);
+  return v;
+};
+const BROKER = env("BROKER_URL");
+const IDP = env("IDP_URL");
+const AUDITOR = env("AUDITOR_JWT");
+const NON_AUDITOR = env("NON_AUDITOR_JWT");
+const LEAKED = env("LEAKED_TOKEN");
+const EXPECT = JSON.parse(env("EXPECT"));
+const SHOTS = process.env.SCREENSHOT_DIR || "";
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+
+let failures = 0;
+async function step(name, fn) {
+  try {
+    await fn();
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failures += 1;
+    console.log(`not ok - ${name}\n${e.stack || e}`);
+    throw e;
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: ["--no-sandbox"],
+});
+
+// Every request a page makes, and every console error (a CSP violation is one).
+function watch(page, allowed) {
+  const seen = { foreign: [], errors: [] };
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.protocol === "blob:" || url.protocol === "data:") return;
+    if (!allowed.includes(url.origin)) seen.foreign.push(r.url());
+  });
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/status of 40[13]/.test(m.text())) seen.errors.push(m.text());
+  });
+  page.on("pageerror", (e) => seen.errors.push(String(e)));
+  return seen;
+}
+
+async function shot(page, name, fullPage = false) {
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+async function signInWithToken(page, token) {
+  await page.goto(`${BROKER}/ui/`);
+  await page.locator("#token-input").waitFor();
+  await page.locator("#token-input").fill(token);
+  await page.getByRole("button", { name: "Sign in with token" }).click();
+}
+
+async function rowCount(page) {
+  return page.locator("#events tbody tr:not(.empty)").count();
+}
+
+async function columnTexts(page, index) {
+  return page.locator(`#events tbody tr td:nth-child(${index})`).allTextContents();
+}
+
+async function waitForSummary(page, pattern) {
+  await page.locator("#result-summary").filter({ hasText: pattern }).waitFor({ timeout: 10000 });
+}
+
+const issuedTotal = Object.values(EXPECT.issued).reduce((a, b) => a + b, 0);
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const seen = watch(page, [BROKER]);
+
+  await step("the sign-in page offers a token and the identity provider", async () => {
+    await page.goto(`${BROKER}/ui/`);
+    await page.locator("#sign-in").waitFor();
+    assert.equal(await page.title(), "Audit console · rds-token-broker");
+    assert.ok(await page.getByRole("button", { name: "Sign in with your identity provider" }).isVisible());
+    assert.ok(await page.getByLabel("Bearer token (JWT)").isVisible());
+    await shot(page, "sign-in");
+  });
+
+  await step("an invalid token is refused with the broker's reason", async () => {
+    await signInWithToken(page, "not-a-jwt");
+    await page.locator("#sign-in-error").filter({ hasText: "did not accept" }).waitFor();
+    assert.equal(await page.locator("#console").isVisible(), false);
+  });
+
+  await step("a caller who is not an auditor sees no data", async () => {
+    await signInWithToken(page, NON_AUDITOR);
+    await page.locator("#sign-in-error").filter({ hasText: "not an auditor" }).waitFor();
+    assert.equal(await page.locator("#console").isVisible(), false);
+    assert.equal(await rowCount(page), 0);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, "a refused token is not kept");
+  });
+
+  await step("an auditor signs in with the keyboard alone", async () => {
+    await page.goto(`${BROKER}/ui/`);
+    await page.locator("#token-input").waitFor();
+    await page.locator("#token-input").focus();
+    await page.keyboard.insertText(AUDITOR);
+    await page.keyboard.press("Tab"); // past the hint to the submit button
+    const focused = await page.evaluate(() => document.activeElement.textContent);
+    assert.equal(focused, "Sign in with token");
+    await page.keyboard.press("Enter");
+    await page.locator("#console").waitFor();
+    assert.match(await page.locator("#whoami").textContent(), /carol@corp\.example/);
+    await waitForSummary(page, /Showing events 1–/);
+    assert.equal(await rowCount(page), Math.min(25, EXPECT.rows));
+  });
+
+  await step("the chain badge says the trail verifies", async () => {
+    const badge = page.locator("#chain-badge");
+    await badge.filter({ hasText: "Chain intact" }).waitFor();
+    const text = await badge.textContent();
+    const n = Number(text.replace(/[^0-9]/g, ""));
+    assert.ok(n >= EXPECT.rows, `${text}: at least ${EXPECT.rows} events`);
+    assert.match(await badge.getAttribute("class"), /\bok\b/);
+    await shot(page, "events");
+  });
+
+  await step("filters narrow the table to one target", async () => {
+    await page.getByLabel("Target").fill("billing-db");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, new RegExp(`of ${EXPECT.billing_rows},`));
+    const targets = await columnTexts(page, 5);
+    assert.equal(targets.length, EXPECT.billing_rows);
+    assert.ok(targets.every((t) => t === "billing-db"), targets.join());
+  });
+
+  await step("an outcome filter shows only denied requests", async () => {
+    await page.getByLabel("Target").fill("");
+    await page.getByLabel("Outcome").selectOption("denied");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, new RegExp(`of ${EXPECT.denied_rows},`));
+    const outcomes = await columnTexts(page, 2);
+    assert.ok(outcomes.length > 0 && outcomes.every((o) => o === "denied"), outcomes.join());
+  });
+
+  await step("pagination walks the whole trail and back", async () => {
+    await page.getByRole("button", { name: "Clear" }).click();
+    await waitForSummary(page, /Showing events 1–/);
+    await page.getByLabel("Rows per page").selectOption("10");
+    await waitForSummary(page, /Showing events 1–10\b/);
+    const first = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
+    assert.equal(first.length, 10);
+    const ids = new Set(first);
+    let pages = 1;
+    while (await page.getByRole("button", { name: "Next page" }).isEnabled()) {
+      await page.getByRole("button", { name: "Next page" }).click();
+      pages += 1;
+      await page.locator("#page-label").filter({ hasText: `Page ${pages}` }).waitFor();
+      const more = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
+      for (const id of more) {
+        assert.ok(!ids.has(id), `event ${id} shown twice`);
+        ids.add(id);
+      }
+    }
+    assert.equal(ids.size, EXPECT.rows, "every event on exactly one page");
+    assert.equal(pages, Math.ceil(EXPECT.rows / 10));
+    while (await page.getByRole("button", { name: "Previous page" }).isEnabled()) {
+      await page.getByRole("button", { name: "Previous page" }).click();
+      await page.locator("#page-label").filter({ hasText: `Page ${--pages}` }).waitFor();
+    }
+    const again = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
+    assert.deepEqual(again, first);
+  });
+
+  await step("the detail view opens from the keyboard and closes with Escape", async () => {
+    const button = page.locator("#events tbody tr").first().locator("button");
+    await button.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog");
+    await dialog.waitFor();
+    const id = await page.locator("#events tbody tr").first().getAttribute("data-id");
+    assert.equal(await dialog.locator('dd[data-field="id"]').textContent(), id);
+    assert.ok(await dialog.locator('dd[data-field="hash"]').count());
+    await shot(page, "detail");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+    assert.equal(await page.evaluate(() => document.activeElement.closest("tr")?.dataset.id), id, "focus returns to the row");
+  });
+
+  await step("CSV and NDJSON downloads hold every event", async () => {
+    for (const [format, header] of [["csv", 1], ["ndjson", 0]]) {
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByRole("button", { name: `Download ${format.toUpperCase()}` }).click(),
+      ]);
+      assert.match(download.suggestedFilename(), new RegExp(`^audit-events-.*\\.${format}$`));
+      const text = readFileSync(await download.path(), "utf8");
+      const lines = text.split("\n").filter((l) => l.length > 0);
+      assert.equal(lines.length, EXPECT.rows + header, `${format} lines`);
+      if (format === "csv") assert.match(lines[0], /^id,time,/);
+      else assert.ok(lines.every((l) => typeof JSON.parse(l).hash === "string"));
+    }
+  });
+
+  await step("a leaked token is traced to its issuance", async () => {
+    await page.getByLabel("Token lookup").fill(LEAKED);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, /Token lookup/);
+    assert.equal(await rowCount(page), EXPECT.leaked_events);
+    await page.locator("#events tbody tr").first().locator("button").click();
+    const sha = createHash("sha256").update(LEAKED).digest("hex");
+    assert.equal(await page.locator('dd[data-field="token_sha256"]').textContent(), sha);
+    await page.getByRole("button", { name: "Close" }).click();
+    assert.equal(await page.getByLabel("Token lookup").inputValue(), "", "the token is not left on screen");
+  });
+
+  await step("charts show the right totals", async () => {
+    await page.getByRole("button", { name: "Clear" }).click();
+    await waitForSummary(page, /Showing events/);
+    await page.getByRole("tab", { name: "Charts" }).click();
+    const issued = page.locator("#chart-issued");
+    await issued.locator(".legend").waitFor();
+    assert.match(await issued.locator("figcaption").textContent(), new RegExp(`${issuedTotal} tokens issued`));
+    for (const [target, total] of Object.entries(EXPECT.issued)) {
+      assert.equal(await issued.locator(`.legend li[data-series="${target}"]`).getAttribute("data-total"), String(total));
+      const marks = await issued.locator(`g[data-series="${target}"] .mark`).evaluateAll(
+        (ms) => ms.reduce((a, m) => a + Number(m.dataset.value), 0));
+      assert.equal(marks, total, `${target}: the plotted points add up`);
+    }
+    const refused = page.locator("#chart-refused");
+    for (const o of ["denied", "forbidden", "throttled"]) {
+      assert.equal(await refused.locator(`.legend li[data-series="${o}"]`).getAttribute("data-total"), String(EXPECT[o]), o);
+      const bars = await refused.locator(`rect.mark[data-series="${o}"]`).evaluateAll(
+        (ms) => ms.reduce((a, m) => a + Number(m.dataset.value), 0));
+      assert.equal(bars, EXPECT[o], `${o}: the stacked bars add up`);
+    }
+    const top = page.locator("#chart-principals rect.mark").first();
+    assert.match(await top.getAttribute("data-series"), new RegExp(`^${EXPECT.top_subject} `));
+    assert.equal(await top.getAttribute("data-value"), String(EXPECT.top_issued));
+    const budget = page.locator('#chart-budgets rect.mark[data-series="billing-db"]');
+    assert.ok(Number(await budget.getAttribute("data-value")) >= 1);
+    assert.equal(await page.locator("#chart-budgets line.limit").first().getAttribute("data-limit"), String(EXPECT.billing_budget));
+    await shot(page, "charts", true);
+  });
+
+  await step("arrow keys move between the tabs", async () => {
+    await page.getByRole("tab", { name: "Charts" }).focus();
+    await page.keyboard.press("ArrowLeft");
+    assert.equal(await page.getByRole("tab", { name: "Events" }).getAttribute("aria-selected"), "true");
+    assert.ok(await page.locator("#panel-events").isVisible());
+  });
+
+  await step("usable at phone width without sideways scrolling", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+    assert.ok(await page.getByRole("button", { name: "Apply filters" }).isVisible());
+    await shot(page, "phone-events");
+    await page.getByRole("tab", { name: "Charts" }).click();
+    await page.locator("#chart-issued .legend").waitFor();
+    const overflowCharts = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflowCharts <= 0, `charts are ${overflowCharts}px wider than the screen`);
+    await shot(page, "phone-charts");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step("signing out forgets the token", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#sign-in").waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.reload();
+    await page.locator("#sign-in").waitFor();
+  });
+
+  await step("no request left the broker's origin and no script or style was blocked", async () => {
+    assert.deepEqual(seen.foreign, []);
+    assert.deepEqual(seen.errors, []);
+  });
+  await context.close();
+
+  // Accessibility: axe-core's WCAG 2.1 A/AA rules on each view. axe is injected, so this
+  // context alone bypasses the page's CSP; the checks above ran under it.
+  await step("axe finds no WCAG 2.1 A/AA violations in any view", async () => {
+    const ctx = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 860 } });
+    const p = await ctx.newPage();
+    const audit = async (label) => {
+      await p.addScriptTag({ content: AXE_SOURCE });
+      const result = await p.evaluate(async () => {
+        const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+        return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+      });
+      assert.deepEqual(result, [], label);
+    };
+    await p.goto(`${BROKER}/ui/`);
+    await p.locator("#sign-in").waitFor();
+    await audit("sign-in");
+    await p.locator("#token-input").fill(AUDITOR);
+    await p.getByRole("button", { name: "Sign in with token" }).click();
+    await p.locator("#result-summary").filter({ hasText: /Showing/ }).waitFor();
+    await p.locator("#chain-badge").filter({ hasText: "Chain intact" }).waitFor();
+    await audit("events");
+    await p.locator("#events tbody tr").first().locator("button").click();
+    await p.getByRole("dialog").waitFor();
+    await audit("detail");
+    await p.keyboard.press("Escape");
+    await p.getByRole("tab", { name: "Charts" }).click();
+    await p.locator("#chart-issued .legend").waitFor();
+    await audit("charts");
+    await ctx.close();
+  });
+
+  await step("OIDC sign-in: authorization code with PKCE through the identity provider", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const p = await ctx.newPage();
+    const s = watch(p, [BROKER, IDP]);
+    const idpRequests = [];
+    p.on("request", (r) => { if (r.url().startsWith(IDP)) idpRequests.push(r); });
+    await p.goto(`${BROKER}/ui/`);
+    await p.getByRole("button", { name: "Sign in with your identity provider" }).click();
+    await p.locator("#console").waitFor();
+    assert.match(await p.locator("#whoami").textContent(), new RegExp(EXPECT.oidc_subject.replace(".", "\\.")));
+    await p.locator("#result-summary").filter({ hasText: /Showing events 1–/ }).waitFor();
+    assert.equal(new URL(p.url()).search, "", "the code is gone from the address bar");
+    // The browser only navigated to the provider's authorization endpoint; the code was
+    // redeemed by the broker, so the page's connect-src stays 'self'.
+    assert.equal(idpRequests.length, 1);
+    const auth = new URL(idpRequests[0].url());
+    assert.equal(auth.pathname, "/authorize");
+    assert.equal(idpRequests[0].isNavigationRequest(), true);
+    assert.equal(auth.searchParams.get("code_challenge_method"), "S256");
+    assert.equal(auth.searchParams.get("redirect_uri"), `${BROKER}/ui/`);
+    assert.deepEqual(s.errors, []);
+    await ctx.close();
+  });
+
+  console.log("all console checks passed");
+} catch (e) {
+  if (!failures) console.log(`not ok - ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
