@@ -199,11 +199,11 @@ impl Broker {
             }
         };
         let key = CacheKey {
-            identity: credentials.access_key_id().to_owned(),
-            host: target.host.as_str().to_owned(),
+            identity: Arc::from(credentials.access_key_id()),
+            host: target.host.clone(),
             port: target.port,
-            region: target.region.as_str().to_owned(),
-            db_user: db_user.as_str().to_owned(),
+            region: target.region.clone(),
+            db_user: db_user.clone(),
         };
         let gate = MintGate {
             pacer: Arc::clone(&self.pacer),
@@ -224,18 +224,19 @@ impl Broker {
                 })?;
         metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
+        let sha = token.token_sha256();
         tracing::info!(
             issuance_id = %issuance_id,
             target = %target.name,
             db_user = %db_user,
             subject = %principal.subject,
             cache = cache.as_str(),
-            token_sha256 = %token.token_sha256,
+            token_sha256 = %sha,
             "token issued"
         );
         Ok(Issued {
-            token: token.token.clone(),
-            token_sha256: token.token_sha256.clone(),
+            token: token.token(),
+            token_sha256: sha,
             expires_at: token.expires_at,
             target: Arc::clone(target),
             db_user,

@@ -1,6 +1,7 @@
 //! AWS identifiers: regions, role ARNs, RDS resource ids.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,7 +11,7 @@ use super::names::Hostname;
 /// An AWS region code such as `eu-west-1` or `us-gov-west-1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Region(String);
+pub struct Region(Arc<str>);
 
 impl Region {
     /// Parses a region code: lower-case letter groups joined by `-`, ending in a number.
@@ -27,7 +28,7 @@ impl Region {
                         .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
             });
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(Arc::from(s)))
         } else {
             Err(ParseError::new(
                 "must be an AWS region code such as eu-west-1",
@@ -142,7 +143,7 @@ mod tests {
     use super::*;
 
     fn infer(h: &str) -> Option<String> {
-        Region::from_rds_host(&Hostname::parse(h).unwrap()).map(|r| r.0)
+        Region::from_rds_host(&Hostname::parse(h).unwrap()).map(|r| r.0.to_string())
     }
 
     #[test]

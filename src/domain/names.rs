@@ -1,6 +1,7 @@
 //! Target names, DB user names, hosts and engines.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -47,7 +48,7 @@ impl fmt::Display for TargetName {
 /// caps names at 63 bytes and MySQL at 32 characters; the database itself enforces those.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct DbUser(String);
+pub struct DbUser(Arc<str>);
 
 impl DbUser {
     /// Parses a DB user name.
@@ -58,7 +59,7 @@ impl DbUser {
         if s.chars().any(char::is_control) {
             return Err(ParseError::new("must not contain control characters"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(Arc::from(s)))
     }
 
     /// The name.
@@ -76,7 +77,7 @@ impl fmt::Display for DbUser {
 /// A DNS host name as clients connect to it; case is kept (the signature lower-cases it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Hostname(String);
+pub struct Hostname(Arc<str>);
 
 impl Hostname {
     /// Parses a host name: dot-separated labels of letters, digits and `-`, at most 253
@@ -99,7 +100,7 @@ impl Hostname {
                 ));
             }
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(Arc::from(s)))
     }
 
     /// The host as given.

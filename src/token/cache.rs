@@ -17,7 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
+use super::stored::{SessionTokens, StoredToken};
 use crate::clock::SharedClock;
+use crate::domain::{DbUser, Hostname, Region};
 use crate::ratelimit::{Budget, Pacer, Throttled};
 
 /// Asked before every signing: the target's budget of new tokens.
@@ -47,28 +49,29 @@ impl MintGate {
     }
 }
 
-/// What a cached token was minted for.
+/// What a cached token was minted for. Host, region and DB user share the
+/// configuration's copies (`Arc<str>` inside), so a key costs little more than its pointers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// Who signs: the access key id of the signing credentials.
-    pub identity: String,
+    pub identity: Arc<str>,
     /// Host as configured.
-    pub host: String,
+    pub host: Hostname,
     /// Port.
     pub port: u16,
     /// Region.
-    pub region: String,
+    pub region: Region,
     /// DB user.
-    pub db_user: String,
+    pub db_user: DbUser,
 }
 
 impl CacheKey {
     fn params(&self) -> TokenParams<'_> {
         TokenParams {
-            host: &self.host,
+            host: self.host.as_str(),
             port: self.port,
-            region: &self.region,
-            db_user: &self.db_user,
+            region: self.region.as_str(),
+            db_user: self.db_user.as_str(),
         }
     }
 }
@@ -76,10 +79,10 @@ impl CacheKey {
 /// A minted token and what is known about it.
 #[derive(Debug)]
 pub struct CachedToken {
-    /// The token itself; secret.
-    pub token: SecretString,
-    /// Hex SHA-256 of the token, for audit and logs.
-    pub token_sha256: String,
+    /// The token itself, kept in shared pieces; secret.
+    stored: StoredToken,
+    /// SHA-256 of the token, for audit and logs.
+    sha256: [u8; 32],
     /// Signing time (whole seconds, as in `X-Amz-Date`).
     pub signed_at: SystemTime,
     /// min(signed_at + 900 s, expiry of the signing credentials).
@@ -90,6 +93,16 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
+    /// The token.
+    pub fn token(&self) -> SecretString {
+        self.stored.expose()
+    }
+
+    /// Hex SHA-256 of the token.
+    pub fn token_sha256(&self) -> String {
+        hex::encode(self.sha256)
+    }
+
     fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at.duration_since(now).unwrap_or_default()
     }
@@ -149,6 +162,7 @@ pub struct TokenCache {
     min_remaining: Duration,
     refresh_ahead: Duration,
     minted: Arc<AtomicU64>,
+    sessions: Arc<SessionTokens>,
 }
 
 impl TokenCache {
@@ -169,6 +183,7 @@ impl TokenCache {
             min_remaining,
             refresh_ahead,
             minted: Arc::new(AtomicU64::new(0)),
+            sessions: Arc::new(SessionTokens::default()),
         }
     }
 
@@ -180,6 +195,11 @@ impl TokenCache {
     /// Applies the cache's pending bookkeeping now, so counts are exact (benchmarks, tests).
     pub async fn sync(&self) {
         self.cache.run_pending_tasks().await;
+    }
+
+    /// Distinct session tokens the cached tokens share.
+    pub fn shared_session_tokens(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Number of cached tokens (approximate, as moka counts).
@@ -272,10 +292,10 @@ impl TokenCache {
         metrics::histogram!("rds_token_broker_signing_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         self.minted.fetch_add(1, Ordering::Relaxed);
-        let token_sha256 = hex::encode(Sha256::digest(token.expose_secret().as_bytes()));
+        let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();
         Ok(Arc::new(CachedToken {
-            token,
-            token_sha256,
+            stored: StoredToken::new(&token, &self.sessions),
+            sha256,
             signed_at,
             expires_at,
             refreshing: AtomicBool::new(false),

@@ -2,6 +2,7 @@
 
 mod cache;
 mod sign;
+mod stored;
 
 pub use cache::{CacheKey, CacheOutcome, CachedToken, MintError, MintGate, TokenCache};
 pub use sign::{SignError, TOKEN_LIFETIME, TokenParams, encode, sign_token};

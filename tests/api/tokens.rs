@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::support::app::{CONFIG, TestApp, problem, t0};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::creds::{Switchable, session_keys, static_keys};
 
 #[tokio::test]
 async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
@@ -45,6 +45,40 @@ async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
     assert_eq!(body["engine"], "postgres");
     let id = uuid::Uuid::parse_str(body["issuance_id"].as_str().unwrap()).unwrap();
     assert_eq!(id.get_version_num(), 7);
+}
+
+/// Cached tokens are kept in pieces, their session token shared (see `token::stored`):
+/// served tokens, minted or from the cache, are still the signer's output byte for byte.
+#[tokio::test]
+async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
+    let creds = session_keys("ASIAEXAMPLESESSION01", t0() + Duration::from_secs(3600));
+    let app = TestApp::spawn_with(CONFIG, Switchable::with(creds.clone())).await;
+    for user in ["app_rw", "app_ro", "mario.rossi@example.com"] {
+        let expected = sign_token(
+            TokenParams {
+                host: "Orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com",
+                port: 5432,
+                region: "eu-west-1",
+                db_user: user,
+            },
+            &creds,
+            t0(),
+        )
+        .unwrap();
+        assert!(expected.expose_secret().contains("X-Amz-Security-Token="));
+        for _ in 0..2 {
+            let body = app
+                .token(json!({"target": "orders-db", "db_user": user}))
+                .await;
+            assert_eq!(body["token"], expected.expose_secret(), "{user}");
+        }
+    }
+    assert_eq!(app.minted(), 3);
+    assert_eq!(
+        app.state.broker.cache.shared_session_tokens(),
+        1,
+        "three tokens, one copy of their session token"
+    );
 }
 
 #[tokio::test]

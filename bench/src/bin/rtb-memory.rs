@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use rds_token_broker::clock::SystemClock;
 use rds_token_broker::config::RateLimitConfig;
+use rds_token_broker::domain::{DbUser, Hostname, Region};
 use rds_token_broker::ratelimit::{Budget, Pacer};
 use rds_token_broker::token::{CacheKey, MintGate, TokenCache};
 
@@ -62,14 +63,18 @@ async fn main() {
         Some(SystemTime::now() + Duration::from_secs(3600)),
         "bench",
     );
+    // As in the broker: host and region come from the target's configuration (shared),
+    // the signing identity from the credentials, the DB user from the request.
+    let host = Hostname::parse("orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com").expect("host");
+    let region = Region::parse("eu-west-1").expect("region");
     let before = rss_kib();
     for i in 0..n {
         let key = CacheKey {
-            identity: "ASIAQEXAMPLE2TESTKEY".into(),
-            host: "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com".into(),
+            identity: Arc::from(creds.access_key_id()),
+            host: host.clone(),
             port: 5432,
-            region: "eu-west-1".into(),
-            db_user: format!("app_user_{i}"),
+            region: region.clone(),
+            db_user: DbUser::parse(&format!("app_user_{i}")).expect("db user"),
         };
         cache.get(key, &creds, &gate).await.expect("token");
     }
@@ -80,6 +85,7 @@ async fn main() {
         serde_json::json!({
             "tokens": n,
             "cached": cache.entry_count(),
+            "shared_session_tokens": cache.shared_session_tokens(),
             "rss_before_mib": before as f64 / 1024.0,
             "rss_after_mib": after as f64 / 1024.0,
             "bytes_per_token": (after.saturating_sub(before) * 1024) as f64 / n as f64,
