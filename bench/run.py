@@ -299,8 +299,13 @@ def audit_stores(quick):
 
 
 def memory(rtb_memory, n):
+    """RSS with n cached tokens: signed by one set of credentials (the broker's own, or
+    share_tokens), and each by its own session (a role assumed per caller)."""
     log(f"memory with {n} cached tokens")
-    return json.loads(subprocess.run([rtb_memory, str(n)], check=True, capture_output=True, text=True).stdout)
+    shared = json.loads(subprocess.run([rtb_memory, str(n)], check=True, capture_output=True, text=True).stdout)
+    per_caller = json.loads(subprocess.run([rtb_memory, str(n), "--per-caller-sessions"], check=True,
+                                           capture_output=True, text=True).stdout)
+    return {**shared, "per_caller_sessions": per_caller}
 
 
 def today(py, quick):
@@ -401,8 +406,11 @@ def markdown(r):
               f"p50 {cold['distinct']['p50_ms']:.1f} ms, p99 {cold['distinct']['p99_ms']:.1f} ms, all answered in {cold['distinct']['seconds']:.2f} s",
               f"- {cold['principals']} concurrent requests for one cold key: {cold['one_key_herd']['assume_role_calls']} AssumeRole call(s), "
               f"p50 {cold['one_key_herd']['p50_ms']:.1f} ms, p99 {cold['one_key_herd']['p99_ms']:.1f} ms"]
-    lines += ["", "## Memory", "", f"{mem['tokens']} cached tokens: RSS {mem['rss_after_mib']:.1f} MiB "
-              f"(from {mem['rss_before_mib']:.1f} MiB; {mem['bytes_per_token']:.0f} bytes per token).", "",
+    pc = mem["per_caller_sessions"]
+    lines += ["", "## Memory", "", f"- {mem['tokens']} cached tokens signed by one set of temporary credentials: RSS "
+              f"{mem['rss_after_mib']:.1f} MiB (from {mem['rss_before_mib']:.1f} MiB; {mem['bytes_per_token']:.0f} bytes per token).",
+              f"- {pc['tokens']} cached tokens each signed by its own session (a role per caller; nothing shared): RSS "
+              f"{pc['rss_after_mib']:.1f} MiB ({pc['bytes_per_token']:.0f} bytes per token).", "",
               "## How tokens are minted today", "",
               f"- `aws rds generate-db-auth-token` (a process per token): {r['today']['aws_cli_process_ms']:.0f} ms median",
               f"- boto3 `generate_db_auth_token` in a warm process: {r['today']['boto3_warm_us']:.0f} µs per token"]

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
-use super::stored::{SessionTokens, StoredToken};
+use super::stored::{Pieces, StoredToken};
 use crate::clock::SharedClock;
 use crate::domain::{DbUser, Hostname, Region};
 use crate::ratelimit::{Budget, Pacer, Throttled};
@@ -162,7 +162,7 @@ pub struct TokenCache {
     min_remaining: Duration,
     refresh_ahead: Duration,
     minted: Arc<AtomicU64>,
-    sessions: Arc<SessionTokens>,
+    pieces: Arc<Pieces>,
 }
 
 impl TokenCache {
@@ -183,7 +183,7 @@ impl TokenCache {
             min_remaining,
             refresh_ahead,
             minted: Arc::new(AtomicU64::new(0)),
-            sessions: Arc::new(SessionTokens::default()),
+            pieces: Arc::new(Pieces::default()),
         }
     }
 
@@ -197,9 +197,9 @@ impl TokenCache {
         self.cache.run_pending_tasks().await;
     }
 
-    /// Distinct session tokens the cached tokens share.
-    pub fn shared_session_tokens(&self) -> usize {
-        self.sessions.len()
+    /// Distinct token parts the cached tokens share (see `token::stored`).
+    pub fn shared_pieces(&self) -> usize {
+        self.pieces.len()
     }
 
     /// Number of cached tokens (approximate, as moka counts).
@@ -294,7 +294,7 @@ impl TokenCache {
         self.minted.fetch_add(1, Ordering::Relaxed);
         let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();
         Ok(Arc::new(CachedToken {
-            stored: StoredToken::new(&token, &self.sessions),
+            stored: StoredToken::new(&token, &self.pieces),
             sha256,
             signed_at,
             expires_at,

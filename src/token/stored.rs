@@ -1,12 +1,14 @@
 //! How a cached token is kept in memory: in pieces, most of its bytes shared.
 //!
-//! A token signed with temporary credentials carries the URL-encoded session token (often
-//! 600 to 1,200 bytes) in `X-Amz-Security-Token`: two thirds of the token, identical in
-//! every token those credentials sign. [`StoredToken`] keeps the text before it (host, DB
-//! user, credential scope, date), one shared copy of it ([`SessionTokens`]), and the 32
-//! signature bytes; the token is put back together when served. The pieces are checked
-//! when the token is stored: if they do not give back the signed text byte for byte, the
-//! token is kept whole.
+//! A token is `host:port/?Action=connect&DBUser=<user>&X-Amz-Algorithm=...&X-Amz-Credential=
+//! <key id>/<day>/<region>/rds-db/aws4_request&X-Amz-Date=<time>&X-Amz-Expires=900&
+//! X-Amz-SignedHeaders=host[&X-Amz-Security-Token=<session token>]&X-Amz-Signature=<hex>`.
+//! Only the DB user, the time and the signature differ between the tokens one set of
+//! credentials signs for one endpoint; the rest (with temporary credentials mostly the
+//! URL-encoded session token, often 600 to 1,200 bytes) is the same. [`StoredToken`] keeps
+//! the differing parts and one shared copy of each of the others ([`Pieces`]); the token
+//! is put back together when served. The pieces are checked when the token is stored: if
+//! they do not give back the signed text byte for byte, the token is kept whole.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -15,18 +17,27 @@ use std::sync::{Arc, Mutex, Weak};
 
 use secrecy::{ExposeSecret, SecretString};
 
-const SESSION_PARAM: &str = "X-Amz-Security-Token=";
+const USER_PARAM: &str = "DBUser=";
+const AFTER_USER: &str = "&X-Amz-Algorithm=";
+const DATE_PARAM: &str = "&X-Amz-Date=";
+const DATE_LEN: usize = 16;
 const TAIL: &str = "&X-Amz-Signature=";
 
 /// A token, kept compactly.
 #[derive(Debug)]
 pub enum StoredToken {
-    /// `head` + the session token (if any) + [`TAIL`] + the hex signature.
+    /// `prefix` + `user` + `scope` + `date` + `rest` + [`TAIL`] + the hex signature.
     Split {
-        /// Everything before the session token's value (or before [`TAIL`]).
-        head: Box<str>,
-        /// The URL-encoded session token, shared with other tokens of the same credentials.
-        session: Option<Arc<str>>,
+        /// Up to and including `DBUser=` (shared by tokens for the same endpoint).
+        prefix: Arc<str>,
+        /// The URL-encoded DB user.
+        user: Box<str>,
+        /// From `&X-Amz-Algorithm=` to `&X-Amz-Date=` (shared: same key, day, region).
+        scope: Arc<str>,
+        /// `X-Amz-Date`.
+        date: [u8; DATE_LEN],
+        /// The rest before the signature, the session token included (shared).
+        rest: Arc<str>,
         /// `X-Amz-Signature`.
         signature: [u8; 32],
     },
@@ -35,23 +46,24 @@ pub enum StoredToken {
 }
 
 impl StoredToken {
-    /// Splits `token`, sharing its session token through `sessions`.
-    pub fn new(token: &SecretString, sessions: &SessionTokens) -> Self {
+    /// Splits `token`, sharing its common parts through `pieces`.
+    pub fn new(token: &SecretString, pieces: &Pieces) -> Self {
         let text = token.expose_secret();
-        match split(text) {
-            Some((head, session, signature)) => {
-                let stored = Self::Split {
-                    head: head.into(),
-                    session: session.map(|s| sessions.share(s)),
-                    signature,
-                };
-                if stored.expose().expose_secret() == text {
-                    stored
-                } else {
-                    Self::Whole(token.clone())
-                }
-            }
-            None => Self::Whole(token.clone()),
+        let Some(parts) = split(text) else {
+            return Self::Whole(token.clone());
+        };
+        let stored = Self::Split {
+            prefix: pieces.share(parts.prefix),
+            user: parts.user.into(),
+            scope: pieces.share(parts.scope),
+            date: parts.date,
+            rest: pieces.share(parts.rest),
+            signature: parts.signature,
+        };
+        if stored.expose().expose_secret() == text {
+            stored
+        } else {
+            Self::Whole(token.clone())
         }
     }
 
@@ -59,16 +71,26 @@ impl StoredToken {
     pub fn expose(&self) -> SecretString {
         match self {
             Self::Split {
-                head,
-                session,
+                prefix,
+                user,
+                scope,
+                date,
+                rest,
                 signature,
             } => {
-                let session = session.as_deref().unwrap_or("");
-                let mut t = String::with_capacity(head.len() + session.len() + TAIL.len() + 64);
-                t.push_str(head);
-                t.push_str(session);
+                let mut t = String::with_capacity(
+                    prefix.len() + user.len() + scope.len() + DATE_LEN + rest.len() + 81,
+                );
+                t.push_str(prefix);
+                t.push_str(user);
+                t.push_str(scope);
+                t.push_str(std::str::from_utf8(date).unwrap_or_default());
+                t.push_str(rest);
                 t.push_str(TAIL);
-                t.push_str(&hex::encode(signature));
+                let mut sig_hex = [0u8; 64];
+                if hex::encode_to_slice(signature, &mut sig_hex).is_ok() {
+                    t.push_str(std::str::from_utf8(&sig_hex).unwrap_or_default());
+                }
                 SecretString::from(t)
             }
             Self::Whole(t) => t.clone(),
@@ -76,10 +98,19 @@ impl StoredToken {
     }
 }
 
-/// `(head, session token, signature)` of a token shaped like the signer's output.
-fn split(text: &str) -> Option<(&str, Option<&str>, [u8; 32])> {
+struct Parts<'a> {
+    prefix: &'a str,
+    user: &'a str,
+    scope: &'a str,
+    date: [u8; DATE_LEN],
+    rest: &'a str,
+    signature: [u8; 32],
+}
+
+/// The parts of a token shaped like the signer's output.
+fn split(text: &str) -> Option<Parts<'_>> {
     let sig_at = text.len().checked_sub(64)?;
-    let (rest, sig_hex) = (text.get(..sig_at)?, text.get(sig_at..)?);
+    let (body, sig_hex) = (text.get(..sig_at)?, text.get(sig_at..)?);
     if !sig_hex
         .bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -88,42 +119,44 @@ fn split(text: &str) -> Option<(&str, Option<&str>, [u8; 32])> {
     }
     let mut signature = [0u8; 32];
     hex::decode_to_slice(sig_hex, &mut signature).ok()?;
-    let rest = rest.strip_suffix(TAIL)?;
-    match rest.find(SESSION_PARAM) {
-        Some(i) => {
-            let (head, session) = rest.split_at(i + SESSION_PARAM.len());
-            (!session.is_empty() && !session.contains('&')).then_some((
-                head,
-                Some(session),
-                signature,
-            ))
-        }
-        None => Some((rest, None, signature)),
-    }
+    let body = body.strip_suffix(TAIL)?;
+    let user_at = body.find(USER_PARAM)? + USER_PARAM.len();
+    let scope_at = user_at + body.get(user_at..)?.find(AFTER_USER)?;
+    let date_at = scope_at + body.get(scope_at..)?.find(DATE_PARAM)? + DATE_PARAM.len();
+    let rest_at = date_at + DATE_LEN;
+    let date = body.get(date_at..rest_at)?.as_bytes().try_into().ok()?;
+    Some(Parts {
+        prefix: body.get(..user_at)?,
+        user: body.get(user_at..scope_at)?,
+        scope: body.get(scope_at..date_at)?,
+        date,
+        rest: body.get(rest_at..)?,
+        signature,
+    })
 }
 
-/// One copy of each session token in use, shared by the tokens that carry it; a copy
+/// One copy of each common token part in use, shared by the tokens that carry it; a copy
 /// goes away with the last token holding it.
 #[derive(Debug, Default)]
-pub struct SessionTokens {
+pub struct Pieces {
     by_hash: Mutex<HashMap<u64, Weak<str>>>,
 }
 
-impl SessionTokens {
-    /// The shared copy of `session`.
-    fn share(&self, session: &str) -> Arc<str> {
+impl Pieces {
+    /// The shared copy of `piece`.
+    fn share(&self, piece: &str) -> Arc<str> {
         let mut h = DefaultHasher::new();
-        session.hash(&mut h);
+        piece.hash(&mut h);
         let hash = h.finish();
         let Ok(mut map) = self.by_hash.lock() else {
-            return Arc::from(session);
+            return Arc::from(piece);
         };
         if let Some(existing) = map.get(&hash).and_then(Weak::upgrade)
-            && *existing == *session
+            && *existing == *piece
         {
             return existing;
         }
-        let fresh: Arc<str> = Arc::from(session);
+        let fresh: Arc<str> = Arc::from(piece);
         map.insert(hash, Arc::downgrade(&fresh));
         // Forget copies no token holds any more, once they could be half the map.
         if map.len() >= 64 && map.len().is_power_of_two() {
@@ -132,7 +165,7 @@ impl SessionTokens {
         fresh
     }
 
-    /// Session tokens currently shared.
+    /// Pieces currently shared.
     pub fn len(&self) -> usize {
         self.by_hash
             .lock()
@@ -147,60 +180,66 @@ mod tests {
 
     // The signer's shape (see the botocore vectors): the session token comes after
     // X-Amz-SignedHeaders and right before the signature.
-    const HEAD: &str = "db.example.com:5432/?Action=connect&DBUser=u&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIA%2F20260309%2Feu-west-1%2Frds-db%2Faws4_request&X-Amz-Date=20260309T141129Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&";
+    const HEAD: &str = "db.example.com:5432/?Action=connect&DBUser=u%40x&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIA%2F20260309%2Feu-west-1%2Frds-db%2Faws4_request&X-Amz-Date=20260309T141129Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host";
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn token(session: Option<&str>) -> SecretString {
-        let mid = session.map_or(String::new(), |s| format!("{SESSION_PARAM}{s}"));
-        let head = if session.is_some() {
-            HEAD
-        } else {
-            HEAD.trim_end_matches('&')
-        };
-        SecretString::from(format!("{head}{mid}{TAIL}{SIG}"))
+        let mid = session.map_or(String::new(), |s| format!("&X-Amz-Security-Token={s}"));
+        SecretString::from(format!("{HEAD}{mid}{TAIL}{SIG}"))
     }
 
     #[test]
     fn tokens_are_split_and_put_back_byte_for_byte() {
-        let sessions = SessionTokens::default();
+        let pieces = Pieces::default();
         for t in [token(Some("IQoJb3JpZ2luX2VjE%2F%2Bsession")), token(None)] {
-            let stored = StoredToken::new(&t, &sessions);
-            assert!(matches!(stored, StoredToken::Split { .. }));
+            let stored = StoredToken::new(&t, &pieces);
+            let StoredToken::Split { user, date, .. } = &stored else {
+                panic!("kept whole")
+            };
+            assert_eq!(&**user, "u%40x");
+            assert_eq!(date, b"20260309T141129Z");
             assert_eq!(stored.expose().expose_secret(), t.expose_secret());
         }
     }
 
     #[test]
-    fn a_session_token_is_kept_once_while_tokens_hold_it() {
-        let sessions = SessionTokens::default();
-        let a = StoredToken::new(&token(Some("S1")), &sessions);
-        let b = StoredToken::new(&token(Some("S1")), &sessions);
-        let c = StoredToken::new(&token(Some("S2")), &sessions);
-        let ptr = |s: &StoredToken| match s {
-            StoredToken::Split {
-                session: Some(s), ..
-            } => Arc::as_ptr(s).cast::<u8>(),
-            _ => std::ptr::null(),
+    fn common_parts_are_kept_once_while_tokens_hold_them() {
+        let pieces = Pieces::default();
+        let a = StoredToken::new(&token(Some("S1")), &pieces);
+        let b = StoredToken::new(&token(Some("S1")), &pieces);
+        let c = StoredToken::new(&token(Some("S2")), &pieces);
+        let rest = |s: &StoredToken| match s {
+            StoredToken::Split { rest, .. } => Arc::as_ptr(rest).cast::<u8>(),
+            StoredToken::Whole(_) => std::ptr::null(),
         };
-        assert_eq!(ptr(&a), ptr(&b));
-        assert_ne!(ptr(&a), ptr(&c));
-        assert_eq!(sessions.len(), 2);
+        assert_eq!(rest(&a), rest(&b));
+        assert_ne!(rest(&a), rest(&c));
+        // prefix and scope (shared by all three), and two session-token tails.
+        assert_eq!(pieces.len(), 4);
         drop((a, b));
-        assert_eq!(sessions.len(), 1);
+        assert_eq!(pieces.len(), 3);
     }
 
     #[test]
     fn other_shapes_are_kept_whole() {
-        let sessions = SessionTokens::default();
+        let pieces = Pieces::default();
         for odd in [
-            "short",
-            &format!("{HEAD}{TAIL}{}", "G".repeat(64)),
-            &format!("{HEAD}{TAIL}{}", SIG.to_uppercase()),
-            &format!("{HEAD}{SESSION_PARAM}a&b=c{TAIL}{SIG}"),
-            &format!("{HEAD}{SESSION_PARAM}{TAIL}{SIG}"),
+            "short".to_owned(),
+            format!("{HEAD}{TAIL}{}", "g".repeat(64)),
+            format!("{HEAD}{TAIL}{}", SIG.to_uppercase()),
+            format!("{HEAD}&X{SIG}"),
+            format!("{}{TAIL}{SIG}", HEAD.replace("DBUser=", "User=")),
+            format!("{}{TAIL}{SIG}", HEAD.replace("X-Amz-Date=", "Date=")),
+            format!(
+                "{}{TAIL}{SIG}",
+                HEAD.replace(
+                    "20260309T141129Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host",
+                    "2026"
+                )
+            ),
         ] {
-            let t = SecretString::from(odd.to_owned());
-            let stored = StoredToken::new(&t, &sessions);
+            let t = SecretString::from(odd.clone());
+            let stored = StoredToken::new(&t, &pieces);
             assert!(matches!(stored, StoredToken::Whole(_)), "{odd}");
             assert_eq!(stored.expose().expose_secret(), odd);
         }

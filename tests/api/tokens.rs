@@ -47,7 +47,7 @@ async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
     assert_eq!(id.get_version_num(), 7);
 }
 
-/// Cached tokens are kept in pieces, their session token shared (see `token::stored`):
+/// Cached tokens are kept in pieces, their common parts (session token included) shared (see `token::stored`):
 /// served tokens, minted or from the cache, are still the signer's output byte for byte.
 #[tokio::test]
 async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
@@ -75,9 +75,9 @@ async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
     }
     assert_eq!(app.minted(), 3);
     assert_eq!(
-        app.state.broker.cache.shared_session_tokens(),
-        1,
-        "three tokens, one copy of their session token"
+        app.state.broker.cache.shared_pieces(),
+        3,
+        "three tokens, one copy of each common part: endpoint, scope, session token"
     );
 }
 

@@ -1,6 +1,9 @@
 //! Resident memory of the token cache: fills the broker's own `TokenCache` with N tokens
 //! (distinct DB users, signed for real) and prints the process's RSS before and after, as
-//! JSON. `rtb-memory [N]` (default 100000).
+//! JSON. `rtb-memory [N] [--per-caller-sessions]` (default 100000): by default one set of
+//! temporary credentials signs every token (the broker's own, or `share_tokens`); with
+//! `--per-caller-sessions` each token is signed by its own credentials and session token,
+//! as with a `role_arn` assumed per caller, so no session token is shared.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,6 +32,7 @@ async fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .map_or(100_000, |v| v.parse().expect("N"));
+    let per_caller = std::env::args().any(|a| a == "--per-caller-sessions");
     let clock = Arc::new(SystemClock);
     let cache = TokenCache::new(
         clock.clone(),
@@ -69,6 +73,17 @@ async fn main() {
     let region = Region::parse("eu-west-1").expect("region");
     let before = rss_kib();
     for i in 0..n {
+        let creds = if per_caller {
+            Credentials::new(
+                format!("ASIAQEXAMPLE{i:08}"),
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                Some(format!("{i:08}IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN").repeat(20)),
+                Some(SystemTime::now() + Duration::from_secs(3600)),
+                "bench",
+            )
+        } else {
+            creds.clone()
+        };
         let key = CacheKey {
             identity: Arc::from(creds.access_key_id()),
             host: host.clone(),
@@ -84,8 +99,9 @@ async fn main() {
         "{}",
         serde_json::json!({
             "tokens": n,
+            "per_caller_sessions": per_caller,
             "cached": cache.entry_count(),
-            "shared_session_tokens": cache.shared_session_tokens(),
+            "shared_pieces": cache.shared_pieces(),
             "rss_before_mib": before as f64 / 1024.0,
             "rss_after_mib": after as f64 / 1024.0,
             "bytes_per_token": (after.saturating_sub(before) * 1024) as f64 / n as f64,
