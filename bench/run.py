@@ -201,6 +201,14 @@ def assume_role_calls(moto):
     return n
 
 
+def broker_sts_calls(base):
+    """AssumeRole calls the broker made, from its own metrics (every outcome)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("rds_token_broker_sts_calls_total{")))
+
+
 def cold_path(tools, work, principals):
     """New callers of a target with role_arn: each needs its own AssumeRole (moto), and a
     thundering herd on one cold key must cause exactly one."""
@@ -235,6 +243,7 @@ def cold_path(tools, work, principals):
                 [rtb_load, "run", "--url", broker.base + "/v1/tokens", "--concurrency", str(principals),
                  "--once", "--jwts", jwts], check=True, capture_output=True, text=True).stdout)
             calls_distinct = assume_role_calls(moto)
+            broker_distinct = broker_sts_calls(broker.base)
             # A fresh broker (cold cache), the same principal everywhere.
             broker.stop()
             broker = Server([broker_bin, "serve", "--config", config], env=env)
@@ -245,6 +254,7 @@ def cold_path(tools, work, principals):
                 [rtb_load, "run", "--url", broker.base + "/v1/tokens", "--concurrency", str(principals),
                  "--once", "--jwts", one], check=True, capture_output=True, text=True).stdout)
             calls_herd = assume_role_calls(moto) - calls_distinct
+            broker_herd = broker_sts_calls(broker.base)
         finally:
             broker.stop()
     finally:
@@ -253,9 +263,13 @@ def cold_path(tools, work, principals):
         shutil.rmtree(moto_dir, ignore_errors=True)
     if distinct["failed"] or herd["failed"]:
         raise RuntimeError(f"cold path: {distinct['failed']} + {herd['failed']} requests failed")
+    if distinct["requests"] != principals or herd["requests"] != principals:
+        raise RuntimeError(f"cold path: {distinct['requests']} and {herd['requests']} requests answered, not {principals} each")
+    # Two counts of the same calls: the broker's metrics (what it sent) and moto's request
+    # recorder (what moto logged; under heavy concurrency its log can lose lines).
     return {"principals": principals,
-            "distinct": {"assume_role_calls": calls_distinct, **distinct},
-            "one_key_herd": {"assume_role_calls": calls_herd, **herd}}
+            "distinct": {"assume_role_calls": broker_distinct, "moto_recorded": calls_distinct, **distinct},
+            "one_key_herd": {"assume_role_calls": broker_herd, "moto_recorded": calls_herd, **herd}}
 
 
 def criterion_median(group, function, value=None):
@@ -402,9 +416,11 @@ def markdown(r):
     mem = r["memory"]
     cold = r["cold"]
     lines += ["", "## Cold path (AssumeRole against moto)", "",
-              f"- {cold['principals']} distinct principals at once: {cold['distinct']['assume_role_calls']} AssumeRole calls, "
+              f"- {cold['principals']} distinct principals at once: {cold['distinct']['assume_role_calls']} AssumeRole calls "
+              f"(broker's metrics; moto's recorder logged {cold['distinct']['moto_recorded']}), "
               f"p50 {cold['distinct']['p50_ms']:.1f} ms, p99 {cold['distinct']['p99_ms']:.1f} ms, all answered in {cold['distinct']['seconds']:.2f} s",
-              f"- {cold['principals']} concurrent requests for one cold key: {cold['one_key_herd']['assume_role_calls']} AssumeRole call(s), "
+              f"- {cold['principals']} concurrent requests for one cold key: {cold['one_key_herd']['assume_role_calls']} AssumeRole call(s) "
+              f"(moto logged {cold['one_key_herd']['moto_recorded']}), "
               f"p50 {cold['one_key_herd']['p50_ms']:.1f} ms, p99 {cold['one_key_herd']['p99_ms']:.1f} ms"]
     pc = mem["per_caller_sessions"]
     lines += ["", "## Memory", "", f"- {mem['tokens']} cached tokens signed by one set of temporary credentials: RSS "

@@ -52,6 +52,13 @@ fn unavailable(e: StoreError) -> ApiError {
     }
 }
 
+/// The query string's parameters; 400 when it does not parse.
+fn query_params(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {
+    Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|Query(p)| p)
+        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))
+}
+
 /// Walks every hash chain and names the first broken link.
 pub async fn verify(
     State(state): State<AppState>,
@@ -68,8 +75,7 @@ pub async fn events(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     require_auditor(&caller)?;
-    let Query(params) = Query::<HashMap<String, String>>::try_from_uri(&uri)
-        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let params = query_params(&uri)?;
     let mut filter = Filter::parse(&params).map_err(|QueryError(e)| ApiError::BadRequest(e))?;
     let audit = trail(&state)?.clone();
     match params.get("format").map(String::as_str) {
@@ -95,8 +101,7 @@ pub async fn stats(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     require_auditor(&caller)?;
-    let Query(params) = Query::<HashMap<String, String>>::try_from_uri(&uri)
-        .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))?;
+    let params = query_params(&uri)?;
     let query = StatsQuery::parse(&params, state.broker.clock.now())
         .map_err(|QueryError(e)| ApiError::BadRequest(e))?;
     let budgets: Vec<_> = caller

@@ -26,7 +26,10 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    println!("listening on http://{}", listener.local_addr().expect("addr"));
+    println!(
+        "listening on http://{}",
+        listener.local_addr().expect("addr")
+    );
     let app = axum::Router::new().route("/v1/tokens", post(tokens));
     axum::serve(listener, app).await.expect("serve");
 }

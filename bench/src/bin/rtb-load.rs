@@ -92,7 +92,8 @@ async fn run(args: &[String]) {
                 let mut failed = 0u64;
                 loop {
                     let t0 = Instant::now();
-                    if t0 >= end {
+                    // --once: every client sends its one request, however late it starts.
+                    if t0 >= end && !once {
                         break;
                     }
                     let mut req = client
@@ -167,7 +168,9 @@ fn main() {
             rt.block_on(run(&args));
         }
         _ => {
-            eprintln!("usage: rtb-load keys --dir DIR --issuer ISS --principals N | run --url URL --concurrency C --seconds S [--warmup S] [--jwts FILE] [--body JSON]");
+            eprintln!(
+                "usage: rtb-load keys --dir DIR --issuer ISS --principals N | run --url URL --concurrency C --seconds S [--warmup S] [--jwts FILE] [--body JSON]"
+            );
             std::process::exit(2);
         }
     }

@@ -69,7 +69,8 @@ async fn main() {
     );
     // As in the broker: host and region come from the target's configuration (shared),
     // the signing identity from the credentials, the DB user from the request.
-    let host = Hostname::parse("orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com").expect("host");
+    let host =
+        Hostname::parse("orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com").expect("host");
     let region = Region::parse("eu-west-1").expect("region");
     let before = rss_kib();
     for i in 0..n {
