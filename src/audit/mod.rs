@@ -7,12 +7,14 @@
 //! If the store fails, every request in the batch gets the error, the chain does not
 //! advance, and `/v1/tokens` answers 503: the broker fails closed.
 
+// `store` first: its `on_pool!` macro serves `stats` too.
+#[macro_use]
+mod store;
 pub mod coalesce;
 pub mod csv;
 mod event;
 pub mod query;
 pub mod stats;
-mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -168,21 +168,10 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
-/// Runs `$body` with `$p` bound to the store's pool, once per database type.
-macro_rules! with_pool {
-    ($store:expr, $p:ident => $body:expr, noop => $noop:expr) => {
-        match $store {
-            AuditStore::Sqlite($p) => $body,
-            AuditStore::Postgres($p) => $body,
-            AuditStore::Noop => $noop,
-        }
-    };
-}
-
 /// Rows of `sql` with `args` bound, mapped by `read`.
 macro_rules! rows {
     ($store:expr, $sql:expr, $args:expr, |$r:ident| $read:expr) => {
-        with_pool!($store, p => {
+        on_pool!($store, p => {
             let mut q = sqlx::query($sql);
             for a in $args {
                 q = q.bind(a);

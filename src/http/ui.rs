@@ -36,32 +36,25 @@ const CHARTS_JS: &str = include_str!("../../ui/charts.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
 const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
 
+/// The page and its assets: (path, content type, body).
+const ASSETS: [(&str, &str, &str); 5] = [
+    ("/ui/", "text/html; charset=utf-8", INDEX_HTML),
+    ("/ui/app.js", "text/javascript; charset=utf-8", APP_JS),
+    ("/ui/charts.js", "text/javascript; charset=utf-8", CHARTS_JS),
+    ("/ui/app.css", "text/css; charset=utf-8", APP_CSS),
+    ("/ui/favicon.svg", "image/svg+xml", FAVICON_SVG),
+];
+
 /// The console's routes; all 404 when `ui.enabled` is false.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let mut router = Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
-        .route(
-            "/ui/",
-            get(|s| asset(s, "text/html; charset=utf-8", INDEX_HTML)),
-        )
-        .route(
-            "/ui/app.js",
-            get(|s| asset(s, "text/javascript; charset=utf-8", APP_JS)),
-        )
-        .route(
-            "/ui/charts.js",
-            get(|s| asset(s, "text/javascript; charset=utf-8", CHARTS_JS)),
-        )
-        .route(
-            "/ui/app.css",
-            get(|s| asset(s, "text/css; charset=utf-8", APP_CSS)),
-        )
-        .route(
-            "/ui/favicon.svg",
-            get(|s| asset(s, "image/svg+xml", FAVICON_SVG)),
-        )
         .route("/ui/config", get(config))
-        .route("/ui/oidc/token", post(redeem))
+        .route("/ui/oidc/token", post(redeem));
+    for (path, content_type, body) in ASSETS {
+        router = router.route(path, get(move |s| asset(s, content_type, body)));
+    }
+    router
 }
 
 fn enabled(state: &AppState) -> Result<(), ApiError> {
