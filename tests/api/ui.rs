@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::support::app::{CONFIG, TestApp, problem};
 use crate::support::binary::{self, RunningBroker};
 use crate::support::creds::{Switchable, static_keys};
+use crate::support::get_json;
 use crate::support::idp::RsaKey;
 use crate::support::oidc::OidcProvider;
 
@@ -170,26 +171,11 @@ async fn settled(base: &str, auditor: &str, s: &Seeded) -> Vec<Value> {
     let want = json!({"issued": issued, "denied": s.denied, "forbidden": s.forbidden, "throttled": s.throttled, "failed": 0});
     let mut last = Value::Null;
     for _ in 0..50 {
-        let stats: Value = client
-            .get(format!("{base}/v1/audit/stats"))
-            .bearer_auth(auditor)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = get_json(&client, &format!("{base}/v1/audit/stats"), Some(auditor)).await;
         last = stats["totals"].clone();
         if last == want {
-            let page: Value = client
-                .get(format!("{base}/v1/audit/events?limit=1000"))
-                .bearer_auth(auditor)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let url = format!("{base}/v1/audit/events?limit=1000");
+            let page = get_json(&client, &url, Some(auditor)).await;
             return page["events"].as_array().unwrap().clone();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -229,14 +215,7 @@ async fn check_http(base: &str, idp: &OidcProvider, auditor: &str, caller: &str)
             assert!(!text.contains(needle), "{asset} mentions {needle}");
         }
     }
-    let config: Value = client
-        .get(format!("{base}/ui/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = get_json(&client, &format!("{base}/ui/config"), None).await;
     assert_eq!(
         config,
         json!({"oidc": {"issuer": "corp", "authorization_endpoint": format!("{}/authorize", idp.issuer),
