@@ -168,9 +168,18 @@ async fn new_tokens_are_paced_per_target_and_cache_hits_are_free() {
     // Each refusal is a `throttled` event naming the limit; the second came within a
     // second of the first, so it is folded into one event with `count` (written when the
     // window closes).
+    // The coalescer's flush runs on a real-time tick: wait for it (up to 10 s on a busy
+    // machine) rather than a fixed pause.
     p.app.clock.advance(Duration::from_secs(2));
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let events = p.events("outcome=throttled").await;
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        events = p.events("outcome=throttled").await;
+        let total: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
+        if total >= 2 {
+            break;
+        }
+    }
     let total: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
     assert_eq!(total, 2, "{events:?}");
     assert!(events.iter().all(|e| e["subject"] == "alice"
