@@ -94,6 +94,9 @@ impl AuditEvent {
     /// The canonical encoding: this event as JSON, fields in declaration order, with an
     /// empty `hash`.
     pub fn canonical(&self) -> String {
+        if self.hash.is_empty() {
+            return serde_json::to_string(self).unwrap_or_default();
+        }
         let mut e = self.clone();
         e.hash = String::new();
         serde_json::to_string(&e).unwrap_or_default()

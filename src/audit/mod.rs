@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use event::{AuditEvent, GENESIS, Outcome};
-pub use store::{AuditStore, StoreError};
+pub use store::{AuditStore, HeldConnection, StoreError};
 
 /// Most events committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -180,6 +180,7 @@ async fn writer(
     let (mut seq, mut prev) = (0i64, GENESIS.to_owned());
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut resync = false;
+    let mut conn = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if resync {
             // A failed commit may still have reached the store: continue from what is there.
@@ -190,21 +191,17 @@ async fn writer(
             }
         }
         let (mut s, mut p) = (seq, prev.clone());
-        let events: Vec<AuditEvent> = batch
-            .iter()
-            .map(|(e, _)| {
-                s += 1;
-                let mut e = e.clone();
-                e.chain_id = chain_id.clone();
-                e.seq = s;
-                e.prev_hash = std::mem::take(&mut p);
-                e.hash = e.compute_hash();
-                p = e.hash.clone();
-                e
-            })
-            .collect();
+        let (mut events, acks): (Vec<AuditEvent>, Vec<_>) = batch.drain(..).unzip();
+        for e in &mut events {
+            s += 1;
+            e.chain_id.clone_from(&chain_id);
+            e.seq = s;
+            e.prev_hash = std::mem::take(&mut p);
+            e.hash = e.compute_hash();
+            p.clone_from(&e.hash);
+        }
         let started = std::time::Instant::now();
-        let result = store.append(&events).await;
+        let result = store.append(&mut conn, &events).await;
         metrics::histogram!("rds_token_broker_audit_commit_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("rds_token_broker_audit_batch_size").record(events.len() as f64);
@@ -224,7 +221,7 @@ async fn writer(
                 tracing::error!(error = %e, events = events.len(), "audit commit failed; refusing the requests it carried")
             }
         }
-        for (_, ack) in batch.drain(..) {
+        for ack in acks {
             let _ = ack.send(result.clone());
         }
     }

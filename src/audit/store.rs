@@ -7,9 +7,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use super::event::AuditEvent;
 use super::query::Filter;
@@ -198,6 +199,43 @@ macro_rules! read_event {
     }};
 }
 
+/// The audit writer's own connection to the store (see [`AuditStore::append`]).
+#[derive(Debug)]
+pub enum HeldConnection {
+    /// SQLite.
+    Sqlite(PoolConnection<Sqlite>),
+    /// PostgreSQL.
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// Inserts `$events` on the connection `$c`: one multi-row INSERT when they fit in one
+/// (a single statement is atomic on its own: one round trip per batch, which keeps group
+/// commit cheap when the runtime is busy), else chunks in one transaction.
+macro_rules! insert_batch {
+    ($c:expr, $events:expr, $numbered:expr) => {{
+        let (c, events, numbered) = ($c, $events, $numbered);
+        if events.len() <= ROWS_PER_INSERT {
+            let sql = insert_sql(events.len(), numbered);
+            let mut q = sqlx::query(&sql);
+            for e in events {
+                q = bind_event!(q, e);
+            }
+            q.execute(c).await.map(|_| ()).map_err(err)
+        } else {
+            let mut tx = sqlx::Connection::begin(c).await.map_err(err)?;
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let sql = insert_sql(chunk.len(), numbered);
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = bind_event!(q, e);
+                }
+                q.execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
+        }
+    }};
+}
+
 /// Runs `$body` with `$p` bound to whichever pool the store has (the two pool types
 /// differ, so the body is expanded once per database), or yields `$noop`.
 macro_rules! on_pool {
@@ -250,37 +288,46 @@ impl AuditStore {
         Ok(store)
     }
 
-    /// Writes `events` in one transaction: all or none are stored.
-    pub async fn append(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+    /// Writes `events` in one transaction: all or none are stored. Runs on `held`, the
+    /// writer's own connection, acquired when empty and dropped after a failure (it may be
+    /// broken): keeping one connection keeps its page cache and prepared statements warm,
+    /// where taking the pool's next idle one would make SQLite drop its cache on every
+    /// batch (another connection changed the database meanwhile).
+    pub async fn append(
+        &self,
+        held: &mut Option<HeldConnection>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        // One multi-row INSERT is one statement, atomic on its own (autocommit): a single
-        // round trip to the database per batch, which is what keeps group commit cheap
-        // when the runtime is busy.
-        let numbered = matches!(self, Self::Postgres(_));
-        if events.len() <= ROWS_PER_INSERT {
-            let sql = insert_sql(events.len(), numbered);
-            return on_pool!(self, p => {
-                let mut q = sqlx::query(&sql);
-                for e in events {
-                    q = bind_event!(q, e);
-                }
-                q.execute(p).await.map(|_| ()).map_err(err)
-            }, noop => Ok(()));
+        let result = self.append_held(held, events).await;
+        if result.is_err() {
+            *held = None;
         }
-        on_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(err)?;
-            for chunk in events.chunks(ROWS_PER_INSERT) {
-                let sql = insert_sql(chunk.len(), numbered);
-                let mut q = sqlx::query(&sql);
-                for e in chunk {
-                    q = bind_event!(q, e);
+        result
+    }
+
+    async fn append_held(
+        &self,
+        held: &mut Option<HeldConnection>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        if held.is_none() {
+            *held = match self {
+                Self::Sqlite(p) => Some(HeldConnection::Sqlite(p.acquire().await.map_err(err)?)),
+                Self::Postgres(p) => {
+                    Some(HeldConnection::Postgres(p.acquire().await.map_err(err)?))
                 }
-                q.execute(&mut *tx).await.map_err(err)?;
-            }
-            tx.commit().await.map_err(err)
-        }, noop => Ok(()))
+                Self::Noop => return Ok(()),
+            };
+        }
+        let numbered = matches!(self, Self::Postgres(_));
+        match held {
+            Some(HeldConnection::Sqlite(c)) => insert_batch!(&mut **c, events, numbered),
+            Some(HeldConnection::Postgres(c)) => insert_batch!(&mut **c, events, numbered),
+            None => Ok(()),
+        }
     }
 
     /// Whether the store answers.
