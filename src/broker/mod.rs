@@ -225,13 +225,16 @@ impl Broker {
         metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
+        // Plain strings rather than `%` (Display) fields: the JSON formatter writes those
+        // directly instead of formatting each into a temporary string first.
+        let mut id = uuid::Uuid::encode_buffer();
         tracing::info!(
-            issuance_id = %issuance_id,
-            target = %target.name,
-            db_user = %db_user,
-            subject = %principal.subject,
+            issuance_id = &*issuance_id.hyphenated().encode_lower(&mut id),
+            target = target.name.as_str(),
+            db_user = db_user.as_str(),
+            subject = principal.subject.as_str(),
             cache = cache.as_str(),
-            token_sha256 = %sha,
+            token_sha256 = sha.as_str(),
             "token issued"
         );
         Ok(Issued {

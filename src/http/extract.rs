@@ -30,7 +30,6 @@ pub struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    #[tracing::instrument(name = "authenticate", skip_all)]
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let generation = state.generation();
         if generation.config.server.allow_unauthenticated {
@@ -106,7 +105,7 @@ impl FromRequestParts<AppState> for Meta {
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(max).collect::<String>())
+                .map(|v| truncate_chars(v, max).to_owned())
         };
         let trusted = &state.generation().config.server.trusted_proxies;
         let forwarded: Vec<&str> = parts
@@ -125,6 +124,11 @@ impl FromRequestParts<AppState> for Meta {
             user_agent: header("user-agent", 256),
         }))
     }
+}
+
+/// The first `max` characters of `s`.
+fn truncate_chars(s: &str, max: usize) -> &str {
+    s.char_indices().nth(max).map_or(s, |(end, _)| &s[..end])
 }
 
 /// A JSON request body: 415 unless `Content-Type` is JSON, 413 over 16 KiB, 400 when it

@@ -131,7 +131,7 @@ fn make_span<B>(req: &Request<B>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", method = %req.method(), route, request_id)
+    tracing::info_span!("request", method = req.method().as_str(), route, request_id)
 }
 
 fn panic_to_problem(_: Box<dyn Any + Send + 'static>) -> Response {

@@ -264,6 +264,7 @@ subject = "auditor"
 
     let mut answers = String::new();
     let mut tokens = Vec::new();
+    let mut issued = Vec::new();
     for (bearer, body) in [
         (&svc, json!({"target": "orders-db", "db_user": "app"})),
         (&svc, json!({"target": "orders-db", "db_user": "app"})),
@@ -285,10 +286,12 @@ subject = "auditor"
             .await
             .unwrap();
         let ok = res.status() == 200;
+        let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
         let text = res.text().await.unwrap();
         if ok {
             let v: Value = serde_json::from_str(&text).unwrap();
             tokens.push(v["token"].as_str().unwrap().to_owned());
+            issued.push((request_id, v["issuance_id"].as_str().unwrap().to_owned()));
         } else {
             answers.push_str(&text);
         }
@@ -318,6 +321,28 @@ subject = "auditor"
         .unwrap();
     answers.push_str(&res.text().await.unwrap());
     assert!(broker.terminate().success());
+    // Every log line is one JSON object; each issuance is logged once with its target,
+    // DB user, issuance id and the request id the client got back (no duplicate keys).
+    let mut logged = Vec::new();
+    for line in broker.stderr().lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["module"].is_string(),
+            "{line}"
+        );
+        if v["message"] == "token issued" {
+            assert_eq!(line.matches("\"target\":").count(), 1, "{line}");
+            assert_eq!(v["target"], "orders-db");
+            assert!(v["db_user"] == "app" || v["db_user"] == "ro");
+            assert_eq!(v["span"]["name"], "request");
+            assert_eq!(v["span"]["route"], "/v1/tokens");
+            logged.push((
+                v["span"]["request_id"].as_str().unwrap().to_owned(),
+                v["issuance_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(logged, issued);
     let everything = format!("{}\n{}\n{answers}", broker.stdout(), broker.stderr());
     assert!(
         everything.contains("token_sha256"),
