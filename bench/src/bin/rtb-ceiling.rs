@@ -6,6 +6,10 @@ use axum::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+/// The broker binary's allocator, so that this measures what the broker would.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn tokens(Json(body): Json<Value>) -> Json<Value> {
     // A broker answer is about this size: a ~900-character token plus the endpoint fields.
     Json(json!({

@@ -15,6 +15,10 @@ use rds_token_broker::domain::{DbUser, Hostname, Region};
 use rds_token_broker::ratelimit::{Budget, Pacer};
 use rds_token_broker::token::{CacheKey, MintGate, TokenCache};
 
+/// The broker binary's allocator, so that this measures what the broker would.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
