@@ -66,17 +66,45 @@ pub fn rfc3339(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let mut out = String::with_capacity(24);
+    push_date_time(&mut out, secs);
+    out.push('Z');
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, without `format!`:
+/// every issuance formats two or three times.
+pub(crate) fn push_date_time(out: &mut String, secs: u64) {
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    push_digits(out, u64::try_from(y).unwrap_or(0), 4);
+    for (sep, n) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
+        out.push(sep);
+        push_digits(out, u64::from(n), 2);
+    }
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_digits(out: &mut String, n: u64, width: u32) {
+    let mut digits = width;
+    while digits < 20 && n >= 10u64.pow(digits) {
+        digits += 1;
+    }
+    for i in (0..digits).rev() {
+        let digit = (n / 10u64.pow(i)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Formats `t` as fixed-width RFC 3339 UTC with milliseconds (`2026-03-09T14:11:29.000Z`):
 /// the form audit times are stored in, so that text order is time order.
 pub fn rfc3339_millis(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, day, h, mi, s) = civil_from_unix(d.as_secs());
-    let ms = d.subsec_millis();
-    format!("{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    let mut out = String::with_capacity(24);
+    push_date_time(&mut out, d.as_secs());
+    out.push('.');
+    push_digits(&mut out, u64::from(d.subsec_millis()), 3);
+    out.push('Z');
+    out
 }
 
 /// Parses RFC 3339 (`2026-03-09T14:11:29Z`, fractions and `±HH:MM` offsets accepted) into
@@ -181,6 +209,26 @@ pub(crate) fn civil_from_unix(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_like_format_padding_across_the_range() {
+        // Every 1,234,567,891 ms up to past the year 10000, against `format!`'s padding.
+        let mut ms: u64 = 0;
+        while ms < 260_000_000_000_000 {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+            let (y, mo, d, h, mi, s) = civil_from_unix(ms / 1000);
+            let frac = ms % 1000;
+            assert_eq!(
+                rfc3339(t),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            );
+            assert_eq!(
+                rfc3339_millis(t),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
+            );
+            ms += 1_234_567_891;
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -4,6 +4,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::{AuthMethod, Principal};
 use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::Config;
+use uuid::Uuid;
 
 use super::{Broker, IssueError, Issued, TokenRequest, uuid_v7};
 
@@ -36,7 +37,11 @@ impl Broker {
             req.db_user.as_ref().map(|u| u.as_str().to_owned()),
         );
         let result = self.issue(config, principal, req).await;
-        let mut event = self.event(meta, principal);
+        let id = match &result {
+            Ok(i) => i.issuance_id,
+            Err(_) => uuid_v7(self.clock.now()),
+        };
+        let mut event = self.event(id, meta, principal);
         match &result {
             Ok(i) => {
                 event.outcome = Outcome::Issued;
@@ -50,7 +55,6 @@ impl Broker {
                 event.cache = Some(i.cache.as_str().to_owned());
                 event.token_sha256 = Some(i.token_sha256.clone());
                 event.expires_at = Some(rfc3339(i.expires_at));
-                event.id = i.issuance_id.to_string();
             }
             Err(e) => {
                 event.outcome = match e {
@@ -80,7 +84,8 @@ impl Broker {
         unverified: Option<(String, String)>,
     ) {
         let Some(audit) = &self.audit else { return };
-        let mut event = self.event(meta, &Principal::anonymous());
+        let id = uuid_v7(self.clock.now());
+        let mut event = self.event(id, meta, &Principal::anonymous());
         event.outcome = Outcome::Denied;
         event.reason = Some(reason.to_owned());
         event.auth_method = Some("unverified".to_owned());
@@ -96,11 +101,12 @@ impl Broker {
         }
     }
 
-    fn event(&self, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
-        let now = self.clock.now();
+    /// An event `id` for this request, at the clock's now; the outcome is filled in by
+    /// the caller.
+    fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
         AuditEvent {
-            id: uuid_v7(now).to_string(),
-            time: rfc3339_millis(now),
+            id: id.to_string(),
+            time: rfc3339_millis(self.clock.now()),
             request_id: meta.request_id.clone(),
             outcome: Outcome::Failed,
             reason: None,
