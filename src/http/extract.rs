@@ -38,7 +38,8 @@ impl FromRequestParts<AppState> for Caller {
                 generation,
             });
         }
-        let (result, token) = authenticate(parts, &generation).await;
+        // Boxed, like the issuance: key fetches make this future large.
+        let (result, token) = Box::pin(authenticate(parts, &generation)).await;
         match result {
             Ok(principal) => Ok(Self {
                 principal,

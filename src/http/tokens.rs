@@ -58,10 +58,15 @@ pub async fn create(
     JsonBody(body): JsonBody<TokenRequestBody>,
 ) -> Result<Response, ApiError> {
     let config = &caller.generation.config;
-    let issued = state
-        .broker
-        .issue_recorded(config, &meta, &caller.principal, body.parse()?)
-        .await?;
+    // Boxed: the issuance future is large, and every layer above would otherwise move it
+    // (several kilobytes copied a dozen times per request).
+    let issued = Box::pin(state.broker.issue_recorded(
+        config,
+        &meta,
+        &caller.principal,
+        body.parse()?,
+    ))
+    .await?;
     Ok(respond(&issued))
 }
 
