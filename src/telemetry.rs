@@ -2,14 +2,16 @@
 //!
 //! Lines are formatted by the thread that logs and written to stderr by a thread of their
 //! own, in batches (it pauses 1 ms after each write): under load one `write` carries many
-//! lines, and no request waits for the terminal or the log collector's pipe. The queue is bounded; when it is full, loggers
-//! wait (no line is dropped). [`flush`] waits until every queued line is written.
+//! lines, and no request waits for the terminal or the log collector's pipe. The queue is
+//! bounded; when it is full, loggers wait (no line is dropped). [`flush`] waits until
+//! every queued line is written.
 //!
 //! JSON lines are one object each: `timestamp` (RFC 3339 UTC, microseconds), `level`, the
 //! event's fields (`message` first), `module` (where it was logged), and `span` with the
 //! current span's fields and `name` (a request's `method`, `route` and `request_id`).
-//! They are written directly, without building a JSON value per line; an event field
-//! named like one of those keys (`target` on issuances) no longer collides with them.
+//! They are written directly, without building a JSON value per line. The module path is
+//! not called `target`, tracing's name for it, because issuances log a field `target` (the
+//! database target).
 
 use std::fmt::{self, Write as _};
 use std::io::{BufWriter, Write};
