@@ -289,7 +289,7 @@ impl AuditStore {
     }
 
     /// Writes `events` in one transaction: all or none are stored. Runs on `held`, the
-    /// writer's own connection, acquired when empty and dropped after a failure (it may be
+    /// writer's own connection, acquired when empty and closed after a failure (it may be
     /// broken): keeping one connection keeps its page cache and prepared statements warm,
     /// where taking the pool's next idle one would make SQLite drop its cache on every
     /// batch (another connection changed the database meanwhile).
@@ -303,7 +303,12 @@ impl AuditStore {
         }
         let result = self.append_held(held, events).await;
         if result.is_err() {
-            *held = None;
+            // Closed rather than handed back to the pool: it may be the broken part.
+            match held.take() {
+                Some(HeldConnection::Sqlite(mut c)) => c.close_on_drop(),
+                Some(HeldConnection::Postgres(mut c)) => c.close_on_drop(),
+                None => {}
+            }
         }
         result
     }
