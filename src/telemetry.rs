@@ -72,16 +72,17 @@ pub fn flush() {
 struct LineQueue(&'static SyncSender<Msg>);
 
 impl LineQueue {
-    /// Starts the writer thread; `None` if it is already running (or cannot start).
+    /// Starts the writer thread; `None` if it is already running.
     fn start() -> Option<Self> {
         if QUEUE_TX.get().is_some() {
             return None;
         }
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new()
+        // If the thread cannot start, `rx` is dropped with it: every send then fails and
+        // `Line` writes its line to stderr itself, so logging still works, unbatched.
+        let _ = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_lines(&rx))
-            .ok()?;
+            .spawn(move || write_lines(&rx));
         QUEUE_TX.set(tx).ok()?;
         QUEUE_TX.get().map(Self)
     }
