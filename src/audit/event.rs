@@ -91,6 +91,33 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// Removes control and bidi characters from every text field and caps its length
+    /// ([`crate::domain::text`]): a last line of defence before the store (PostgreSQL
+    /// refuses NUL in `TEXT`), a CSV file or a terminal sees the event. Fields are
+    /// cleaned at the edge already; this keeps a missed one from failing a batch.
+    pub fn clean_text(&mut self) {
+        use crate::domain::text::{LONG, clean_field};
+        for field in [
+            &mut self.request_id,
+            &mut self.reason,
+            &mut self.issuer,
+            &mut self.subject,
+            &mut self.auth_method,
+            &mut self.client_ip,
+            &mut self.user_agent,
+            &mut self.target,
+            &mut self.host,
+            &mut self.db_user,
+            &mut self.region,
+            &mut self.role_arn,
+            &mut self.session_name,
+            &mut self.cache,
+            &mut self.token_sha256,
+            &mut self.expires_at,
+        ] {
+            clean_field(field, 4 * LONG);
+        }
+    }
     /// The canonical encoding: this event as JSON, fields in declaration order, with an
     /// empty `hash`.
     pub fn canonical(&self) -> String {

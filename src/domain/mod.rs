@@ -5,6 +5,7 @@
 mod aws;
 mod names;
 mod net;
+pub mod text;
 
 pub use aws::{Region, ResourceId, RoleArn};
 pub use names::{DbUser, Engine, Hostname, TargetName};
