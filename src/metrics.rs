@@ -101,6 +101,14 @@ fn describe() {
         "rds_token_broker_audit_commit_failures_total",
         "Audit batches the store could not commit (their requests were refused)."
     );
+    describe_counter!(
+        "rds_token_broker_audit_events_rejected_total",
+        "Audit events the store refused on their own (retried alone after their batch failed); only their requests were refused."
+    );
+    describe_counter!(
+        "rds_token_broker_connections_refused_total",
+        "Connections closed on arrival because server.max_connections or server.max_connections_per_ip was reached."
+    );
     describe_gauge!(
         "rds_token_broker_credentials_available",
         "1 when the broker has usable AWS credentials."

@@ -114,35 +114,36 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let coalescer = self.state.broker.coalescer.clone();
+        let server = self.state.generation().config.server.clone();
+        let limits = http::serve::Limits::of(&server);
         let metrics_server = self.metrics_listener.map(|l| {
             let addr = l.local_addr().ok();
             tracing::info!(addr = ?addr, "serving /metrics on its own listener");
             let router = http::metrics_router(self.state.clone());
+            let limits = limits.clone();
             tokio::spawn(async move {
-                let _ = axum::serve(l, router).await;
+                let forever = std::future::pending::<()>();
+                http::serve::serve(l, None, router, limits, forever, http::SHUTDOWN_GRACE).await;
             })
         });
-        let tls = self.state.generation().config.server.tls.clone();
         let router = http::router(self.state);
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        match tls {
-            None => {
-                tracing::info!(addr = %self.addr, "listening on http://{}", self.addr);
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await?;
-            }
-            Some((cert, key)) => {
-                use axum::serve::ListenerExt as _;
-                let listener = crate::tls::TlsListener::new(self.listener, cert, key)
-                    .map_err(std::io::Error::other)?
-                    .tap_io(|_| {});
-                tracing::info!(addr = %self.addr, "listening on https://{}", self.addr);
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await?;
-            }
-        }
+        let (tls, scheme) = match server.tls {
+            None => (None, "http"),
+            Some((cert, key)) => (
+                Some(crate::tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+                "https",
+            ),
+        };
+        tracing::info!(addr = %self.addr, "listening on {scheme}://{}", self.addr);
+        http::serve::serve(
+            self.listener,
+            tls,
+            router,
+            limits,
+            shutdown,
+            http::SHUTDOWN_GRACE,
+        )
+        .await;
         if let Some(m) = metrics_server {
             m.abort();
         }

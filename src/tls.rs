@@ -1,11 +1,9 @@
 //! Serving TLS (rustls) from `server.tls_cert` / `server.tls_key`, reloaded when the files
 //! change so certificates rotate (cert-manager, ACME) without a restart.
 //!
-//! Handshakes run in their own tasks with a time limit, so a slow or silent client never
-//! holds up accepting others; finished connections are handed to the HTTP server.
+//! Handshakes run in each connection's own task with a time limit (see `http::serve`), so
+//! a slow or silent client never holds up accepting others.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,13 +13,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-/// How long a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
@@ -64,59 +57,18 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// A TLS listener for `axum::serve`.
-pub struct TlsListener {
-    addr: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    /// Loads the certificate (an error if it is unusable), starts accepting on `tcp`, and
-    /// watches the files.
-    pub fn new(tcp: TcpListener, cert: PathBuf, key: PathBuf) -> Result<Self, String> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let current = Arc::new(Current(ArcSwap::from_pointee(load(&cert, &key)?)));
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(accept_loop(tcp, acceptor, tx));
-        tokio::spawn(watch(current, cert, key));
-        Ok(Self { addr, rx })
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (stream, peer) = match tcp.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if tx.is_closed() {
-            return;
-        }
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
+/// An acceptor answering with the certificate in `cert`/`key` (an error if it is unusable)
+/// and the files watched, so a renewed certificate is served without a restart. The
+/// watcher stops when the acceptor is dropped.
+pub fn acceptor(cert: PathBuf, key: PathBuf) -> Result<TlsAcceptor, String> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let current = Arc::new(Current(ArcSwap::from_pointee(load(&cert, &key)?)));
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(current.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio::spawn(watch(current, cert, key));
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn watch(current: Arc<Current>, cert: PathBuf, key: PathBuf) {
@@ -141,22 +93,5 @@ async fn watch(current: Arc<Current>, cert: PathBuf, key: PathBuf) {
                 tracing::warn!(error = %e, "the new TLS certificate is unusable; keeping the current one")
             }
         }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            // The accept loop never ends while the listener lives.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
     }
 }

@@ -60,6 +60,9 @@ pub enum ApiError {
         /// Whole seconds until a retry can succeed.
         retry_after: u64,
     },
+    /// 408: the body did not arrive within `server.body_read_timeout_seconds` (the value).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout(u64),
     /// 503: the request took longer than `server.request_timeout_seconds`.
     #[error("request timed out")]
     Timeout,
@@ -139,7 +142,17 @@ impl ApiError {
                         "too many requests from this caller \
                          (rate_limit.per_principal_per_second); retry in {retry_after} s"
                     ),
+                    LimitKind::Client => format!(
+                        "too many failed authentications or sign-in requests from this \
+                         address (rate_limit.per_client_ip_per_second); retry in {retry_after} s"
+                    ),
                 },
+            ),
+            Self::BodyTimeout(secs) => (
+                S::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request timeout",
+                format!("the request body did not arrive within {secs} s"),
             ),
             Self::Timeout => (
                 S::SERVICE_UNAVAILABLE,
@@ -202,6 +215,9 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyRequests { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Self::BodyTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::Timeout | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

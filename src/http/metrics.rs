@@ -43,6 +43,24 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     res
 }
 
+/// The method as a metric label: one of the standard methods, else `other`. Hyper
+/// accepts any token as a method, so the raw method would let any client create series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts every request by route template (never the raw path), method and status.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req
@@ -50,7 +68,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();

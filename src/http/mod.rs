@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod metrics;
+pub mod serve;
 mod targets;
 mod tokens;
 mod ui;
@@ -13,9 +14,11 @@ use std::any::Any;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{HeaderName, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::http::{HeaderName, Request, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
@@ -32,47 +35,154 @@ use extract::MAX_BODY_BYTES;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Builds the router with every layer, in order: a client's request id kept only when
-/// it is short and plain (it is echoed and logged), else one set, trace span carrying it,
-/// request id returned, panic to 500 problem, timeout and load shedding answered with 503
-/// problems, one concurrency limit shared by every route, body limit. (`Router::layer`
-/// wraps each route separately, hence the global limit.)
+/// Requests to `/healthz`, `/readyz` and `/openapi.json` handled at once.
+const HEALTH_CONCURRENCY: usize = 64;
+/// Console requests handled at once.
+const CONSOLE_CONCURRENCY: usize = 64;
+
+/// Load shedding, a concurrency limit of `$n` and `$timeout`, answered with 503 problems:
+/// one per route class, so that a flood on one class cannot starve another.
+macro_rules! limited {
+    ($n:expr, $timeout:expr) => {
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(middleware_error))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new($n))
+            .timeout($timeout)
+    };
+}
+
+/// Builds the router with every layer. Around every route, in order: a client's request
+/// id kept only when it is short and plain (it is echoed and logged), else one set; trace
+/// span carrying it; request id returned; panic to 500 problem; HTTP metrics; body limit.
+/// Then each route class has its own concurrency limit and timeout (answered with 503
+/// problems), so that no class can starve another: the API (`server.
+/// max_concurrent_requests`), health and the API description, the console. Bodies are
+/// read before a class's limit is taken, within `server.body_read_timeout_seconds`, so a
+/// client that sends its body slowly holds a connection, never a place of the limit.
+/// (`Router::layer` wraps each route separately, hence global limits per class.)
 pub fn router(state: AppState) -> Router {
     let generation = state.generation();
     let server = &generation.config.server;
-    let (timeout, max_in_flight) = (server.request_timeout, server.max_concurrent_requests);
-    let middleware = ServiceBuilder::new()
-        .map_request(drop_invalid_request_id)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(CatchPanicLayer::custom(panic_to_problem))
-        .layer(HandleErrorLayer::new(middleware_error))
-        .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
-        .timeout(timeout);
-    Router::new()
+    let timeout = server.request_timeout;
+    let api = Router::new()
         .route("/v1/tokens", post(tokens::create))
         .route("/v1/targets", get(targets::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/lookup", post(audit::lookup))
         .route("/v1/audit/stats", get(audit::stats))
-        .route("/openapi.json", get(openapi))
-        .merge(ui::router())
+        .layer(limited!(server.max_concurrent_requests, timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ));
+    let health = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .merge(if generation.config.server.metrics_listen.is_none() {
-            metrics::router()
-        } else {
-            Router::new()
-        })
+        .route("/openapi.json", get(openapi))
+        .layer(limited!(HEALTH_CONCURRENCY, timeout));
+    let console = ui::router()
+        .layer(limited!(CONSOLE_CONCURRENCY, timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console_gate,
+        ));
+    let metrics = if server.metrics_on_listen && server.metrics_listen.is_none() {
+        metrics::router().layer(limited!(HEALTH_CONCURRENCY, timeout))
+    } else {
+        Router::new()
+    };
+    let middleware = ServiceBuilder::new()
+        .map_request(drop_invalid_request_id)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(panic_to_problem));
+    Router::new()
+        .merge(api)
+        .merge(health)
+        .merge(console)
+        .merge(metrics)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(middleware)
         .with_state(state)
+}
+
+/// Reads a request's whole body (at most 16 KiB) within `server.body_read_timeout_seconds`
+/// before the handler runs: 408 when it does not arrive in time, 413 when it is larger.
+async fn read_body(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    use http_body_util::BodyExt as _;
+    let headers = req.headers();
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_none_or(|n| n == 0) && !headers.contains_key(header::TRANSFER_ENCODING) {
+        return next.run(req).await;
+    }
+    if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    let deadline = state.generation().config.server.body_read_timeout;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(deadline, limited.collect()).await {
+        Err(_) => ApiError::BodyTimeout(deadline.as_secs()).into_response(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            ApiError::PayloadTooLarge.into_response()
+        }
+        Ok(Err(_)) => {
+            ApiError::BadRequest("the request body could not be read".into()).into_response()
+        }
+        Ok(Ok(collected)) => {
+            let req = Request::from_parts(parts, Body::from(collected.to_bytes()));
+            next.run(req).await
+        }
+    }
+}
+
+/// The console's routes answer 404 while `ui.enabled` is false, before any body is read;
+/// its sign-in helpers, which call the identity provider for callers nobody has
+/// authenticated yet, spend the client address's budget (`rate_limit.per_client_ip_*`).
+async fn console_gate(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let generation = state.generation();
+    if !generation.config.ui.enabled {
+        return ApiError::NotFound.into_response();
+    }
+    if matches!(req.uri().path(), "/ui/config" | "/ui/oidc/token") {
+        let (mut parts, body) = req.into_parts();
+        let Ok(extract::Meta(meta)) = <extract::Meta as axum::extract::FromRequestParts<
+            AppState,
+        >>::from_request_parts(&mut parts, &state)
+        .await;
+        let budget = state.broker.client_budget(&generation.config);
+        let ip = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+        if let Some(Err(t)) = ip.map(|ip| budget.spend(ip)) {
+            return ApiError::TooManyRequests {
+                limit: t.kind,
+                retry_after: crate::ratelimit::retry_after_secs(t.retry_after),
+            }
+            .into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(req).await
 }
 
 /// This API's OpenAPI 3.1 description (generated from `openapi/openapi.yaml`).
@@ -97,7 +207,7 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// Removes an `x-request-id` that is not 1-128 characters of `A-Z a-z 0-9 . _ : -`, so a
 /// fresh one is generated instead.
-fn drop_invalid_request_id<B>(mut req: Request<B>) -> Request<B> {
+fn drop_invalid_request_id<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
     let valid = req.headers().get(&REQUEST_ID).is_none_or(|v| {
         let b = v.as_bytes();
         !b.is_empty()
@@ -131,7 +241,8 @@ fn make_span<B>(req: &Request<B>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", method = req.method().as_str(), route, request_id)
+    let method = metrics::method_label(req.method());
+    tracing::info_span!("request", method, route, request_id)
 }
 
 fn panic_to_problem(_: Box<dyn Any + Send + 'static>) -> Response {
