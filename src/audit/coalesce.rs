@@ -1,7 +1,12 @@
-//! Flood control for non-issued events: identical events per (outcome, caller or client
-//! IP, target, reason) within one second become one event with `count`. The first of a
-//! window is recorded at once; the rest are counted and written as one event when the
-//! window closes. Issued events never come here.
+//! Flood control for non-issued events: events with the same [`FoldKey`] within one second
+//! become one event with `count`. The first of a window is recorded at once; the rest are
+//! counted and written as one event when the window closes. Issued events never come here.
+//!
+//! The key holds only values the caller cannot vary at will: a failed authentication is
+//! folded by client address and the kind of failure, never by the token's unverified
+//! claims; an authenticated refusal by the verified caller, a configured target name (or
+//! `unknown`) and the reason. Every folded event is counted: a window replaced before the
+//! flusher took it hands its count to the flusher.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,17 @@ use crate::clock::SharedClock;
 /// How long identical events are folded together.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
-type Key = (String, String, String, String);
+/// What makes two refused requests "the same" for folding: (outcome, caller or client
+/// address, configured target or `unknown`, kind of reason).
+pub type FoldKey = (&'static str, String, String, String);
+type Key = FoldKey;
+
+#[derive(Default)]
+struct Windows {
+    open: HashMap<Key, Window>,
+    /// Folded events of windows that were replaced before the flusher took them.
+    closed: Vec<AuditEvent>,
+}
 
 struct Window {
     opened: SystemTime,
@@ -24,7 +39,7 @@ struct Window {
 /// Coalesces floods of identical non-issued events.
 #[derive(Clone)]
 pub struct Coalescer {
-    windows: Arc<Mutex<HashMap<Key, Window>>>,
+    windows: Arc<Mutex<Windows>>,
     clock: SharedClock,
     log: AuditLog,
 }
@@ -35,25 +50,11 @@ impl std::fmt::Debug for Coalescer {
     }
 }
 
-fn key(e: &AuditEvent) -> Key {
-    let who = e
-        .subject
-        .clone()
-        .or_else(|| e.client_ip.clone())
-        .unwrap_or_default();
-    (
-        e.outcome.as_str().to_owned(),
-        who,
-        e.target.clone().unwrap_or_default(),
-        e.reason.clone().unwrap_or_default(),
-    )
-}
-
 impl Coalescer {
     /// Starts the task that writes closed windows to `log`.
     pub fn start(log: AuditLog, clock: SharedClock) -> Self {
         let c = Self {
-            windows: Arc::new(Mutex::new(HashMap::new())),
+            windows: Arc::new(Mutex::new(Windows::default())),
             clock,
             log,
         };
@@ -80,46 +81,58 @@ impl Coalescer {
         }
     }
 
-    /// Whether `event` opens a window (record it now) or was folded into one.
-    pub fn admit(&self, event: &AuditEvent) -> bool {
+    /// Whether `event` opens a window for `key` (record it now) or was folded into one.
+    pub fn admit(&self, key: FoldKey, event: &AuditEvent) -> bool {
         let now = self.clock.now();
-        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        match w.get_mut(&key(event)) {
-            Some(win) if now.duration_since(win.opened).unwrap_or_default() < WINDOW => {
+        let mut guard = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *guard;
+        if let Some(win) = w.open.get_mut(&key) {
+            if now.duration_since(win.opened).unwrap_or_default() < WINDOW {
                 let n = win.extra.as_ref().map_or(0, |(n, _)| *n) + 1;
                 win.extra = Some((n, event.clone()));
-                false
-            }
-            _ => {
-                w.insert(
-                    key(event),
-                    Window {
-                        opened: now,
-                        extra: None,
-                    },
-                );
-                true
+                return false;
             }
         }
+        let replaced = w.open.insert(
+            key,
+            Window {
+                opened: now,
+                extra: None,
+            },
+        );
+        if let Some(folded) = replaced.and_then(Window::folded) {
+            w.closed.push(folded);
+        }
+        true
     }
 
     /// Removes closed windows (all of them with `all`); returns one event per window that
-    /// folded duplicates.
+    /// folded duplicates, and those of windows replaced since the last call.
     fn closed(&self, all: bool) -> Vec<AuditEvent> {
         let now = self.clock.now();
-        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let done: Vec<Key> = w
-            .iter()
-            .filter(|(_, win)| all || now.duration_since(win.opened).unwrap_or_default() >= WINDOW)
-            .map(|(k, _)| k.clone())
-            .collect();
-        done.into_iter()
-            .filter_map(|k| w.remove(&k))
-            .filter_map(|win| win.extra)
-            .map(|(n, mut e)| {
-                e.count = n;
-                e
-            })
-            .collect()
+        let mut guard = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = &mut *guard;
+        let mut out = std::mem::take(&mut w.closed);
+        w.open.retain(|_, win| {
+            let done = all || now.duration_since(win.opened).unwrap_or_default() >= WINDOW;
+            if done {
+                out.extend(win.extra.take().map(|(n, mut e)| {
+                    e.count = n;
+                    e
+                }));
+            }
+            !done
+        });
+        out
+    }
+}
+
+impl Window {
+    /// The event standing for this window's duplicates, if it folded any.
+    fn folded(self) -> Option<AuditEvent> {
+        self.extra.map(|(n, mut e)| {
+            e.count = n;
+            e
+        })
     }
 }

@@ -74,7 +74,8 @@ impl AuditLog {
 
     /// Commits `event` (its chain fields are filled in by the writer); returns once it is
     /// on stable storage.
-    pub async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
+    pub async fn record(&self, mut event: AuditEvent) -> Result<(), StoreError> {
+        event.clean_text();
         let (ack, done) = oneshot::channel();
         self.tx
             .send((event, ack))
@@ -177,52 +178,161 @@ async fn writer(
     healthy: Arc<AtomicBool>,
     mut mirror: Option<Mirror>,
 ) {
-    let (mut seq, mut prev) = (0i64, GENESIS.to_owned());
+    let mut head = Head {
+        seq: 0,
+        prev: GENESIS.to_owned(),
+        resync: false,
+    };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    let mut resync = false;
     let mut conn = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if resync {
-            // A failed commit may still have reached the store: continue from what is there.
-            match store.chain_head(&chain_id).await {
-                Ok(Some((s, h))) => (seq, prev) = (s, h),
-                Ok(None) => (seq, prev) = (0, GENESIS.to_owned()),
-                Err(_) => {}
-            }
-        }
-        let (mut s, mut p) = (seq, prev.clone());
         let (mut events, acks): (Vec<AuditEvent>, Vec<_>) = batch.drain(..).unzip();
-        for e in &mut events {
-            s += 1;
-            e.chain_id.clone_from(&chain_id);
-            e.seq = s;
-            e.prev_hash = std::mem::take(&mut p);
-            e.hash = e.compute_hash();
-            p.clone_from(&e.hash);
-        }
-        let started = std::time::Instant::now();
-        let result = store.append(&mut conn, &events).await;
-        metrics::histogram!("rds_token_broker_audit_commit_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("rds_token_broker_audit_batch_size").record(events.len() as f64);
-        if result.is_err() {
-            metrics::counter!("rds_token_broker_audit_commit_failures_total").increment(1);
-        }
-        healthy.store(result.is_ok(), Ordering::Relaxed);
-        resync = result.is_err();
-        match &result {
+        let result = commit(&store, &mut conn, &chain_id, &mut head, &mut events).await;
+        match result {
             Ok(()) => {
-                (seq, prev) = (s, p);
+                healthy.store(true, Ordering::Relaxed);
                 if let Some(m) = mirror.as_mut() {
                     m.write(&events);
                 }
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
             }
+            Err(e) if events.len() == 1 => {
+                if let Some(event) = events.first() {
+                    refused(&store, &e, event, &healthy).await;
+                }
+                for ack in acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+            // One bad event must not fail the others: store them one by one.
             Err(e) => {
-                tracing::error!(error = %e, events = events.len(), "audit commit failed; refusing the requests it carried")
+                tracing::warn!(error = %e, events = events.len(), "audit batch failed; storing its events one by one");
+                one_by_one(
+                    &store,
+                    &mut conn,
+                    &chain_id,
+                    &mut head,
+                    events.into_iter().zip(acks),
+                    &healthy,
+                    mirror.as_mut(),
+                )
+                .await;
             }
         }
-        for ack in acks {
-            let _ = ack.send(result.clone());
+    }
+}
+
+/// After `event` alone failed with `e`: whether the store is down (it does not answer;
+/// `healthy` turns false) or refused this one event (logged by id and outcome, nothing
+/// the caller sent, and counted). Returns whether the store is down.
+async fn refused(
+    store: &AuditStore,
+    e: &StoreError,
+    event: &AuditEvent,
+    healthy: &AtomicBool,
+) -> bool {
+    if store.ping().await.is_ok() {
+        healthy.store(true, Ordering::Relaxed);
+        metrics::counter!("rds_token_broker_audit_events_rejected_total").increment(1);
+        tracing::error!(
+            error = %e,
+            event_id = %event.id,
+            outcome = event.outcome.as_str(),
+            "the audit store refused one event; only its request is refused"
+        );
+        false
+    } else {
+        healthy.store(false, Ordering::Relaxed);
+        tracing::error!(error = %e, "audit commit failed; refusing the requests it carried");
+        true
+    }
+}
+
+/// Where the chain stands: the last stored position and hash.
+struct Head {
+    seq: i64,
+    prev: String,
+    /// The last commit failed: read the head from the store before linking again.
+    resync: bool,
+}
+
+/// Links `events` after `head` and stores them in one transaction; `head` advances only
+/// when they are stored.
+async fn commit(
+    store: &AuditStore,
+    conn: &mut Option<HeldConnection>,
+    chain_id: &str,
+    head: &mut Head,
+    events: &mut [AuditEvent],
+) -> Result<(), StoreError> {
+    if head.resync {
+        // A failed commit may still have reached the store: continue from what is there.
+        match store.chain_head(chain_id).await {
+            Ok(Some((s, h))) => (head.seq, head.prev) = (s, h),
+            Ok(None) => (head.seq, head.prev) = (0, GENESIS.to_owned()),
+            Err(_) => {}
+        }
+    }
+    let (mut s, mut p) = (head.seq, head.prev.clone());
+    for e in events.iter_mut() {
+        s += 1;
+        e.chain_id.clear();
+        e.chain_id.push_str(chain_id);
+        e.seq = s;
+        e.prev_hash = std::mem::take(&mut p);
+        e.hash = e.compute_hash();
+        p.clone_from(&e.hash);
+    }
+    let started = std::time::Instant::now();
+    let result = store.append(conn, events).await;
+    metrics::histogram!("rds_token_broker_audit_commit_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("rds_token_broker_audit_batch_size").record(events.len() as f64);
+    head.resync = result.is_err();
+    match &result {
+        Ok(()) => (head.seq, head.prev) = (s, p),
+        Err(_) => metrics::counter!("rds_token_broker_audit_commit_failures_total").increment(1),
+    }
+    result
+}
+
+/// Stores each event of a failed batch in its own transaction, in order. An event the
+/// store refuses while it otherwise answers is logged (its id and outcome, nothing the
+/// caller sent), counted, and fails only its own request; once the store does not answer
+/// at all, the rest fail without being tried.
+async fn one_by_one(
+    store: &AuditStore,
+    conn: &mut Option<HeldConnection>,
+    chain_id: &str,
+    head: &mut Head,
+    pending: impl Iterator<Item = Pending>,
+    healthy: &AtomicBool,
+    mut mirror: Option<&mut Mirror>,
+) {
+    let mut down: Option<StoreError> = None;
+    for (event, ack) in pending {
+        if let Some(e) = &down {
+            let _ = ack.send(Err(e.clone()));
+            continue;
+        }
+        let mut one = [event];
+        match commit(store, conn, chain_id, head, &mut one).await {
+            Ok(()) => {
+                healthy.store(true, Ordering::Relaxed);
+                if let Some(m) = mirror.as_deref_mut() {
+                    m.write(&one);
+                }
+                let _ = ack.send(Ok(()));
+            }
+            Err(e) => {
+                let [event] = &one;
+                if refused(store, &e, event, healthy).await {
+                    down = Some(e.clone());
+                }
+                let _ = ack.send(Err(e));
+            }
         }
     }
 }

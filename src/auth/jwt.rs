@@ -22,7 +22,8 @@ use super::jwks::{IssuerKeys, Key, KeyFamily};
 pub type Claims = Map<String, Value>;
 
 /// The unverified `iss` and `sub` of a bearer token, for recording a rejected caller;
-/// each at most 256 characters. Nothing about them is trusted.
+/// each cleaned of control and bidi characters and at most 128 characters. Nothing about
+/// them is trusted.
 pub fn unverified_identity(token: &str) -> Option<(String, String)> {
     let payload = token.split('.').nth(1)?;
     let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
@@ -30,7 +31,7 @@ pub fn unverified_identity(token: &str) -> Option<(String, String)> {
         claims
             .get(k)
             .and_then(Value::as_str)
-            .map(|s| s.chars().take(256).collect::<String>())
+            .map(|s| crate::domain::text::cleaned(s, crate::domain::text::SHORT))
     };
     Some((
         get("iss").unwrap_or_default(),

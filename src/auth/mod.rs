@@ -118,6 +118,36 @@ pub enum AuthError {
     StsUnavailable,
 }
 
+impl AuthError {
+    /// A fixed name for the kind of failure (audit flood control folds by it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::AwsIam(_) => "aws_iam",
+            Self::AwsIamDisabled => "aws_iam_disabled",
+            Self::StsUnavailable => "sts_unavailable",
+        }
+    }
+
+    /// Whether the caller's credential is at fault (not the broker's dependencies): such
+    /// failures are charged to the client address's budget.
+    pub fn is_callers_fault(&self) -> bool {
+        !matches!(self, Self::KeysUnavailable | Self::StsUnavailable)
+    }
+}
+
 /// Verifies callers against the configured issuers.
 #[derive(Debug)]
 pub struct Authenticator {

@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
 use crate::policy;
+use crate::ratelimit::client::ClientBudget;
 use crate::ratelimit::{Budget, LimitKind, Pacer, Throttled};
 use crate::token::{CacheKey, CacheOutcome, MintError, MintGate, TokenCache};
 
@@ -100,6 +101,9 @@ pub struct Broker {
     pub pacer: Arc<Pacer>,
     /// Time source.
     pub clock: SharedClock,
+    /// Budget of unauthenticated work per client address, with the settings it was
+    /// built from (rebuilt when a reload changes them).
+    client_budget: std::sync::Mutex<((u32, u32), Arc<ClientBudget>)>,
 }
 
 impl Broker {
@@ -128,6 +132,12 @@ impl Broker {
             .clone()
             .map(|log| Coalescer::start(log, clock.clone()));
         let pacer = Arc::new(Pacer::new(&config.rate_limit, clock.clone())?);
+        let rl = &config.rate_limit;
+        let settings = (rl.per_client_ip_per_second, rl.per_client_ip_burst);
+        let client_budget = std::sync::Mutex::new((
+            settings,
+            Arc::new(ClientBudget::new(settings.0, settings.1, clock.clone())),
+        ));
         Ok(Self {
             credentials,
             sessions,
@@ -136,7 +146,26 @@ impl Broker {
             cache,
             pacer,
             clock,
+            client_budget,
         })
+    }
+
+    /// The budget of unauthenticated work per client address for `config`.
+    pub fn client_budget(&self, config: &Config) -> Arc<ClientBudget> {
+        let rl = &config.rate_limit;
+        let settings = (rl.per_client_ip_per_second, rl.per_client_ip_burst);
+        let mut b = self.client_budget.lock().unwrap_or_else(|e| e.into_inner());
+        if b.0 != settings {
+            *b = (
+                settings,
+                Arc::new(ClientBudget::new(
+                    settings.0,
+                    settings.1,
+                    self.clock.clone(),
+                )),
+            );
+        }
+        Arc::clone(&b.1)
     }
 
     /// Issues a token to `principal`, if `config`'s policy allows (not audited: see
@@ -153,7 +182,13 @@ impl Broker {
             .pacer
             .admit_principal(&caller, config.rate_limit.per_principal_per_second)
         {
-            metrics::counter!("rds_token_broker_throttled_total", "target" => req.target.as_str().to_owned(), "limit" => LimitKind::Principal.as_str()).increment(1);
+            // A label takes only configured names: the requested one is the caller's text.
+            let target = config
+                .targets
+                .get(&req.target)
+                .map_or("unknown", |t| t.name.as_str())
+                .to_owned();
+            metrics::counter!("rds_token_broker_throttled_total", "target" => target, "limit" => LimitKind::Principal.as_str()).increment(1);
             return Err(t.into());
         }
         let target = config

@@ -4,6 +4,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::auth::{AuthMethod, Principal};
 use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::Config;
+use crate::domain::text;
 use uuid::Uuid;
 
 use super::{Broker, IssueError, Issued, TokenRequest, uuid_v7};
@@ -33,8 +34,10 @@ impl Broker {
             return self.issue(config, principal, req).await;
         };
         let asked = (
-            Some(req.target.as_str().to_owned()),
-            req.db_user.as_ref().map(|u| u.as_str().to_owned()),
+            Some(text::cleaned(req.target.as_str(), text::SHORT)),
+            req.db_user
+                .as_ref()
+                .map(|u| text::cleaned(u.as_str(), text::SHORT)),
         );
         let result = self.issue(config, principal, req).await;
         let id = match &result {
@@ -67,19 +70,41 @@ impl Broker {
             }
         }
         let folded = event.outcome != Outcome::Issued
-            && self.coalescer.as_ref().is_some_and(|c| !c.admit(&event));
+            && self.coalescer.as_ref().is_some_and(|c| {
+                let target = match &event.target {
+                    Some(t)
+                        if crate::domain::TargetName::parse(t)
+                            .is_ok_and(|n| config.targets.contains_key(&n)) =>
+                    {
+                        t.clone()
+                    }
+                    Some(_) => "unknown".to_owned(),
+                    None => String::new(),
+                };
+                let who = event
+                    .subject
+                    .clone()
+                    .or_else(|| event.client_ip.clone())
+                    .unwrap_or_default();
+                let reason = event.reason.clone().unwrap_or_default();
+                !c.admit((event.outcome.as_str(), who, target, reason), &event)
+            });
         if !folded {
             audit.record(event).await?;
         }
         result
     }
 
-    /// Records a failed authentication on `/v1/tokens`: what can be known (client, the
-    /// token's unverified issuer and subject, marked `auth_method = "unverified"`), coalesced
-    /// under floods. Best effort: the caller gets its 401 either way.
+    /// Records a failed authentication on `/v1/tokens`: what can be known (the client, the
+    /// reason, and the identity the token claims), coalesced by client address and `kind`
+    /// of failure. The claimed issuer and subject are not trusted, so they are not put in
+    /// the `issuer` and `subject` fields (where they could pass for a configured issuer's
+    /// caller): the reason quotes them, cleaned and shortened, and `auth_method` is
+    /// `unverified`. Best effort: the caller gets its 401 either way.
     pub async fn record_denied(
         &self,
         meta: &RequestMeta,
+        kind: &'static str,
         reason: &str,
         unverified: Option<(String, String)>,
     ) {
@@ -87,13 +112,27 @@ impl Broker {
         let id = uuid_v7(self.clock.now());
         let mut event = self.event(id, meta, &Principal::anonymous());
         event.outcome = Outcome::Denied;
-        event.reason = Some(reason.to_owned());
+        event.reason = Some(match unverified {
+            Some((iss, sub)) => format!(
+                "{reason} (the token claims iss {:?}, sub {:?}; unverified)",
+                text::clean(&iss, text::SHORT),
+                text::clean(&sub, text::SHORT),
+            ),
+            None => reason.to_owned(),
+        });
         event.auth_method = Some("unverified".to_owned());
-        (event.issuer, event.subject) = match unverified {
-            Some((iss, sub)) => (Some(iss), Some(sub)),
-            None => (None, None),
-        };
-        if self.coalescer.as_ref().is_some_and(|c| !c.admit(&event)) {
+        (event.issuer, event.subject) = (None, None);
+        let key = (
+            Outcome::Denied.as_str(),
+            meta.client_ip.clone().unwrap_or_default(),
+            String::new(),
+            kind.to_owned(),
+        );
+        if self
+            .coalescer
+            .as_ref()
+            .is_some_and(|c| !c.admit(key, &event))
+        {
             return;
         }
         if let Err(e) = audit.record(event).await {

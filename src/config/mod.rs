@@ -92,6 +92,20 @@ pub struct ServerConfig {
     /// Serve `/v1/tokens` without caller authentication. Loopback listeners only; for
     /// tests and demos until callers are authenticated.
     pub allow_unauthenticated: bool,
+    /// Open connections at most; more are closed at once (default 4096).
+    pub max_connections: usize,
+    /// Open connections per client address at most (peers in `trusted_proxies` are
+    /// exempt; default 256).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers, also while a kept-alive
+    /// connection waits for its next request (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body (default 10 s).
+    pub body_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed (default 60 s).
+    pub idle_timeout: Duration,
+    /// Serve `GET /metrics` on `listen` too (default false: only on `metrics_listen`).
+    pub metrics_on_listen: bool,
 }
 
 /// `[log] format`.
@@ -168,6 +182,11 @@ pub struct RateLimitConfig {
     pub max_wait: Duration,
     /// Replicas sharing the budget, for the local fallback (default 1).
     pub expected_replicas: u32,
+    /// Unauthenticated work (failed authentications, console sign-in requests) per
+    /// second per client address (default 10; 0 turns the budget off).
+    pub per_client_ip_per_second: u32,
+    /// How much of it may come at once (default 50).
+    pub per_client_ip_burst: u32,
 }
 
 /// One `[[issuers]]` entry.

@@ -45,6 +45,12 @@ pub struct RawServer {
     pub request_timeout_seconds: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
     pub allow_unauthenticated: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub body_read_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub metrics_on_listen: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +91,8 @@ pub struct RawRateLimit {
     pub per_principal_per_second: Option<u32>,
     pub max_wait_ms: Option<u64>,
     pub expected_replicas: Option<u32>,
+    pub per_client_ip_per_second: Option<u32>,
+    pub per_client_ip_burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -128,6 +128,39 @@ fn server(raw: super::raw::RawServer, e: &mut Errors<'_>) -> Option<ServerConfig
             );
         }
     }
+    let seconds = |key: &str, value: Option<u64>, default: u64, e: &mut Errors<'_>| {
+        let v = value.unwrap_or(default);
+        if !(1..=3600).contains(&v) {
+            e.push(key, "must be between 1 and 3600");
+        }
+        Duration::from_secs(v.clamp(1, 3600))
+    };
+    let header_read_timeout = seconds(
+        "server.header_read_timeout_seconds",
+        raw.header_read_timeout_seconds,
+        10,
+        e,
+    );
+    let body_read_timeout = seconds(
+        "server.body_read_timeout_seconds",
+        raw.body_read_timeout_seconds,
+        10,
+        e,
+    );
+    let idle_timeout = seconds(
+        "server.idle_timeout_seconds",
+        raw.idle_timeout_seconds,
+        60,
+        e,
+    );
+    let max_connections = raw.max_connections.unwrap_or(4096);
+    if max_connections == 0 {
+        e.push("server.max_connections", "must be at least 1");
+    }
+    let max_connections_per_ip = raw.max_connections_per_ip.unwrap_or(256);
+    if max_connections_per_ip == 0 {
+        e.push("server.max_connections_per_ip", "must be at least 1");
+    }
     Some(ServerConfig {
         listen: listen?,
         tls,
@@ -136,6 +169,12 @@ fn server(raw: super::raw::RawServer, e: &mut Errors<'_>) -> Option<ServerConfig
         request_timeout: Duration::from_secs(request_timeout),
         max_concurrent_requests: max_concurrent_requests.max(1),
         allow_unauthenticated,
+        max_connections: max_connections.max(1),
+        max_connections_per_ip: max_connections_per_ip.max(1),
+        header_read_timeout,
+        body_read_timeout,
+        idle_timeout,
+        metrics_on_listen: raw.metrics_on_listen.unwrap_or(false),
     })
 }
 
@@ -283,5 +322,7 @@ fn rate_limit(raw: &super::raw::RawRateLimit, e: &mut Errors<'_>) -> RateLimitCo
         per_principal_per_second,
         max_wait: Duration::from_millis(max_wait),
         expected_replicas,
+        per_client_ip_per_second: raw.per_client_ip_per_second.unwrap_or(10),
+        per_client_ip_burst: raw.per_client_ip_burst.unwrap_or(50),
     }
 }

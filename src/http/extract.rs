@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
 use crate::broker::RequestMeta;
+use crate::domain::text;
 use crate::state::{AppState, Generation};
 
 /// Largest request body accepted (SPEC section 3).
@@ -38,6 +39,23 @@ impl FromRequestParts<AppState> for Caller {
                 generation,
             });
         }
+        let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
+        let budget = state.broker.client_budget(&generation.config);
+        let client = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let records = parts.uri.path() == "/v1/tokens";
+        if let Some(Err(t)) = client.map(|ip| budget.check(ip)) {
+            if records {
+                let reason = "too many failed authentications from this client address";
+                state
+                    .broker
+                    .record_denied(&meta, "client_budget", reason, None)
+                    .await;
+            }
+            return Err(ApiError::TooManyRequests {
+                limit: t.kind,
+                retry_after: crate::ratelimit::retry_after_secs(t.retry_after),
+            });
+        }
         // Boxed, like the issuance: key fetches make this future large.
         let (result, token) = Box::pin(authenticate(parts, &generation)).await;
         match result {
@@ -47,12 +65,16 @@ impl FromRequestParts<AppState> for Caller {
             }),
             Err(e) => {
                 tracing::info!(reason = %e, "caller rejected");
-                if parts.uri.path() == "/v1/tokens" {
-                    let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
+                if e.is_callers_fault() {
+                    if let Some(ip) = client {
+                        let _ = budget.charge_failure(ip);
+                    }
+                }
+                if records {
                     let unverified = token.as_deref().and_then(crate::auth::unverified_identity);
                     state
                         .broker
-                        .record_denied(&meta, &e.to_string(), unverified)
+                        .record_denied(&meta, e.kind(), &e.to_string(), unverified)
                         .await;
                 }
                 Err(e.into())
@@ -106,7 +128,7 @@ impl FromRequestParts<AppState> for Meta {
                 .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| truncate_chars(v, max).to_owned())
+                .map(|v| text::cleaned(v, max))
         };
         let trusted = &state.generation().config.server.trusted_proxies;
         let forwarded: Vec<&str> = parts
@@ -122,14 +144,9 @@ impl FromRequestParts<AppState> for Meta {
         Ok(Self(RequestMeta {
             request_id: header("x-request-id", 128),
             client_ip,
-            user_agent: header("user-agent", 256),
+            user_agent: header("user-agent", text::LONG),
         }))
     }
-}
-
-/// The first `max` characters of `s`.
-fn truncate_chars(s: &str, max: usize) -> &str {
-    s.char_indices().nth(max).map_or(s, |(end, _)| &s[..end])
 }
 
 /// A JSON request body: 415 unless `Content-Type` is JSON, 413 over 16 KiB, 400 when it

@@ -8,7 +8,10 @@
 //!   `expected_replicas`, and goes back to Redis when it answers again.
 //! - **Per principal**, on every `POST /v1/tokens` request (hits included):
 //!   `per_principal_per_second`, with one second's worth as burst, in this process.
+//! - **Per client address**, on unauthenticated work (failed authentications, console
+//!   sign-in requests): see [`client`].
 
+pub mod client;
 mod redis;
 
 use std::collections::HashMap;
@@ -35,6 +38,8 @@ pub enum LimitKind {
     Target,
     /// The caller's request rate.
     Principal,
+    /// The client address's budget of unauthenticated work.
+    Client,
 }
 
 impl LimitKind {
@@ -43,6 +48,7 @@ impl LimitKind {
         match self {
             Self::Target => "target",
             Self::Principal => "principal",
+            Self::Client => "client",
         }
     }
 }
@@ -65,7 +71,7 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 
 /// The broker's clock as governor's: time since the Unix epoch (a manual clock in tests).
 #[derive(Clone)]
-struct Ticks(SharedClock);
+pub(crate) struct Ticks(SharedClock);
 
 impl GovernorClock for Ticks {
     type Instant = Duration;

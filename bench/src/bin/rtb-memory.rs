@@ -51,6 +51,8 @@ async fn main() {
             per_principal_per_second: 1,
             max_wait: Duration::ZERO,
             expected_replicas: 1,
+            per_client_ip_per_second: 0,
+            per_client_ip_burst: 0,
         },
         clock,
     )
