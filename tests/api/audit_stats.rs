@@ -21,7 +21,8 @@ async fn stats(app: &TestApp, query: &str) -> Value {
 }
 
 /// At 14:11:29 (t0): 7 tokens for orders-db (2 minted: one per DB user) and 3 forbidden
-/// requests; ten minutes later 4 tokens for ledger (1 minted).
+/// requests (one event, and one folding the other two once its window closes); ten
+/// minutes later 4 tokens for ledger (1 minted).
 async fn counts_land_in_their_buckets(url: &str) {
     let app = app_with_audit(url).await;
     for _ in 0..5 {
@@ -43,7 +44,12 @@ async fn counts_land_in_their_buckets(url: &str) {
         app.token(json!({"target": "ledger"})).await;
     }
     let range = "since=2026-03-09T14:00:00Z&until=2026-03-09T15:00:00Z";
-    let s = stats(&app, &format!("{range}&bucket=300")).await;
+    let (app_ref, range_ref) = (&app, range);
+    let s = crate::support::eventually(Duration::from_secs(10), || async move {
+        let s = stats(app_ref, &format!("{range_ref}&bucket=300")).await;
+        (s["totals"]["forbidden"] == 3).then_some(s)
+    })
+    .await;
     assert_eq!(s["bucket_seconds"], 300);
     assert_eq!(s["buckets"].as_array().unwrap().len(), 12);
     assert_eq!(s["buckets"][2], "2026-03-09T14:10:00Z");

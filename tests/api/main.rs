@@ -19,6 +19,8 @@ mod config;
 mod crash;
 mod credentials;
 mod deploy;
+mod fuzz;
+mod hardening;
 mod openapi;
 mod policy;
 mod process;

@@ -136,10 +136,13 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
             r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_on_listen = true
 [audit]
 url = "sqlite://{dir}/audit.db"
 [rate_limit]
 per_principal_per_second = 100000
+# Thousands of generated requests from one address: the budget has its own tests.
+per_client_ip_per_second = 0
 {issuer}[[targets]]
 name = "orders-db"
 host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"

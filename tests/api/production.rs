@@ -37,6 +37,7 @@ async fn metrics_after_a_scenario_name_every_area_by_convention() {
         r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_on_listen = true
 [aws]
 sts_endpoint = "{sts}"
 [audit]

@@ -23,6 +23,7 @@ pub const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 allow_unauthenticated = true
+metrics_on_listen = true
 
 [[targets]]
 name = "orders-db"

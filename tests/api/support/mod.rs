@@ -18,6 +18,47 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// What [`eventually`] waits for: `true`, or `Some(value)`.
+pub trait Ready {
+    type Value;
+    fn ready(self) -> Option<Self::Value>;
+}
+
+impl Ready for bool {
+    type Value = ();
+    fn ready(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Ready for Option<T> {
+    type Value = T;
+    fn ready(self) -> Option<T> {
+        self
+    }
+}
+
+/// Calls `check` every 50 ms until it is ready (`true` or `Some`), and returns its value;
+/// fails the test after `timeout`. Waiting is always this, never a fixed sleep.
+pub async fn eventually<F, Fut, R>(timeout: std::time::Duration, mut check: F) -> R::Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = R>,
+    R: Ready,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await.ready() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready within {timeout:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// GETs `url` (with `bearer` as a bearer token, when given) and returns the JSON body.
 pub async fn get_json(
     client: &reqwest::Client,
