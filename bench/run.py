@@ -104,6 +104,9 @@ def broker_config(work, audit_url):
 [server]
 listen = "127.0.0.1:0"
 max_concurrent_requests = 4096
+metrics_on_listen = true
+# One load generator on one address opens up to 1,000 connections at once.
+max_connections_per_ip = 16384
 [log]
 format = "json"
 [audit]
