@@ -127,6 +127,11 @@ enum AuditCommand {
         /// machine that does not trust the broker.
         #[arg(long, value_name = "URL")]
         audit_url: Option<String>,
+        /// With --audit-url: the broker's audit.retention_days, so that a retention
+        /// checkpoint newer than that period allows (one that would hide recent events) is
+        /// reported as broken. A broker checks this itself.
+        #[arg(long, value_name = "DAYS", requires = "audit_url", value_parser = clap::value_parser!(u32).range(1..))]
+        retention_days: Option<u32>,
         /// File holding the caller's JWT.
         #[arg(long, value_name = "FILE")]
         jwt_file: Option<PathBuf>,
@@ -344,13 +349,16 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
         AuditCommand::Verify {
             broker,
             audit_url,
+            retention_days,
             jwt_file,
             k8s_token_file,
             ca_file,
             timeout,
         } => {
             let ok = match (broker, audit_url) {
-                (_, Some(url)) => client::audit::verify_store(&url, &mut stdout).await,
+                (_, Some(url)) => {
+                    client::audit::verify_store(&url, retention_days, &mut stdout).await
+                }
                 (Some(broker), None) => {
                     let args = client::BrokerArgs {
                         broker,

@@ -124,6 +124,8 @@ struct Checked {
     ok: bool,
     events_checked: u64,
     first_broken: Option<Value>,
+    #[serde(default)]
+    legacy_checkpoints: u64,
 }
 
 /// Newest first, at most `limit` events, following the cursor across pages.
@@ -282,14 +284,26 @@ pub async fn verify_remote(
         .await
         .map_err(|e| fail(format!("the broker's answer is not a verification: {e}")))?;
     let ok = v.ok;
-    let text = describe(ok, v.events_checked, &v.first_broken.unwrap_or(Value::Null));
+    let text = describe(
+        ok,
+        v.events_checked,
+        &v.first_broken.unwrap_or(Value::Null),
+        v.legacy_checkpoints,
+    );
     out.write_all(text.as_bytes())
         .map_err(|e| fail(format!("cannot write the result: {e}")))?;
     Ok(ok)
 }
 
-/// Verifies the store at `url` directly, without a broker.
-pub async fn verify_store(url: &str, out: &mut impl Write) -> Result<bool, ClientError> {
+/// Verifies the store at `url` directly, without a broker, walking it a page at a time.
+/// With `retention_days` (the broker's `audit.retention_days`), a retention checkpoint
+/// newer than that period allows is a broken link; without it, checkpoint times are not
+/// checked and the output says so.
+pub async fn verify_store(
+    url: &str,
+    retention_days: Option<u32>,
+    out: &mut impl Write,
+) -> Result<bool, ClientError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
@@ -299,34 +313,56 @@ pub async fn verify_store(url: &str, out: &mut impl Write) -> Result<bool, Clien
     let store = crate::audit::AuditStore::open(url)
         .await
         .map_err(|e| fail(format!("cannot open the audit store: {e}")))?;
-    let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
-    let events = store
-        .all_by_chain()
+    let newest = retention_days.and_then(|d| crate::audit::newest_checkpoint(SystemClock.now(), d));
+    let (v, _pages) = store
+        .walk_chains(crate::audit::VERIFY_PAGE, newest)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let v = crate::audit::verify_from(&events, &checkpoints);
     let broken = serde_json::to_value(&v.first_broken).unwrap_or(Value::Null);
-    let text = describe(v.ok, v.events_checked, &broken);
+    let mut text = describe(v.ok, v.events_checked, &broken, v.legacy_checkpoints);
+    if retention_days.is_none() {
+        let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
+        if !checkpoints.is_empty() {
+            text.push_str(&format!(
+                "note: the age of {} retention checkpoint{} was not checked: give \
+                 --retention-days (the broker's audit.retention_days)\n",
+                checkpoints.len(),
+                if checkpoints.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
     out.write_all(text.as_bytes())
         .map_err(|e| fail(format!("cannot write the result: {e}")))?;
     Ok(v.ok)
 }
 
-fn describe(ok: bool, checked: u64, broken: &Value) -> String {
+fn describe(ok: bool, checked: u64, broken: &Value, legacy_checkpoints: u64) -> String {
     let field = |k: &str| cell(broken.get(k).unwrap_or(&Value::Null));
-    if ok {
-        return format!("ok: every chain intact ({checked} events checked)\n");
+    let mut text = if ok {
+        format!("ok: every chain intact ({checked} events checked)\n")
+    } else if field("id").is_empty() {
+        format!(
+            "BROKEN: chain {}, retention checkpoint at position {}: {} ({checked} events checked)\n",
+            field("chain_id"),
+            field("seq"),
+            field("reason"),
+        )
+    } else {
+        format!(
+            "BROKEN: chain {} at position {} (event {}): {} ({checked} events checked)\n",
+            field("chain_id"),
+            field("seq"),
+            field("id"),
+            field("reason"),
+        )
+    };
+    if legacy_checkpoints > 0 {
+        text.push_str(&format!(
+            "note: retention checkpoints written by an older version, without the pruned \
+             event's time, were accepted unchecked: {legacy_checkpoints}\n"
+        ));
     }
-    format!(
-        "BROKEN: chain {} at position {} (event {}): {} ({checked} events checked)\n",
-        field("chain_id"),
-        field("seq"),
-        match field("id") {
-            s if s.is_empty() => "missing".to_owned(),
-            s => s,
-        },
-        field("reason"),
-    )
+    text
 }
 
 #[cfg(test)]

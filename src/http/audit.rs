@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::audit::query::{Filter, QueryError};
 use crate::audit::stats::StatsQuery;
-use crate::audit::{AuditLog, StoreError, Verification};
+use crate::audit::{AuditLog, StoreError, Verification, newest_checkpoint};
 use crate::auth::AuthMethod;
 use crate::policy;
 use crate::state::AppState;
@@ -59,13 +59,21 @@ fn query_params(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {
         .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))
 }
 
-/// Walks every hash chain and names the first broken link.
+/// Walks every hash chain and names the first broken link; a retention checkpoint newer
+/// than `audit.retention_days` allows is one.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Verification>, ApiError> {
     require_auditor(&caller)?;
-    Ok(Json(trail(&state)?.verify().await.map_err(unavailable)?))
+    let newest = caller
+        .generation
+        .config
+        .audit
+        .as_ref()
+        .and_then(|a| newest_checkpoint(state.broker.clock.now(), a.retention_days));
+    let v = trail(&state)?.verify(newest).await.map_err(unavailable)?;
+    Ok(Json(v))
 }
 
 /// Searches events: a JSON page with `next_cursor`, or the whole result as NDJSON or CSV.

@@ -19,6 +19,7 @@ mod config;
 mod crash;
 mod credentials;
 mod deploy;
+mod hardening_audit;
 mod openapi;
 mod policy;
 mod process;

@@ -1,0 +1,332 @@
+//! Issue 17, the audit-reading and CLI side: verification walks the store in pages, and
+//! forged retention checkpoints are reported.
+
+use std::process::Output;
+use std::time::Duration;
+
+use rds_token_broker::audit::{AuditStore, verify_from};
+use serde_json::{Value, json};
+
+use crate::support::app::{CONFIG, TestApp};
+use crate::support::binary::BIN;
+use crate::support::creds::{Switchable, static_keys};
+use crate::support::pg::TempDb;
+
+/// A store under test: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres(TempDb),
+}
+
+impl Store {
+    fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Self {
+        Self::Postgres(TempDb::create().await)
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(d) => format!("sqlite://{}/audit.db", d.path().display()),
+            Self::Postgres(db) => db.url(),
+        }
+    }
+
+    async fn exec(&self, sql: &str) {
+        match self {
+            Self::Sqlite(_) => {
+                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            Self::Postgres(db) => db.admin(sql, true).await,
+        }
+    }
+
+    /// The first row of `sql`, every column read as text.
+    async fn row(&self, sql: &str, columns: &[&str]) -> Vec<String> {
+        use sqlx::Row;
+        match self {
+            Self::Sqlite(_) => {
+                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
+                let r = sqlx::query(sql).fetch_one(&pool).await.unwrap();
+                columns.iter().map(|c| r.try_get(*c).unwrap()).collect()
+            }
+            Self::Postgres(_) => {
+                let pool = sqlx::PgPool::connect(&self.url()).await.unwrap();
+                let r = sqlx::query(sql).fetch_one(&pool).await.unwrap();
+                columns.iter().map(|c| r.try_get(*c).unwrap()).collect()
+            }
+        }
+    }
+}
+
+/// The test configuration with `[audit]` on `store`
+/// and `audit_lines` added to it.
+async fn app(store: &Store, audit_lines: &str) -> TestApp {
+    let config = format!(
+        "{CONFIG}\n[audit]\nurl = \"{}\"\n{audit_lines}\n",
+        store.url()
+    );
+    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+}
+
+async fn verify(app: &TestApp) -> Value {
+    let res = app.get("/v1/audit/verify").await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+// ---- Item 9: verification walks the store a page at a time ---------------------------
+
+async fn verification_walks_the_store_in_pages_with_the_same_result(store: Store) {
+    // Two broker starts on one store: two chains of 12 events.
+    for _ in 0..2 {
+        let app = app(&store, "").await;
+        for _ in 0..12 {
+            app.token(json!({"target": "ledger"})).await;
+        }
+    }
+    let s = AuditStore::open(&store.url()).await.unwrap();
+    let whole = |s: AuditStore| async move {
+        let events = s.all_by_chain().await.unwrap();
+        verify_from(&events, &s.checkpoints().await.unwrap(), None)
+    };
+
+    let (paged, pages) = s.walk_chains(5, None).await.unwrap();
+    assert!(paged.ok, "{paged:?}");
+    assert_eq!(paged.events_checked, 24);
+    assert_eq!(pages, 5, "24 events in pages of 5");
+    assert_eq!(paged, whole(s.clone()).await);
+
+    // An altered event late in the second chain: the walk crosses pages and chains to it,
+    // and names it exactly as walking the whole trail in memory does.
+    let last = store
+        .row(
+            "SELECT MAX(chain_id) AS chain_id FROM audit_events",
+            &["chain_id"],
+        )
+        .await
+        .remove(0);
+    store
+        .exec(&format!(
+            "UPDATE audit_events SET db_user = 'admin' WHERE chain_id = '{last}' AND seq = 10"
+        ))
+        .await;
+    let altered = store
+        .row(
+            &format!("SELECT id FROM audit_events WHERE chain_id = '{last}' AND seq = 10"),
+            &["id"],
+        )
+        .await
+        .remove(0);
+    let (paged, pages) = s.walk_chains(5, None).await.unwrap();
+    assert_eq!(pages, 5, "the 22nd event is on the fifth page");
+    assert_eq!(
+        serde_json::to_value(&paged).unwrap(),
+        json!({"ok": false, "events_checked": 22, "first_broken": {
+            "chain_id": last, "seq": 10, "id": altered,
+            "reason": "the event was altered: its hash does not match its contents"}})
+    );
+    assert_eq!(paged, whole(s.clone()).await);
+    // The API (pages of 1,000) says the same.
+    let app = app(&store, "").await;
+    assert_eq!(verify(&app).await, serde_json::to_value(&paged).unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_verification_walks_the_store_in_pages_with_the_same_result() {
+    verification_walks_the_store_in_pages_with_the_same_result(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_verification_walks_the_store_in_pages_with_the_same_result() {
+    verification_walks_the_store_in_pages_with_the_same_result(Store::postgres().await).await;
+}
+
+// ---- Item 16: retention checkpoints carry the pruned event's time --------------------
+
+async fn retention_checkpoints_carry_the_pruned_events_time(store: Store) {
+    let app = app(&store, "retention_days = 1").await;
+    for _ in 0..3 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    for _ in 0..3 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    let third = store
+        .row("SELECT time FROM audit_events WHERE seq = 3", &["time"])
+        .await
+        .remove(0);
+    // What the hourly retention task does: prune what is older than one day.
+    let audit = app.state.broker.audit.as_ref().unwrap();
+    assert_eq!(audit.prune("2026-03-10T14:11:29.000Z").await.unwrap(), 3);
+    let kept = store
+        .row("SELECT event_time FROM audit_checkpoints", &["event_time"])
+        .await;
+    assert_eq!(kept, [third]);
+    assert_eq!(
+        verify(&app).await,
+        json!({"ok": true, "events_checked": 3, "first_broken": null})
+    );
+    app.clock.advance(Duration::from_secs(30 * 86_400));
+    assert_eq!(verify(&app).await["ok"], true, "checkpoints only get older");
+}
+
+#[tokio::test]
+async fn sqlite_retention_checkpoints_carry_the_pruned_events_time() {
+    retention_checkpoints_carry_the_pruned_events_time(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_checkpoints_carry_the_pruned_events_time() {
+    retention_checkpoints_carry_the_pruned_events_time(Store::postgres().await).await;
+}
+
+/// Someone with write access to the database deletes the oldest events up to a recent one
+/// and leaves a checkpoint that makes the rest verify.
+async fn forge_checkpoint(store: &Store, seq: i64, time: &str) -> String {
+    let row = store
+        .row(
+            &format!("SELECT chain_id, hash FROM audit_events WHERE seq = {seq}"),
+            &["chain_id", "hash"],
+        )
+        .await;
+    let (chain, hash) = (&row[0], &row[1]);
+    store
+        .exec(&format!("DELETE FROM audit_events WHERE seq <= {seq}"))
+        .await;
+    store
+        .exec(&format!(
+            "INSERT INTO audit_checkpoints (chain_id, seq, hash, event_time) \
+             VALUES ('{chain}', {seq}, '{hash}', '{time}')"
+        ))
+        .await;
+    chain.clone()
+}
+
+async fn a_forged_checkpoint_hiding_recent_events_is_reported(store: Store) {
+    let app = app(&store, "retention_days = 30").await;
+    for _ in 0..6 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    let fourth = store
+        .row("SELECT time FROM audit_events WHERE seq = 4", &["time"])
+        .await
+        .remove(0);
+    let chain = forge_checkpoint(&store, 4, &fourth).await;
+    assert_eq!(
+        verify(&app).await,
+        json!({"ok": false, "events_checked": 0, "first_broken": {
+            "chain_id": chain, "seq": 4, "id": null,
+            "reason": "a retention checkpoint is newer than the retention period allows"}})
+    );
+
+    // The same row as versions before the time was recorded wrote it: accepted, counted.
+    store
+        .exec("UPDATE audit_checkpoints SET event_time = NULL")
+        .await;
+    assert_eq!(
+        verify(&app).await,
+        json!({"ok": true, "events_checked": 2, "first_broken": null, "legacy_checkpoints": 1})
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_forged_checkpoint_hiding_recent_events_is_reported() {
+    a_forged_checkpoint_hiding_recent_events_is_reported(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_forged_checkpoint_hiding_recent_events_is_reported() {
+    a_forged_checkpoint_hiding_recent_events_is_reported(Store::postgres().await).await;
+}
+
+/// The CLI with a clean environment: no JWT, no Kubernetes token file, the broker at
+/// `base`.
+async fn cli(base: &str, dir: &std::path::Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RDS_TOKEN_BROKER_K8S_TOKEN_FILE", dir.join("no-k8s-token"))
+        .env("RDS_TOKEN_BROKER_URL", base)
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> (Option<i32>, String, String) {
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout.clone()).unwrap(),
+        String::from_utf8(out.stderr.clone()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_checks_checkpoint_ages_given_the_retention_period() {
+    let store = Store::sqlite();
+    let app = app(&store, "").await;
+    for _ in 0..6 {
+        app.token(json!({"target": "ledger"})).await;
+    }
+    // The CLI reads the machine's clock: a checkpoint of this instant is too new for 30 days.
+    let now = rds_token_broker::clock::rfc3339_millis(std::time::SystemTime::now());
+    let chain = forge_checkpoint(&store, 4, &now).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = store.url();
+    let verify = ["audit", "verify", "--audit-url", &url];
+
+    let (code, out, _) = text(
+        &cli(
+            &app.base,
+            dir.path(),
+            &[&verify[..], &["--retention-days", "30"]].concat(),
+        )
+        .await,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "BROKEN: chain {chain}, retention checkpoint at position 4: a retention checkpoint \
+             is newer than the retention period allows (0 events checked)\n"
+        )
+    );
+    // Without the period the age is not checked, and the output says so.
+    let (code, out, _) = text(&cli(&app.base, dir.path(), &verify).await);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "ok: every chain intact (2 events checked)\nnote: the age of 1 retention checkpoint \
+         was not checked: give --retention-days (the broker's audit.retention_days)\n"
+    );
+    // Legacy checkpoints are accepted and counted, by the CLI and through the broker.
+    store
+        .exec("UPDATE audit_checkpoints SET event_time = NULL")
+        .await;
+    let legacy = "note: retention checkpoints written by an older version, without the pruned \
+                  event's time, were accepted unchecked: 1\n";
+    let (code, out, _) = text(
+        &cli(
+            &app.base,
+            dir.path(),
+            &[&verify[..], &["--retention-days", "30"]].concat(),
+        )
+        .await,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        format!("ok: every chain intact (2 events checked)\n{legacy}")
+    );
+    let (code, out, err) = text(&cli(&app.base, dir.path(), &["audit", "verify"]).await);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!("ok: every chain intact (2 events checked)\n{legacy}")
+    );
+}
