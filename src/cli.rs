@@ -157,7 +157,8 @@ struct ServeArgs {
         conflicts_with = "dev"
     )]
     config: Option<PathBuf>,
-    /// Demo mode: in-memory config with a demo target, unauthenticated, loopback only.
+    /// Demo mode: in-memory config with a demo target and an ephemeral JWT issuer (the dev
+    /// JWT is printed), loopback only.
     #[arg(long)]
     dev: bool,
     /// Override `server.listen` (e.g. 127.0.0.1:0 for a free port).

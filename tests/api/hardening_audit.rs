@@ -1,5 +1,6 @@
-//! Issue 17, the audit-reading and CLI side: verification walks the store in pages, and
-//! forged retention checkpoints are reported.
+//! Issue 17, the audit-reading and CLI side: verification walks the store in pages, forged
+//! retention checkpoints are reported, and the anonymous caller reads the trail only when
+//! an `[[auditors]]` entry names it.
 
 use std::process::Output;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use rds_token_broker::audit::{AuditStore, verify_from};
 use serde_json::{Value, json};
 
-use crate::support::app::{CONFIG, TestApp};
+use crate::support::app::{ANONYMOUS_AUDITOR, CONFIG, TestApp, problem};
 use crate::support::binary::BIN;
 use crate::support::creds::{Switchable, static_keys};
 use crate::support::pg::TempDb;
@@ -62,7 +63,7 @@ impl Store {
     }
 }
 
-/// The test configuration with `[audit]` on `store`
+/// The test configuration (the anonymous caller is an auditor) with `[audit]` on `store`
 /// and `audit_lines` added to it.
 async fn app(store: &Store, audit_lines: &str) -> TestApp {
     let config = format!(
@@ -329,4 +330,117 @@ async fn the_cli_checks_checkpoint_ages_given_the_retention_period() {
         out,
         format!("ok: every chain intact (2 events checked)\n{legacy}")
     );
+}
+
+// ---- Item 17: the anonymous caller is an auditor only when configured as one ----------
+
+#[tokio::test]
+async fn the_anonymous_caller_reads_the_trail_only_when_an_auditor_entry_names_it() {
+    let store = Store::sqlite();
+    let config = format!(
+        "{}\n[audit]\nurl = \"{}\"\n",
+        CONFIG.replace(ANONYMOUS_AUDITOR, ""),
+        store.url()
+    );
+    let closed = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let issued = closed.token(json!({"target": "ledger"})).await;
+    let reads = [
+        "/v1/audit/events",
+        "/v1/audit/events?format=csv",
+        "/v1/audit/verify",
+        "/v1/audit/stats",
+    ];
+    for path in reads {
+        problem(closed.get(path).await, 403).await;
+    }
+    let lookup = |app: &TestApp| {
+        app.client
+            .post(format!("{}/v1/audit/lookup", app.base))
+            .json(&json!({"token": issued["token"]}))
+            .send()
+    };
+    problem(lookup(&closed).await.unwrap(), 403).await;
+    drop(closed);
+
+    let app = app(&store, "").await;
+    for path in reads {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    assert_eq!(lookup(&app).await.unwrap().status(), 200);
+}
+
+#[test]
+fn an_anonymous_auditor_entry_needs_an_unauthenticated_broker_and_must_match_it() {
+    use rds_token_broker::config::load_str;
+    let errors = |toml: &str| -> Vec<(String, String)> {
+        load_str(toml)
+            .expect_err("config should be invalid")
+            .errors
+            .into_iter()
+            .map(|e| (e.key, e.message))
+            .collect()
+    };
+    let target = "[[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-abc123.eu-west-1.rds.amazonaws.com\"\nport = 5432\nengine = \"postgres\"\ndb_users = [\"app\"]\n";
+    let entry = "[[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n";
+
+    let authenticated = format!("[server]\nlisten = \"127.0.0.1:8443\"\n{target}{entry}");
+    assert_eq!(
+        errors(&authenticated),
+        [(
+            "auditors[0].issuer".to_owned(),
+            "\"none\" names the anonymous caller, which exists only with \
+             server.allow_unauthenticated = true"
+                .to_owned()
+        )]
+    );
+    let demo = "[server]\nlisten = \"127.0.0.1:8443\"\nallow_unauthenticated = true\n";
+    assert!(load_str(&format!("{demo}{target}{entry}")).is_ok());
+    assert!(
+        load_str(&format!(
+            "{demo}{target}[[auditors]]\nissuer = \"none\"\nsubject = \"*\"\n"
+        ))
+        .is_ok()
+    );
+    let errs = errors(&format!(
+        "{demo}{target}[[auditors]]\nissuer = \"none\"\nsubject = \"admin\"\nclaims = {{ groups = \"security\" }}\n\
+         [[grants]]\nissuer = \"none\"\nsubject = \"anonymous\"\ntargets = [\"orders-db\"]\ndb_users = [\"app\"]\n\
+         [[issuers]]\nname = \"none\"\nissuer = \"https://sso.example\"\njwks_uri = \"https://sso.example/jwks\"\naudiences = [\"x\"]\n"
+    ));
+    for (key, needle) in [
+        ("auditors[0].subject", "matches no caller"),
+        ("auditors[0].claims", "no claims"),
+        ("grants[0].issuer", "needs no grant"),
+        ("issuers[0].name", "reserved for the anonymous caller"),
+    ] {
+        assert!(
+            errs.iter().any(|(k, m)| k == key && m.contains(needle)),
+            "missing {key} ~ {needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_anonymous_caller_matches_an_anonymous_auditor_entry() {
+    use rds_token_broker::auth::{AuthMethod, Principal};
+    use rds_token_broker::policy::is_auditor;
+    let config = rds_token_broker::config::load_str(CONFIG).unwrap();
+    assert!(is_auditor(&config, &Principal::anonymous()));
+    // A shared token's signing identity is not a caller.
+    assert!(!is_auditor(
+        &config,
+        &Principal::shared("orders-db", "app_rw")
+    ));
+    // Nor is a JWT or AWS IAM caller that calls itself "anonymous".
+    for (issuer, auth_method) in [("none", AuthMethod::Jwt), ("none", AuthMethod::AwsIam)] {
+        let p = Principal {
+            issuer: issuer.into(),
+            subject: "anonymous".into(),
+            auth_method,
+            claims: Default::default(),
+        };
+        assert!(!is_auditor(&config, &p), "{auth_method:?}");
+    }
+    let without =
+        rds_token_broker::config::load_str(&CONFIG.replace(ANONYMOUS_AUDITOR, "")).unwrap();
+    assert!(!is_auditor(&without, &Principal::anonymous()));
 }
