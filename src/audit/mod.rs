@@ -12,6 +12,7 @@
 mod store;
 pub mod coalesce;
 pub mod csv;
+pub mod display;
 mod event;
 pub mod query;
 pub mod stats;

@@ -279,11 +279,13 @@ impl BrokerClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let problem: Problem = res.json().await.unwrap_or_default();
+        let mut problem: Problem = res.json().await.unwrap_or_default();
+        // Printed to a terminal: no escape sequences or bidi overrides from the answer.
+        problem.title = crate::audit::display::neutralise(&problem.title).into_owned();
         let detail = if problem.detail.is_empty() {
             status.canonical_reason().unwrap_or("error").to_owned()
         } else {
-            problem.detail
+            crate::audit::display::neutralise(&problem.detail).into_owned()
         };
         let wait = retry_after
             .map(|s| format!(" Retry in {s} s."))

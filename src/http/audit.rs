@@ -143,7 +143,8 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
                         out.push_str(&if csv {
                             crate::audit::csv::row(e)
                         } else {
-                            format!("{}\n", serde_json::to_string(e).unwrap_or_default())
+                            let line = serde_json::to_string(e).unwrap_or_default();
+                            format!("{}\n", crate::audit::display::escape_json(&line))
                         });
                     }
                     let next_filter = next.and_then(|c| {

@@ -1,11 +1,12 @@
 //! Issue 17, the audit-reading and CLI side: verification walks the store in pages, forged
-//! retention checkpoints are reported, and the anonymous caller reads the trail only when
-//! an `[[auditors]]` entry names it.
+//! retention checkpoints are reported, the anonymous caller reads the trail only when an
+//! `[[auditors]]` entry names it, and exports and the CLI never print control or bidi
+//! characters.
 
 use std::process::Output;
 use std::time::Duration;
 
-use rds_token_broker::audit::{AuditStore, verify_from};
+use rds_token_broker::audit::{AuditStore, display, verify_from};
 use serde_json::{Value, json};
 
 use crate::support::app::{ANONYMOUS_AUDITOR, CONFIG, TestApp, problem};
@@ -443,4 +444,82 @@ fn only_the_anonymous_caller_matches_an_anonymous_auditor_entry() {
     let without =
         rds_token_broker::config::load_str(&CONFIG.replace(ANONYMOUS_AUDITOR, "")).unwrap();
     assert!(!is_auditor(&without, &Principal::anonymous()));
+}
+
+// ---- Item 15: exports and the CLI never print control or bidi characters -------------
+
+/// What a caller could put in an unverified `sub` and a user agent before text was
+/// cleaned when recorded: a terminal title escape, CSI as one C1 character, a carriage
+/// return, a right-to-left override, a newline and a formula.
+const HOSTILE_SUBJECT: &str = "=cmd|x\u{1b}]0;owned\u{7}\u{9b}2J\rsvc-\u{202E}gnp.exe\u{2066}\n";
+const HOSTILE_AGENT: &str = "curl\u{200F}\u{061C}\u{85}\u{7f}";
+
+fn assert_inert(what: &str, text: &str, allowed: &[char]) {
+    let bad: Vec<String> = text
+        .chars()
+        .filter(|c| display::is_unsafe(*c) && !allowed.contains(c))
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+        .collect();
+    assert!(bad.is_empty(), "{what} passes {bad:?}: {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
+    let store = Store::sqlite();
+    let app = app(&store, "").await;
+    app.token(json!({"target": "ledger"})).await;
+    // An event as older versions recorded it (the hash no longer matters here).
+    let pool = sqlx::SqlitePool::connect(&store.url()).await.unwrap();
+    sqlx::query("UPDATE audit_events SET subject = $1, user_agent = $2")
+        .bind(HOSTILE_SUBJECT)
+        .bind(HOSTILE_AGENT)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // The API's CSV: U+FFFD in place of each, rows still end in CRLF.
+    let csv = app
+        .get("/v1/audit/events?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_inert("format=csv", &csv, &['\r', '\n']);
+    assert_eq!(csv.matches("\r\n").count(), 2, "{csv:?}");
+    assert!(
+        csv.contains(",'=cmd|x\u{FFFD}]0;owned\u{FFFD}\u{FFFD}2J\u{FFFD}svc-\u{FFFD}gnp.exe"),
+        "{csv:?}"
+    );
+    // The API's NDJSON: escaped, so the same strings to a JSON parser.
+    let ndjson = app
+        .get("/v1/audit/events?format=ndjson")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_inert("format=ndjson", &ndjson, &['\n']);
+    let event: Value = serde_json::from_str(ndjson.trim_end()).unwrap();
+    assert_eq!(event["subject"], HOSTILE_SUBJECT);
+    assert_eq!(event["user_agent"], HOSTILE_AGENT);
+
+    let dir = tempfile::tempdir().unwrap();
+    for (args, allowed) in [
+        (&["audit", "query"][..], &['\n'][..]),
+        (&["audit", "query", "--format", "json"], &['\n']),
+        (&["audit", "query", "--format", "csv"], &['\r', '\n']),
+        (&["audit", "export"], &['\n']),
+        (&["audit", "export", "--format", "csv"], &['\r', '\n']),
+    ] {
+        let (code, out, err) = text(&cli(&app.base, dir.path(), args).await);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_inert(&format!("{args:?}"), &out, allowed);
+        assert!(
+            out.contains("\u{FFFD}") || out.contains("\\u202e"),
+            "{args:?}: {out}"
+        );
+    }
+    // NDJSON from the CLI still parses back to the recorded strings.
+    let out = cli(&app.base, dir.path(), &["audit", "export"]).await;
+    let event: Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    assert_eq!(event["subject"], HOSTILE_SUBJECT);
 }
