@@ -108,7 +108,8 @@ enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = client::audit::ExportFormat::Ndjson)]
         format: client::audit::ExportFormat,
-        /// Write here instead of stdout (removed again if the export breaks off).
+        /// Write here instead of stdout (mode 0600; only once the export is complete: one
+        /// that breaks off leaves nothing).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -144,6 +145,10 @@ enum AuditCommand {
         /// Give up after this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
+        /// Allow an http:// --broker that is not on loopback (the JWT then travels in
+        /// cleartext).
+        #[arg(long)]
+        insecure_http: bool,
     },
 }
 
@@ -330,19 +335,14 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                     client::audit::export(&broker, &filters, format, &mut stdout).await?;
                 }
                 Some(path) => {
-                    let file = std::fs::File::create(&path).map_err(|e| {
-                        client::ClientError(format!("cannot create {}: {e}", path.display()))
-                    })?;
-                    let mut w = std::io::BufWriter::new(file);
-                    let result = client::audit::export(&broker, &filters, format, &mut w).await;
+                    // A private temporary file beside it, renamed into place once complete:
+                    // a broken-off export leaves nothing behind.
+                    let mut tmp = output::private_temp(&path)?;
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    let bytes = client::audit::export(&broker, &filters, format, &mut w).await?;
                     drop(w);
-                    match result {
-                        Ok(bytes) => eprintln!("wrote {bytes} bytes to {}", path.display()),
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&path);
-                            return Err(e);
-                        }
-                    }
+                    output::persist(tmp, &path)?;
+                    eprintln!("wrote {bytes} bytes to {}", path.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -355,6 +355,7 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             k8s_token_file,
             ca_file,
             timeout,
+            insecure_http,
         } => {
             let ok = match (broker, audit_url) {
                 (_, Some(url)) => {
@@ -367,12 +368,16 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                         k8s_token_file,
                         ca_file,
                         timeout,
+                        insecure_http,
                         aws_iam: false,
                         iam_server_id: None,
                         sts_endpoint: None,
                     };
-                    let broker = client::BrokerClient::new(&args).await?;
-                    client::audit::verify_remote(&broker, &mut stdout).await
+                    // A broker that cannot be used is "could not check" (2) too.
+                    match client::BrokerClient::new(&args).await {
+                        Ok(broker) => client::audit::verify_remote(&broker, &mut stdout).await,
+                        Err(e) => Err(e),
+                    }
                 }
                 (None, None) => Err(client::ClientError(
                     "give --broker URL or --audit-url URL".into(),

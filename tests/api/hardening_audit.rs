@@ -1,7 +1,8 @@
 //! Issue 17, the audit-reading and CLI side: verification walks the store in pages, forged
 //! retention checkpoints are reported, the anonymous caller reads the trail only when an
-//! `[[auditors]]` entry names it, and exports and the CLI never print control or bidi
-//! characters.
+//! `[[auditors]]` entry names it, exports and the CLI never print control or bidi
+//! characters, and the CLI writes `--output` files privately and refuses cleartext to a
+//! broker off loopback.
 
 use std::process::Output;
 use std::time::Duration;
@@ -522,4 +523,141 @@ async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
     let out = cli(&app.base, dir.path(), &["audit", "export"]).await;
     let event: Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
     assert_eq!(event["subject"], HOSTILE_SUBJECT);
+}
+
+// ---- Item 19: the CLI's output file and cleartext brokers ------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_refuses_plain_http_off_loopback_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("caller.jwt");
+    std::fs::write(&jwt, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n").unwrap();
+    let jwt = jwt.display().to_string();
+    // 10.0.0.1:9 is never reached: the refusal comes first, so it is immediate whatever
+    // the network does (a connection attempt would take the 5 s connect timeout).
+    let started = std::time::Instant::now();
+    let broker = [
+        "--broker",
+        "http://10.0.0.1:9",
+        "--timeout",
+        "5",
+        "--jwt-file",
+        &jwt,
+    ];
+    for (command, tail, status) in [
+        (&["token", "--target", "orders-db"][..], &[][..], 1),
+        (&["exec", "--target", "orders-db"], &["--", "true"], 1),
+        (&["audit", "query"], &[], 1),
+        (&["audit", "export"], &[], 1),
+        // "Could not check".
+        (&["audit", "verify"], &[], 2),
+    ] {
+        let args = [command, &broker, tail].concat();
+        let (code, _, err) = text(&cli("", dir.path(), &args).await);
+        assert_eq!(code, Some(status), "{args:?}: {err}");
+        assert!(
+            err.contains(
+                "--broker http://10.0.0.1:9: plain http:// to a host that is not loopback"
+            ),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("https://") && err.contains("--insecure-http"),
+            "{err}"
+        );
+        assert!(!err.contains("cannot reach"), "{err}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Loopback stays plain HTTP, as tests and `serve --dev` use it.
+    let app = TestApp::spawn().await;
+    let (code, out, err) = text(
+        &cli(
+            &app.base.replace("127.0.0.1", "localhost"),
+            dir.path(),
+            &["token", "--target", "ledger"],
+        )
+        .await,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("ledger.example.internal:3306/?Action=connect"),
+        "{out}"
+    );
+}
+
+/// The last process id the kernel handed out.
+fn last_pid() -> u32 {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    loadavg.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_writes_output_files_privately_and_never_through_a_link() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let store = Store::sqlite();
+    let app = app(&store, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = |name: String| std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+    // `token --output` used `.NAME.tmp-PID`: links at that name for the next process ids.
+    let next = last_pid() + 1;
+    for pid in next..next + 500 {
+        link(format!(".pgpass.tmp-{pid}"));
+    }
+    // `audit export --output` opened the file itself, following a link there.
+    link("export.csv".into());
+
+    let pgpass = dir.path().join("pgpass").display().to_string();
+    let (code, _, err) = text(
+        &cli(
+            &app.base,
+            dir.path(),
+            &[
+                "token", "--target", "ledger", "--format", "pgpass", "--output", &pgpass,
+            ],
+        )
+        .await,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let export = dir.path().join("export.csv").display().to_string();
+    let (code, _, err) = text(
+        &cli(
+            &app.base,
+            dir.path(),
+            &["audit", "export", "--format", "csv", "--output", &export],
+        )
+        .await,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    for path in [&pgpass, &export] {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        assert!(meta.file_type().is_file(), "{path} is a file, not the link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path}");
+    }
+    assert!(
+        std::fs::read_to_string(&pgpass)
+            .unwrap()
+            .starts_with("ledger.example.internal:3306:*:ledger_svc:")
+    );
+    assert!(
+        std::fs::read_to_string(&export)
+            .unwrap()
+            .starts_with("id,time,")
+    );
+    // Nothing else is left beside them: no temporary file.
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_type().unwrap().is_symlink())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["victim", "pgpass", "export.csv"].contains(&n.as_str()))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
 }
