@@ -108,7 +108,8 @@ enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = client::audit::ExportFormat::Ndjson)]
         format: client::audit::ExportFormat,
-        /// Write here instead of stdout (removed again if the export breaks off).
+        /// Write here instead of stdout (mode 0600; only once the export is complete: one
+        /// that breaks off leaves nothing).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -127,6 +128,11 @@ enum AuditCommand {
         /// machine that does not trust the broker.
         #[arg(long, value_name = "URL")]
         audit_url: Option<String>,
+        /// With --audit-url: the broker's audit.retention_days, so that a retention
+        /// checkpoint newer than that period allows (one that would hide recent events) is
+        /// reported as broken. A broker checks this itself.
+        #[arg(long, value_name = "DAYS", requires = "audit_url", value_parser = clap::value_parser!(u32).range(1..))]
+        retention_days: Option<u32>,
         /// File holding the caller's JWT.
         #[arg(long, value_name = "FILE")]
         jwt_file: Option<PathBuf>,
@@ -139,6 +145,10 @@ enum AuditCommand {
         /// Give up after this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
+        /// Allow an http:// --broker that is not on loopback (the JWT then travels in
+        /// cleartext).
+        #[arg(long)]
+        insecure_http: bool,
     },
 }
 
@@ -152,7 +162,8 @@ struct ServeArgs {
         conflicts_with = "dev"
     )]
     config: Option<PathBuf>,
-    /// Demo mode: in-memory config with a demo target, unauthenticated, loopback only.
+    /// Demo mode: in-memory config with a demo target and an ephemeral JWT issuer (the dev
+    /// JWT is printed), loopback only.
     #[arg(long)]
     dev: bool,
     /// Override `server.listen` (e.g. 127.0.0.1:0 for a free port).
@@ -324,19 +335,14 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                     client::audit::export(&broker, &filters, format, &mut stdout).await?;
                 }
                 Some(path) => {
-                    let file = std::fs::File::create(&path).map_err(|e| {
-                        client::ClientError(format!("cannot create {}: {e}", path.display()))
-                    })?;
-                    let mut w = std::io::BufWriter::new(file);
-                    let result = client::audit::export(&broker, &filters, format, &mut w).await;
+                    // A private temporary file beside it, renamed into place once complete:
+                    // a broken-off export leaves nothing behind.
+                    let mut tmp = output::private_temp(&path)?;
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    let bytes = client::audit::export(&broker, &filters, format, &mut w).await?;
                     drop(w);
-                    match result {
-                        Ok(bytes) => eprintln!("wrote {bytes} bytes to {}", path.display()),
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&path);
-                            return Err(e);
-                        }
-                    }
+                    output::persist(tmp, &path)?;
+                    eprintln!("wrote {bytes} bytes to {}", path.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -344,13 +350,17 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
         AuditCommand::Verify {
             broker,
             audit_url,
+            retention_days,
             jwt_file,
             k8s_token_file,
             ca_file,
             timeout,
+            insecure_http,
         } => {
             let ok = match (broker, audit_url) {
-                (_, Some(url)) => client::audit::verify_store(&url, &mut stdout).await,
+                (_, Some(url)) => {
+                    client::audit::verify_store(&url, retention_days, &mut stdout).await
+                }
                 (Some(broker), None) => {
                     let args = client::BrokerArgs {
                         broker,
@@ -358,12 +368,16 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                         k8s_token_file,
                         ca_file,
                         timeout,
+                        insecure_http,
                         aws_iam: false,
                         iam_server_id: None,
                         sts_endpoint: None,
                     };
-                    let broker = client::BrokerClient::new(&args).await?;
-                    client::audit::verify_remote(&broker, &mut stdout).await
+                    // A broker that cannot be used is "could not check" (2) too.
+                    match client::BrokerClient::new(&args).await {
+                        Ok(broker) => client::audit::verify_remote(&broker, &mut stdout).await,
+                        Err(e) => Err(e),
+                    }
                 }
                 (None, None) => Err(client::ClientError(
                     "give --broker URL or --audit-url URL".into(),

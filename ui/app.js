@@ -61,6 +61,7 @@
 
   function explain(e) {
     if (e.status === 401) return `The broker did not accept this sign-in: ${e.message}`;
+    if (e.status === 403 && state.anonymous) return "The anonymous caller is not an auditor: an [[auditors]] entry with issuer = \"none\" and subject = \"anonymous\" lets it read the audit trail.";
     if (e.status === 403) return "This identity is not an auditor: the broker's [[auditors]] do not include it, so it may not read the audit trail.";
     if (e.status === 503) return `The audit trail is unavailable: ${e.message}`;
     return e.message;

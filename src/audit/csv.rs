@@ -38,13 +38,15 @@ pub fn header() -> String {
     format!("{}\r\n", FIELDS.join(","))
 }
 
-/// One field: quoted when needed; text a spreadsheet would run as a formula (a caller
-/// controls the subject and user agent) is prefixed with `'`.
+/// One field: control and bidi characters replaced by U+FFFD (see
+/// [`super::display`]), text a spreadsheet would run as a formula (a caller controls the
+/// subject and user agent) prefixed with `'`, and quoted when needed.
 pub fn field(s: &str) -> String {
+    let s = super::display::neutralise(s);
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
-        s.to_owned()
+        s.into_owned()
     };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -87,5 +89,15 @@ mod tests {
         assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(field("@SUM(1)"), "'@SUM(1)");
         assert_eq!(field("plain"), "plain");
+    }
+
+    #[test]
+    fn control_and_bidi_characters_never_reach_a_cell() {
+        assert_eq!(field("evil\u{1b}[31m"), "evil\u{FFFD}[31m");
+        assert_eq!(field("a\nb"), "a\u{FFFD}b");
+        assert_eq!(field("svc\u{202E}gnp.exe"), "svc\u{FFFD}gnp.exe");
+        // Neutralised first: a control cannot hide a formula from the check, or be one.
+        assert_eq!(field("\u{9b}=1+1"), "\u{FFFD}=1+1");
+        assert_eq!(field("\t=1+1"), "\u{FFFD}=1+1");
     }
 }

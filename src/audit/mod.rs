@@ -12,18 +12,23 @@
 mod store;
 pub mod coalesce;
 pub mod csv;
+pub mod display;
 mod event;
 pub mod query;
 pub mod stats;
+mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use event::{AuditEvent, GENESIS, Outcome};
 pub use store::{AuditStore, HeldConnection, StoreError};
+pub use verify::{
+    Broken, CHECKPOINT_MARGIN, ChainWalker, Checkpoint, VERIFY_PAGE, Verification,
+    newest_checkpoint, verify, verify_from,
+};
 
 /// Most events committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -120,10 +125,18 @@ impl AuditLog {
         stats::compute(&self.store, q, budgets).await
     }
 
-    /// Walks every chain in the store, each from its retention checkpoint if pruned.
-    pub async fn verify(&self) -> Result<Verification, StoreError> {
-        let checkpoints = self.store.checkpoints().await?;
-        Ok(verify_from(&self.store.all_by_chain().await?, &checkpoints))
+    /// Walks every chain in the store, each from its retention checkpoint if pruned, a
+    /// page at a time (constant memory); checkpoints newer than `newest_checkpoint` (see
+    /// [`newest_checkpoint`]) are broken links.
+    pub async fn verify(
+        &self,
+        newest_checkpoint: Option<std::time::SystemTime>,
+    ) -> Result<Verification, StoreError> {
+        let (v, _pages) = self
+            .store
+            .walk_chains(VERIFY_PAGE, newest_checkpoint)
+            .await?;
+        Ok(v)
     }
 
     /// Deletes events older than `cutoff` (RFC 3339), keeping every chain verifiable.
@@ -334,84 +347,5 @@ async fn one_by_one(
                 let _ = ack.send(Err(e));
             }
         }
-    }
-}
-
-/// The first event whose link does not hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Broken {
-    /// Chain.
-    pub chain_id: String,
-    /// Position expected there.
-    pub seq: i64,
-    /// The event found there, if any.
-    pub id: Option<String>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// Result of walking the chains (`GET /v1/audit/verify`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verification {
-    /// Every link holds.
-    pub ok: bool,
-    /// Events looked at.
-    pub events_checked: u64,
-    /// The first broken link, if any.
-    pub first_broken: Option<Broken>,
-}
-
-/// Checks `events` (ordered by chain and position): positions count from 1 without gaps,
-/// each `prev_hash` is the previous event's hash, and each hash matches its contents.
-pub fn verify(events: &[AuditEvent]) -> Verification {
-    verify_from(events, &[])
-}
-
-/// Like [`verify`], with chains pruned by retention starting after their checkpoint
-/// (chain, position, hash of the last deleted event).
-pub fn verify_from(events: &[AuditEvent], checkpoints: &[(String, i64, String)]) -> Verification {
-    let start = |chain: &str| {
-        checkpoints
-            .iter()
-            .find(|(c, _, _)| c == chain)
-            .map_or((1, GENESIS.to_owned()), |(_, seq, hash)| {
-                (seq + 1, hash.clone())
-            })
-    };
-    let mut checked = 0u64;
-    let mut chain: Option<&str> = None;
-    let (mut expect_seq, mut prev) = (1i64, GENESIS.to_owned());
-    for e in events {
-        if chain != Some(e.chain_id.as_str()) {
-            chain = Some(&e.chain_id);
-            (expect_seq, prev) = start(&e.chain_id);
-        }
-        checked += 1;
-        let broken = |reason: &str| Verification {
-            ok: false,
-            events_checked: checked,
-            first_broken: Some(Broken {
-                chain_id: e.chain_id.clone(),
-                seq: expect_seq,
-                id: Some(e.id.clone()),
-                reason: reason.into(),
-            }),
-        };
-        if e.seq != expect_seq {
-            return broken("an event is missing or out of order");
-        }
-        if e.prev_hash != prev {
-            return broken("prev_hash does not match the previous event");
-        }
-        if e.compute_hash() != e.hash {
-            return broken("the event was altered: its hash does not match its contents");
-        }
-        prev = e.hash.clone();
-        expect_seq += 1;
-    }
-    Verification {
-        ok: true,
-        events_checked: checked,
-        first_broken: None,
     }
 }

@@ -14,6 +14,7 @@ use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use super::event::AuditEvent;
 use super::query::Filter;
+use super::verify::{ChainWalker, Checkpoint, Verification};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -58,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         seq BIGINT NOT NULL,
         hash TEXT NOT NULL
     );",
+    ),
+    (
+        3,
+        "the time of the event a retention checkpoint stands for",
+        "ALTER TABLE audit_checkpoints ADD COLUMN event_time TEXT;",
     ),
 ];
 
@@ -196,6 +202,26 @@ macro_rules! read_event {
             prev_hash: r.try_get("prev_hash").map_err(err)?,
             hash: r.try_get("hash").map_err(err)?,
         }
+    }};
+}
+
+/// Every checkpoint, read on `$ex` (a pool or a transaction).
+macro_rules! read_checkpoints {
+    ($ex:expr) => {{
+        let mut out = Vec::new();
+        for r in sqlx::query("SELECT chain_id, seq, hash, event_time FROM audit_checkpoints")
+            .fetch_all($ex)
+            .await
+            .map_err(err)?
+        {
+            out.push(Checkpoint {
+                chain_id: r.try_get("chain_id").map_err(err)?,
+                seq: r.try_get("seq").map_err(err)?,
+                hash: r.try_get("hash").map_err(err)?,
+                time: r.try_get("event_time").map_err(err)?,
+            });
+        }
+        Ok::<_, StoreError>(out)
     }};
 }
 
@@ -369,8 +395,9 @@ impl AuditStore {
     }
 
     /// Deletes, chain by chain, every event up to the newest one older than `cutoff`
-    /// (RFC 3339), and records that event's position and hash as the chain's checkpoint,
-    /// in one transaction, so what remains still verifies. Returns the events deleted.
+    /// (RFC 3339), and records that event's position, hash and time as the chain's
+    /// checkpoint, in one transaction, so what remains still verifies. Returns the events
+    /// deleted.
     pub async fn prune(&self, cutoff: &str) -> Result<u64, StoreError> {
         let heads =
             "SELECT chain_id, MAX(seq) AS seq FROM audit_events WHERE time < $1 GROUP BY chain_id";
@@ -381,19 +408,20 @@ impl AuditStore {
             for r in rows {
                 let chain: String = r.try_get("chain_id").map_err(err)?;
                 let seq: i64 = r.try_get("seq").map_err(err)?;
-                let hash: String = sqlx::query("SELECT hash FROM audit_events WHERE chain_id = $1 AND seq = $2")
+                let last = sqlx::query("SELECT hash, time FROM audit_events WHERE chain_id = $1 AND seq = $2")
                     .bind(&chain)
                     .bind(seq)
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(err)?
-                    .try_get("hash")
                     .map_err(err)?;
+                let hash: String = last.try_get("hash").map_err(err)?;
+                let time: String = last.try_get("time").map_err(err)?;
                 sqlx::query("DELETE FROM audit_checkpoints WHERE chain_id = $1").bind(&chain).execute(&mut *tx).await.map_err(err)?;
-                sqlx::query("INSERT INTO audit_checkpoints (chain_id, seq, hash) VALUES ($1, $2, $3)")
+                sqlx::query("INSERT INTO audit_checkpoints (chain_id, seq, hash, event_time) VALUES ($1, $2, $3, $4)")
                     .bind(&chain)
                     .bind(seq)
                     .bind(&hash)
+                    .bind(&time)
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;
@@ -410,18 +438,67 @@ impl AuditStore {
         }, noop => Ok(0))
     }
 
-    /// Each pruned chain's checkpoint: (chain, position, hash) of its last deleted event.
-    pub async fn checkpoints(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
-        on_pool!(self, p => {
-            let mut out = Vec::new();
-            for r in sqlx::query("SELECT chain_id, seq, hash FROM audit_checkpoints").fetch_all(p).await.map_err(err)? {
-                out.push((r.try_get("chain_id").map_err(err)?, r.try_get("seq").map_err(err)?, r.try_get("hash").map_err(err)?));
-            }
-            Ok(out)
-        }, noop => Ok(Vec::new()))
+    /// Each pruned chain's checkpoint (see [`Checkpoint`]).
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        on_pool!(self, p => read_checkpoints!(p), noop => Ok(Vec::new()))
     }
 
-    /// Every event, by chain and position.
+    /// Walks every chain, by chain and position, `page` events at a time (keyset pages on
+    /// the `(chain_id, seq)` index), through one [`ChainWalker`]: memory stays constant
+    /// whatever the size of the trail. The walk reads one snapshot (a read transaction),
+    /// so pruning meanwhile cannot open a gap in it. Also returns the pages read.
+    pub async fn walk_chains(
+        &self,
+        page: u32,
+        newest_checkpoint: Option<std::time::SystemTime>,
+    ) -> Result<(Verification, u64), StoreError> {
+        let page = page.max(1);
+        let first = format!("SELECT {COLUMNS} FROM audit_events ORDER BY chain_id, seq LIMIT $1");
+        let next = format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE (chain_id, seq) > ($1, $2) \
+             ORDER BY chain_id, seq LIMIT $3"
+        );
+        let postgres = matches!(self, Self::Postgres(_));
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(err)?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+            let checkpoints = read_checkpoints!(&mut *tx)?;
+            let mut walker = ChainWalker::new(&checkpoints, newest_checkpoint);
+            let mut after: Option<(String, i64)> = None;
+            let mut pages = 0u64;
+            loop {
+                let q = match &after {
+                    None => sqlx::query(&first).bind(i64::from(page)),
+                    Some((chain, seq)) => sqlx::query(&next).bind(chain).bind(*seq).bind(i64::from(page)),
+                };
+                let rows = q.fetch_all(&mut *tx).await.map_err(err)?;
+                pages += 1;
+                let full = rows.len() == page as usize;
+                let mut going = true;
+                for row in &rows {
+                    let e = read_event!(row);
+                    going = walker.push(&e);
+                    if !going {
+                        break;
+                    }
+                    after = Some((e.chain_id, e.seq));
+                }
+                if !going || !full {
+                    break;
+                }
+            }
+            tx.rollback().await.map_err(err)?;
+            Ok((walker.finish(), pages))
+        }, noop => Ok((ChainWalker::new(&[], None).finish(), 0)))
+    }
+
+    /// Every event, by chain and position, in memory at once: for tests and tools on small
+    /// trails; verification walks the chains with [`AuditStore::walk_chains`] instead.
     pub async fn all_by_chain(&self) -> Result<Vec<AuditEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events ORDER BY chain_id, seq");
         on_pool!(self, p => {

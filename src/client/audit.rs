@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{BrokerClient, ClientError, fail};
+use crate::audit::display::{escape_json, neutralise};
 use crate::clock::{Clock, SystemClock, rfc3339};
 
 /// The SPEC filters of `GET /v1/audit/events`.
@@ -124,6 +125,8 @@ struct Checked {
     ok: bool,
     events_checked: u64,
     first_broken: Option<Value>,
+    #[serde(default)]
+    legacy_checkpoints: u64,
 }
 
 /// Newest first, at most `limit` events, following the cursor across pages.
@@ -163,7 +166,7 @@ pub async fn query(
     let text = match format {
         QueryFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&events).unwrap_or_default()
+            escape_json(&serde_json::to_string_pretty(&events).unwrap_or_default())
         ),
         QueryFormat::Csv => csv(&events),
         QueryFormat::Table => table(&events),
@@ -193,12 +196,9 @@ fn table(events: &[Value]) -> String {
         .map(|e| {
             COLS.iter()
                 .map(|c| {
-                    // Control characters from callers must not move the terminal's cursor.
-                    cell(&e[*c])
-                        .chars()
-                        .map(|ch| if ch.is_control() { '?' } else { ch })
-                        .take(60)
-                        .collect()
+                    // Control and bidi characters from callers must not move the
+                    // terminal's cursor or reorder what is shown.
+                    neutralise(&cell(&e[*c])).chars().take(60).collect()
                 })
                 .collect()
         })
@@ -229,7 +229,10 @@ fn table(events: &[Value]) -> String {
     out
 }
 
-/// Streams the whole result in `format` into `out`, chunk by chunk (constant memory).
+/// Streams the whole result in `format` into `out` (constant memory). The broker sends
+/// NDJSON, written out a line at a time with unsafe characters escaped, or as CSV rows
+/// (see [`crate::audit::display`]), whatever the broker's version wrote into old events.
+/// Returns the bytes written.
 pub async fn export(
     client: &BrokerClient,
     filters: &Filters,
@@ -237,14 +240,7 @@ pub async fn export(
     out: &mut impl Write,
 ) -> Result<u64, ClientError> {
     let mut params = filters.params()?;
-    params.push((
-        "format",
-        match format {
-            ExportFormat::Ndjson => "ndjson",
-            ExportFormat::Csv => "csv",
-        }
-        .to_owned(),
-    ));
+    params.push(("format", "ndjson".to_owned()));
     let mut res = client
         .send(
             client
@@ -253,21 +249,84 @@ pub async fn export(
                 .query(&params),
         )
         .await?;
-    let mut written = 0u64;
+    let mut lines = ExportLines {
+        format,
+        pending: Vec::new(),
+        written: 0,
+    };
+    if format == ExportFormat::Csv {
+        lines.emit(out, &crate::audit::csv::header())?;
+    }
     loop {
         let chunk = res.chunk().await.map_err(|e| {
             fail(format!(
-                "the export broke off after {written} bytes: {e}; the output is incomplete"
+                "the export broke off after {} bytes: {e}; the output is incomplete",
+                lines.written
             ))
         })?;
         let Some(chunk) = chunk else { break };
-        out.write_all(&chunk)
-            .map_err(|e| fail(format!("cannot write the export: {e}")))?;
-        written += chunk.len() as u64;
+        lines.take(&chunk, out)?;
     }
+    lines.finish(out)?;
     out.flush()
         .map_err(|e| fail(format!("cannot write the export: {e}")))?;
-    Ok(written)
+    Ok(lines.written)
+}
+
+/// Cuts the broker's NDJSON into lines and writes each in the export's format.
+struct ExportLines {
+    format: ExportFormat,
+    /// The start of a line whose end has not arrived yet.
+    pending: Vec<u8>,
+    written: u64,
+}
+
+impl ExportLines {
+    fn take(&mut self, chunk: &[u8], out: &mut impl Write) -> Result<(), ClientError> {
+        self.pending.extend_from_slice(chunk);
+        let Some(last) = self.pending.iter().rposition(|b| *b == b'\n') else {
+            return Ok(());
+        };
+        let rest = self.pending.split_off(last + 1);
+        let complete = std::mem::replace(&mut self.pending, rest);
+        for line in complete.split(|b| *b == b'\n') {
+            self.line(line, out)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut impl Write) -> Result<(), ClientError> {
+        let rest = std::mem::take(&mut self.pending);
+        self.line(&rest, out)
+    }
+
+    fn line(&mut self, line: &[u8], out: &mut impl Write) -> Result<(), ClientError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        let rendered = match self.format {
+            ExportFormat::Ndjson => format!("{}\n", escape_json(text)),
+            ExportFormat::Csv => {
+                let event: Value = serde_json::from_str(text).map_err(|e| {
+                    fail(format!(
+                        "the broker's export holds a line that is not an event ({e}); the \
+                         output is incomplete"
+                    ))
+                })?;
+                crate::audit::csv::row_from_json(&event)
+            }
+        };
+        self.emit(out, &rendered)
+    }
+
+    fn emit(&mut self, out: &mut impl Write, text: &str) -> Result<(), ClientError> {
+        out.write_all(text.as_bytes())
+            .map_err(|e| fail(format!("cannot write the export: {e}")))?;
+        self.written += text.len() as u64;
+        Ok(())
+    }
 }
 
 /// `GET /v1/audit/verify`, printed for people; `Ok(true)` when every chain is intact.
@@ -282,14 +341,26 @@ pub async fn verify_remote(
         .await
         .map_err(|e| fail(format!("the broker's answer is not a verification: {e}")))?;
     let ok = v.ok;
-    let text = describe(ok, v.events_checked, &v.first_broken.unwrap_or(Value::Null));
+    let text = describe(
+        ok,
+        v.events_checked,
+        &v.first_broken.unwrap_or(Value::Null),
+        v.legacy_checkpoints,
+    );
     out.write_all(text.as_bytes())
         .map_err(|e| fail(format!("cannot write the result: {e}")))?;
     Ok(ok)
 }
 
-/// Verifies the store at `url` directly, without a broker.
-pub async fn verify_store(url: &str, out: &mut impl Write) -> Result<bool, ClientError> {
+/// Verifies the store at `url` directly, without a broker, walking it a page at a time.
+/// With `retention_days` (the broker's `audit.retention_days`), a retention checkpoint
+/// newer than that period allows is a broken link; without it, checkpoint times are not
+/// checked and the output says so.
+pub async fn verify_store(
+    url: &str,
+    retention_days: Option<u32>,
+    out: &mut impl Write,
+) -> Result<bool, ClientError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
@@ -299,34 +370,56 @@ pub async fn verify_store(url: &str, out: &mut impl Write) -> Result<bool, Clien
     let store = crate::audit::AuditStore::open(url)
         .await
         .map_err(|e| fail(format!("cannot open the audit store: {e}")))?;
-    let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
-    let events = store
-        .all_by_chain()
+    let newest = retention_days.and_then(|d| crate::audit::newest_checkpoint(SystemClock.now(), d));
+    let (v, _pages) = store
+        .walk_chains(crate::audit::VERIFY_PAGE, newest)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let v = crate::audit::verify_from(&events, &checkpoints);
     let broken = serde_json::to_value(&v.first_broken).unwrap_or(Value::Null);
-    let text = describe(v.ok, v.events_checked, &broken);
+    let mut text = describe(v.ok, v.events_checked, &broken, v.legacy_checkpoints);
+    if retention_days.is_none() {
+        let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
+        if !checkpoints.is_empty() {
+            text.push_str(&format!(
+                "note: the age of {} retention checkpoint{} was not checked: give \
+                 --retention-days (the broker's audit.retention_days)\n",
+                checkpoints.len(),
+                if checkpoints.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
     out.write_all(text.as_bytes())
         .map_err(|e| fail(format!("cannot write the result: {e}")))?;
     Ok(v.ok)
 }
 
-fn describe(ok: bool, checked: u64, broken: &Value) -> String {
-    let field = |k: &str| cell(broken.get(k).unwrap_or(&Value::Null));
-    if ok {
-        return format!("ok: every chain intact ({checked} events checked)\n");
+fn describe(ok: bool, checked: u64, broken: &Value, legacy_checkpoints: u64) -> String {
+    let field = |k: &str| neutralise(&cell(broken.get(k).unwrap_or(&Value::Null))).into_owned();
+    let mut text = if ok {
+        format!("ok: every chain intact ({checked} events checked)\n")
+    } else if field("id").is_empty() {
+        format!(
+            "BROKEN: chain {}, retention checkpoint at position {}: {} ({checked} events checked)\n",
+            field("chain_id"),
+            field("seq"),
+            field("reason"),
+        )
+    } else {
+        format!(
+            "BROKEN: chain {} at position {} (event {}): {} ({checked} events checked)\n",
+            field("chain_id"),
+            field("seq"),
+            field("id"),
+            field("reason"),
+        )
+    };
+    if legacy_checkpoints > 0 {
+        text.push_str(&format!(
+            "note: retention checkpoints written by an older version, without the pruned \
+             event's time, were accepted unchecked: {legacy_checkpoints}\n"
+        ));
     }
-    format!(
-        "BROKEN: chain {} at position {} (event {}): {} ({checked} events checked)\n",
-        field("chain_id"),
-        field("seq"),
-        match field("id") {
-            s if s.is_empty() => "missing".to_owned(),
-            s => s,
-        },
-        field("reason"),
-    )
+    text
 }
 
 #[cfg(test)]

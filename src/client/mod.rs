@@ -42,6 +42,10 @@ pub struct BrokerArgs {
     /// Give up on the broker after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// Allow an http:// --broker that is not on loopback. The JWT (or signed AWS identity)
+    /// and the database token then travel in cleartext: only for networks you trust.
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Authenticate with this machine's AWS identity (default credential chain) instead of
     /// a JWT: sends a signed sts:GetCallerIdentity, never the credentials.
     #[arg(long, requires = "iam_server_id", conflicts_with = "jwt_file")]
@@ -129,6 +133,38 @@ pub fn resolve_bearer(
     Ok((None, BearerSource::None))
 }
 
+/// Parses `--broker`: an https:// URL, or http:// on loopback (`localhost`, 127.0.0.0/8,
+/// `::1`); http:// elsewhere only with `insecure_http`, since the caller's credentials
+/// would cross the network in cleartext.
+pub fn broker_url(url: &str, insecure_http: bool) -> Result<Url, ClientError> {
+    let base = Url::parse(url).map_err(|e| {
+        fail(format!(
+            "--broker {url}: not a URL ({e}); expected e.g. https://broker.example:8443"
+        ))
+    })?;
+    if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+        return Err(fail(format!(
+            "--broker {url}: must be an http:// or https:// URL with a host"
+        )));
+    }
+    let host = base.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if base.scheme() == "http" && !loopback && !insecure_http {
+        return Err(fail(format!(
+            "--broker {url}: plain http:// to a host that is not loopback would send your \
+             credentials and the database token in cleartext. Use the broker's https:// URL \
+             (with --ca-file for a private CA), or pass --insecure-http if this network is \
+             trusted."
+        )));
+    }
+    Ok(base)
+}
+
 /// An RFC 9457 problem from the broker (never contains secrets, by the broker's contract).
 #[derive(Debug, Default, Deserialize)]
 struct Problem {
@@ -151,8 +187,10 @@ pub struct BrokerClient {
 }
 
 impl BrokerClient {
-    /// Checks the URL, loads the CA file and finds the bearer token.
+    /// Checks the URL, loads the CA file and finds the bearer token. Nothing is sent
+    /// before the URL is accepted.
     pub async fn new(args: &BrokerArgs) -> Result<Self, ClientError> {
+        let mut base = broker_url(&args.broker, args.insecure_http)?;
         let (bearer, source, iam) = if args.aws_iam {
             let id = args.iam_server_id.as_deref().unwrap_or_default();
             let signer = aws_iam::IamSigner::new(id, args.sts_endpoint.as_deref()).await?;
@@ -162,18 +200,6 @@ impl BrokerClient {
             let (bearer, source) = resolve_bearer(args, env_jwt)?;
             (bearer, source, None)
         };
-        let mut base = Url::parse(&args.broker).map_err(|e| {
-            fail(format!(
-                "--broker {}: not a URL ({e}); expected e.g. https://broker.example:8443",
-                args.broker
-            ))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-            return Err(fail(format!(
-                "--broker {}: must be an http:// or https:// URL with a host",
-                args.broker
-            )));
-        }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
@@ -279,11 +305,13 @@ impl BrokerClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let problem: Problem = res.json().await.unwrap_or_default();
+        let mut problem: Problem = res.json().await.unwrap_or_default();
+        // Printed to a terminal: no escape sequences or bidi overrides from the answer.
+        problem.title = crate::audit::display::neutralise(&problem.title).into_owned();
         let detail = if problem.detail.is_empty() {
             status.canonical_reason().unwrap_or("error").to_owned()
         } else {
-            problem.detail
+            crate::audit::display::neutralise(&problem.detail).into_owned()
         };
         let wait = retry_after
             .map(|s| format!(" Retry in {s} s."))
@@ -371,4 +399,37 @@ pub async fn fetch_token(
     res.json()
         .await
         .map_err(|e| fail(format!("the broker's answer is not a token response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_loopback_unless_insecure_http() {
+        for ok in [
+            "https://broker.example:8443",
+            "http://127.0.0.1:8443",
+            "http://127.1.2.3",
+            "http://localhost:8443/prefix",
+            "http://[::1]:8443",
+        ] {
+            assert!(broker_url(ok, false).is_ok(), "{ok}");
+        }
+        for cleartext in [
+            "http://10.0.0.1:8443",
+            "http://broker.internal",
+            "http://localhost.evil.example",
+            "http://[::ffff:10.0.0.1]",
+            "http://0.0.0.0:8443",
+        ] {
+            let err = broker_url(cleartext, false).unwrap_err().to_string();
+            assert!(
+                err.contains("cleartext") && err.contains("--insecure-http"),
+                "{err}"
+            );
+            assert!(broker_url(cleartext, true).is_ok(), "{cleartext}");
+        }
+        assert!(broker_url("ftp://x", true).is_err());
+    }
 }

@@ -60,42 +60,53 @@ fn pgpass_escape(s: &str) -> String {
     s.replace('\\', r"\\").replace(':', r"\:")
 }
 
-/// Replaces `path` with `text` atomically (a temporary file in the same directory, then a
-/// rename), readable by the owner only.
-pub fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
+/// A new, empty temporary file beside `path`, readable by the owner only: a random name,
+/// created exclusively (`O_EXCL`: never an existing file, never through a symlink someone
+/// planted in a shared directory). Dropped without [`persist`], it is removed.
+pub fn private_temp(path: &Path) -> Result<tempfile::NamedTempFile, ClientError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let Some(name) = name else {
+    let Some(name) = path.file_name() else {
         return Err(ClientError(format!(
             "--output {}: not a file name",
             path.display()
         )));
     };
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let fail = |e: std::io::Error| ClientError(format!("cannot write {}: {e}", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
-    let result = options
-        .open(&tmp)
-        .and_then(|mut f| {
-            use std::io::Write as _;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
-    }
+    builder.tempfile_in(dir).map_err(|e| {
+        ClientError(format!(
+            "cannot create a temporary file in {} for {}: {e}",
+            dir.display(),
+            path.display()
+        ))
+    })
+}
+
+/// Syncs `tmp` and renames it to `path` (which is replaced, not followed if a symlink).
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ClientError> {
+    let fail = |e: std::io::Error| ClientError(format!("cannot write {}: {e}", path.display()));
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// Replaces `path` with `text` atomically (a private temporary file in the same
+/// directory, see [`private_temp`], then a rename), readable by the owner only.
+pub fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
+    use std::io::Write as _;
+    let mut tmp = private_temp(path)?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| ClientError(format!("cannot write {}: {e}", path.display())))?;
+    persist(tmp, path)
 }
 
 /// When to fetch again: 5 minutes before expiry (the broker's default
@@ -169,6 +180,47 @@ mod tests {
         assert_eq!(at("2026-03-09T14:15:29Z"), 120); // 4 min left: halfway
         assert_eq!(at("2026-03-09T14:11:30Z"), 10); // nearly gone: not a busy loop
         assert_eq!(at("not a time"), 10);
+    }
+
+    /// The old temporary name was predictable (`.NAME.tmp-PID`): someone who can write the
+    /// directory could plant a symlink there and have the token written through it.
+    #[cfg(unix)]
+    #[test]
+    fn output_never_writes_through_a_planted_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = dir.path().join("pgpass");
+        let planted = dir
+            .path()
+            .join(format!(".pgpass.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        write_private(&path, "secret-token\n").unwrap();
+
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "secret-token\n");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the output is a file, not a link"
+        );
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // Nothing left behind but the planted link.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                format!(".pgpass.tmp-{}", std::process::id()),
+                "pgpass".into(),
+                "victim".into()
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::domain::{DbUser, TargetName};
 /// The issuer name of AWS IAM callers in grants.
 pub const AWS_IAM_ISSUER: &str = "aws-iam";
 
+/// The issuer name of the anonymous caller of a `server.allow_unauthenticated` broker,
+/// whose subject is `anonymous`; `[[auditors]]` may name it.
+pub const ANONYMOUS_ISSUER: &str = "none";
+
 const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
@@ -31,6 +35,12 @@ pub(super) fn issuers(raw: Vec<RawIssuer>, e: &mut Errors<'_>) -> Vec<IssuerConf
                 "\"aws-iam\" is reserved for AWS IAM callers",
             );
         }
+        if iss.name == ANONYMOUS_ISSUER {
+            e.push(
+                format!("issuers[{i}].name"),
+                "\"none\" is reserved for the anonymous caller",
+            );
+        }
         if !seen.insert(iss.name.clone()) {
             e.push(
                 format!("issuers[{i}].name"),
@@ -42,13 +52,15 @@ pub(super) fn issuers(raw: Vec<RawIssuer>, e: &mut Errors<'_>) -> Vec<IssuerConf
     issuers
 }
 
-/// Grants and auditors, checked against the issuers and targets already validated.
+/// Grants and auditors, checked against the issuers and targets already validated. An
+/// auditor may name the anonymous caller only when `allow_unauthenticated` is set.
 pub(super) fn grants_and_auditors(
     raw_grants: Vec<RawGrant>,
     raw_auditors: Vec<RawAuditor>,
     issuers: &[IssuerConfig],
     targets: &BTreeMap<TargetName, Arc<Target>>,
     has_iam_server_id: bool,
+    allow_unauthenticated: bool,
     e: &mut Errors<'_>,
 ) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
     let known_issuer =
@@ -56,7 +68,13 @@ pub(super) fn grants_and_auditors(
     let mut grants = Vec::new();
     for (i, g) in raw_grants.into_iter().enumerate() {
         let key = |k: &str| format!("grants[{i}].{k}");
-        if !known_issuer(&g.issuer) {
+        if g.issuer == ANONYMOUS_ISSUER {
+            e.push(
+                key("issuer"),
+                "the anonymous caller needs no grant: with server.allow_unauthenticated it \
+                 may use every target and DB user",
+            );
+        } else if !known_issuer(&g.issuer) {
             e.push(
                 key("issuer"),
                 format!(
@@ -129,7 +147,9 @@ pub(super) fn grants_and_auditors(
 
     let mut auditors = Vec::new();
     for (i, a) in raw_auditors.into_iter().enumerate() {
-        if !known_issuer(&a.issuer) {
+        if a.issuer == ANONYMOUS_ISSUER {
+            anonymous_auditor(i, &a, allow_unauthenticated, e);
+        } else if !known_issuer(&a.issuer) {
             e.push(
                 format!("auditors[{i}].issuer"),
                 format!("unknown issuer {:?}", a.issuer),
@@ -150,6 +170,32 @@ pub(super) fn grants_and_auditors(
     }
 
     (grants, auditors)
+}
+
+/// An `[[auditors]]` entry for the anonymous caller: only on a broker that has one, and
+/// only if it can match it (subject `anonymous`, no claims).
+fn anonymous_auditor(i: usize, a: &RawAuditor, allow_unauthenticated: bool, e: &mut Errors<'_>) {
+    if !allow_unauthenticated {
+        e.push(
+            format!("auditors[{i}].issuer"),
+            "\"none\" names the anonymous caller, which exists only with \
+             server.allow_unauthenticated = true",
+        );
+    }
+    if !a.subject.is_empty()
+        && !crate::policy::glob::matches(&a.subject, &crate::auth::Principal::anonymous().subject)
+    {
+        e.push(
+            format!("auditors[{i}].subject"),
+            "matches no caller: the anonymous caller's subject is \"anonymous\"",
+        );
+    }
+    if !a.claims.is_empty() {
+        e.push(
+            format!("auditors[{i}].claims"),
+            "the anonymous caller has no claims: leave claims out",
+        );
+    }
 }
 
 fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> {

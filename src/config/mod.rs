@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
 
 pub use crate::domain::Cidr;
-pub use access::AWS_IAM_ISSUER;
+pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER};
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]

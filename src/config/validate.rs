@@ -56,6 +56,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         &issuers,
         &targets,
         aws.iam_server_id.is_some(),
+        server.as_ref().is_some_and(|s| s.allow_unauthenticated),
         &mut e,
     );
     let ui = super::ui::ui(raw.ui, &issuers, &mut e);

@@ -3,7 +3,9 @@
 //! Deny by default: a principal gets nothing unless a `[[grants]]` entry matches it on
 //! issuer name, subject glob and every listed claim (equal, or contained in an array
 //! claim such as `groups`). The anonymous caller of a broker with
-//! `server.allow_unauthenticated` may use every configured target and DB user.
+//! `server.allow_unauthenticated` may use every configured target and DB user, but reads
+//! the audit trail only when an `[[auditors]]` entry names it (issuer `none`, subject
+//! `anonymous`).
 
 pub mod glob;
 
@@ -39,7 +41,9 @@ pub fn rule_matches(
 ) -> bool {
     let subject_matches = match principal.auth_method {
         AuthMethod::Jwt => {
-            issuer != crate::config::AWS_IAM_ISSUER && glob::matches(subject, &principal.subject)
+            issuer != crate::config::AWS_IAM_ISSUER
+                && issuer != crate::config::ANONYMOUS_ISSUER
+                && glob::matches(subject, &principal.subject)
         }
         // The caller's ARN, or for an assumed role the role's ARN, so grants can name
         // the role whatever the session.
@@ -52,7 +56,11 @@ pub fn rule_matches(
                         .and_then(|r| r.as_str())
                         .is_some_and(|r| glob::matches(subject, r)))
         }
-        AuthMethod::Unauthenticated => false,
+        // Only the anonymous caller (not a shared token's signing identity), and only by
+        // an entry that names it.
+        AuthMethod::Unauthenticated => {
+            issuer == crate::config::ANONYMOUS_ISSUER && glob::matches(subject, &principal.subject)
+        }
     };
     subject_matches
         && issuer == principal.issuer

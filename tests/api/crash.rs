@@ -22,6 +22,7 @@ async fn after_sigkill_every_token_a_client_received_has_its_issued_event() {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n\
+             [[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n\
              [audit]\nurl = \"sqlite://{}/audit.db\"\n\
              [[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-x.eu-west-1.rds.amazonaws.com\"\nport = 5432\n\
              engine = \"postgres\"\ndb_users = {:?}\n",

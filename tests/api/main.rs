@@ -21,6 +21,7 @@ mod credentials;
 mod deploy;
 mod fuzz;
 mod hardening;
+mod hardening_audit;
 mod openapi;
 mod policy;
 mod process;

@@ -7,7 +7,7 @@ use rds_token_broker::token::{TokenParams, sign_token};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::app::{CONFIG, TestApp, problem, t0};
+use crate::support::app::{ANONYMOUS_AUDITOR, CONFIG, TestApp, problem, t0};
 use crate::support::creds::{Switchable, session_keys, static_keys};
 
 #[tokio::test]
@@ -255,7 +255,9 @@ async fn request_ids_are_kept_or_set() {
 
 #[tokio::test]
 async fn without_allow_unauthenticated_every_request_is_401() {
-    let config = CONFIG.replace("allow_unauthenticated = true", "");
+    let config = CONFIG
+        .replace("allow_unauthenticated = true", "")
+        .replace(ANONYMOUS_AUDITOR, "");
     let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
     let res = app
         .post_token(json!({"target": "orders-db", "db_user": "app_rw"}))

@@ -18,12 +18,20 @@ pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489)
 }
 
-/// A test configuration: one target with two DB users, one with a single user.
+/// The `[[auditors]]` entry that lets the anonymous caller read the trail (in [`CONFIG`]).
+pub const ANONYMOUS_AUDITOR: &str = "[[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n";
+
+/// A test configuration: one target with two DB users, one with a single user; the
+/// anonymous caller is an auditor.
 pub const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 allow_unauthenticated = true
 metrics_on_listen = true
+
+[[auditors]]
+issuer = "none"
+subject = "anonymous"
 
 [[targets]]
 name = "orders-db"
