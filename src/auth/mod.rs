@@ -6,6 +6,7 @@
 pub mod aws_iam;
 pub mod jwks;
 mod jwt;
+pub mod oidc;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -125,6 +126,7 @@ pub struct Authenticator {
     aws_iam: Option<Arc<aws_iam::AwsIamVerifier>>,
     clock: SharedClock,
     verified: moka::sync::Cache<[u8; 32], Verified>,
+    console: Arc<oidc::ConsoleIdp>,
 }
 
 /// A JWT already verified: reused for identical tokens (clients send the same JWT again
@@ -181,9 +183,14 @@ impl Authenticator {
                 )?)),
             },
         };
+        let console = match previous {
+            Some(p) => Arc::clone(&p.console),
+            None => Arc::new(oidc::ConsoleIdp::new(clock.clone())?),
+        };
         Ok(Self {
             issuers,
             aws_iam,
+            console,
             clock,
             verified: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -198,6 +205,11 @@ impl Authenticator {
             Some(v) => v.authenticate(encoded).await,
             None => Err(AuthError::AwsIamDisabled),
         }
+    }
+
+    /// The audit console's identity provider client and discovery cache.
+    pub fn console(&self) -> &oidc::ConsoleIdp {
+        &self.console
     }
 
     /// The issuers' key caches.

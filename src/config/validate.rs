@@ -58,7 +58,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         aws.iam_server_id.is_some(),
         &mut e,
     );
-    let ui = super::ui::ui(raw.ui, &issuers, &mut e);
+    let ui = super::ui::ui(raw.ui, &issuers, server.as_ref().map(|s| s.listen), &mut e);
     Some(Config {
         server: server?,
         log,
