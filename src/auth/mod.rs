@@ -54,6 +54,26 @@ impl Principal {
         }
     }
 
+    /// Who the caller is for limits and role sessions: an AWS-IAM caller in an assumed
+    /// role is its role's ARN (`arn:aws:iam::ACCOUNT:role/ROLE`), whatever the session
+    /// name, which the caller picks freely; anyone else is its subject.
+    pub fn stable_subject(&self) -> &str {
+        match self.auth_method {
+            AuthMethod::AwsIam => self
+                .claims
+                .get("role_arn")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&self.subject),
+            AuthMethod::Jwt | AuthMethod::Unauthenticated => &self.subject,
+        }
+    }
+
+    /// The key of the per-caller rate limit: the issuer and [`Principal::stable_subject`],
+    /// so rotating role session names does not make an AWS-IAM caller someone new.
+    pub fn rate_key(&self) -> String {
+        format!("{}\n{}", self.issuer, self.stable_subject())
+    }
+
     /// The signing identity of a `share_tokens` target: one per (target, DB user), so its
     /// role session name is stable and shared by every caller.
     pub fn shared(target: &str, db_user: &str) -> Self {
@@ -66,7 +86,9 @@ impl Principal {
     }
 }
 
-/// Why a caller was not authenticated; the text is the `error_description`.
+/// Why a caller was not authenticated; the text is the `error_description`. Every text is
+/// fixed or built from a fixed set (claim names, STS error codes that are plain words):
+/// none repeats what the caller sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
@@ -108,9 +130,13 @@ pub enum AuthError {
     /// The issuer's keys could never be fetched.
     #[error("the issuer's signing keys are unavailable")]
     KeysUnavailable,
-    /// An `AWS-IAM` credential was refused; the text says why.
+    /// An `AWS-IAM` credential was refused; the text (fixed, never caller input) says why.
     #[error("{0}")]
-    AwsIam(String),
+    AwsIam(&'static str),
+    /// STS refused the forwarded request; its error code when that is a plain word (its
+    /// message is never passed on).
+    #[error("STS refused the signed request ({})", .0.as_ref().map_or("no error code", |c| c.as_str()))]
+    StsRefused(Option<aws_iam::sts_answer::StsErrorCode>),
     /// `AWS-IAM` credentials are not accepted by this broker.
     #[error("this broker accepts no AWS-IAM credentials (no aws.iam_server_id)")]
     AwsIamDisabled,
