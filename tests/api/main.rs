@@ -19,6 +19,7 @@ mod config;
 mod crash;
 mod credentials;
 mod deploy;
+mod hardening_auth;
 mod openapi;
 mod policy;
 mod process;
