@@ -10,11 +10,8 @@ use std::borrow::Cow;
 /// Whether `c` is a C0 or C1 control, DEL, or a bidi formatting character (LRM, RLM,
 /// ALM, the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069).
 pub fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-        )
+    // One definition for the whole crate: what caller text is cleaned of when recorded.
+    crate::domain::text::is_unsafe(c)
 }
 
 /// `s` with every [`is_unsafe`] character replaced by U+FFFD.

@@ -272,6 +272,8 @@ impl IssuerKeys {
                     .ok_or_else(|| {
                         FetchError(format!("{url}: discovery document has no jwks_uri"))
                     })?;
+                crate::config::fetch_allowed(jwks_uri, self.config.insecure_http)
+                    .map_err(|why| FetchError(format!("{url}: the discovered jwks_uri {why}")))?;
                 self.get(jwks_uri).await?
             }
         };
@@ -288,15 +290,30 @@ impl IssuerKeys {
         if !res.status().is_success() {
             return Err(FetchError(format!("{url}: HTTP {}", res.status().as_u16())));
         }
-        let body = res
-            .bytes()
+        read_capped(res, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| FetchError(format!("{url}: {}", without_url(&e))))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(FetchError(format!("{url}: document larger than 1 MiB")));
-        }
-        Ok(body.to_vec())
+            .map_err(|e| FetchError(format!("{url}: {e}")))
     }
+}
+
+/// The body of `res`, read chunk by chunk and abandoned as soon as it passes `max` bytes
+/// (or announces more), so an oversized document is never held in memory.
+pub async fn read_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let too_large = || format!("document larger than {} KiB", max / 1024);
+    if res
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| without_url(&e))? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn without_url(e: &reqwest::Error) -> String {
@@ -309,13 +326,35 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+/// Follows at most `max` redirects, none from `https://` to plain `http://` (but to a
+/// loopback host): a redirect must not undo the transport checked at configuration load.
+pub fn no_downgrade(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
+        let to = attempt.url();
+        let downgrade = to.scheme() != "https"
+            && from_https
+            && !to.host_str().is_some_and(crate::config::is_loopback_host);
+        if attempt.previous().len() > max {
+            attempt.error("too many redirects")
+        } else if downgrade {
+            attempt.error("redirected from https:// to http://")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// The HTTP client for JWKS and discovery: rustls with the platform's roots, timeouts.
 pub fn http_client() -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(no_downgrade(3))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -2,9 +2,12 @@
 //!
 //! Order: parse the header (an algorithm jsonwebtoken does not know, such as `none`, is
 //! rejected there), refuse HMAC and any algorithm the issuer does not list, pick the
-//! issuer by the unverified `iss`, pick keys by `kid` whose family fits the algorithm (no
+//! issuers by the unverified `iss`, pick keys by `kid` whose family fits the algorithm (no
 //! algorithm confusion), verify the signature, then check `aud`, `exp`, `nbf` and `iat`
-//! against the broker's clock with the issuer's leeway.
+//! against the broker's clock with the issuer's leeway. Several `[[issuers]]` entries may
+//! share one `iss` (say, one for API callers and one for the console's ID tokens, with
+//! different audiences): each is tried in configuration order, and the first that
+//! accepts the token is the caller's issuer.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -71,7 +74,8 @@ fn check_header_algorithm(token: &str) -> Result<(), AuthError> {
     }
 }
 
-/// Verifies `token`; returns the issuer's configuration name and the claims.
+/// Verifies `token`; returns the issuer that verified it (the first, in configuration
+/// order, whose key verifies the signature and whose claims checks pass) and the claims.
 pub async fn verify(
     issuers: &[Arc<IssuerKeys>],
     token: &str,
@@ -101,34 +105,50 @@ pub async fn verify(
         .into_iter()
         .filter(|i| i.config.algorithms.contains(&alg_name))
         .collect();
-    // Two passes: the cached keys, then (after a refetch, rate-limited, or after waiting
-    // for a fetch already under way) the keys again.
+    // Every issuer with this `iss` is tried: several entries may share one `iss` with
+    // different audiences (an API issuer and a console issuer), so a claim that fails for
+    // one must not stop the next. Only when all fail is the most specific error returned.
+    // Two passes: the cached keys, then, for issuers that had no key for the `kid`, the
+    // keys again after a refetch (rate-limited, or after waiting for one under way).
+    let mut failure = Failure::default();
+    let mut to_try = usable.clone();
     for pass in 0..2 {
-        let mut last_err = None;
-        for issuer in &usable {
+        let mut without_key = Vec::new();
+        for issuer in to_try {
             let keys = issuer.keys();
+            let mut had_key = false;
             for key in keys
                 .candidates(kid)
                 .into_iter()
                 .filter(|k| k.family == family)
             {
+                had_key = true;
                 match check_signature(token, header.alg, key) {
-                    Ok(claims) => {
-                        check_claims(&issuer.config, &claims, now)?;
-                        return Ok((Arc::clone(issuer), claims));
-                    }
-                    Err(e) => last_err = Some(e),
+                    Ok(claims) => match check_claims(&issuer.config, &claims, now) {
+                        Ok(()) => return Ok((Arc::clone(issuer), claims)),
+                        // Verified by this key: no other key of this issuer matters.
+                        Err(e) => {
+                            failure.claim(e);
+                            break;
+                        }
+                    },
+                    Err(e) => failure.signature(e),
                 }
             }
-        }
-        if let Some(e) = last_err {
-            return Err(e);
-        }
-        if pass == 0 {
-            for issuer in &usable {
-                issuer.refetch_for_unknown_kid().await;
+            if !had_key {
+                without_key.push(issuer);
             }
         }
+        if pass == 1 || without_key.is_empty() {
+            break;
+        }
+        for issuer in &without_key {
+            issuer.refetch_for_unknown_kid().await;
+        }
+        to_try = without_key;
+    }
+    if let Some(e) = failure.most_specific() {
+        return Err(e);
     }
     let never_loaded = usable.iter().all(|i| !i.status().0);
     Err(if never_loaded {
@@ -136,6 +156,30 @@ pub async fn verify(
     } else {
         AuthError::UnknownKey
     })
+}
+
+/// Why the issuers sharing an `iss` refused a token, kept until every one was tried.
+#[derive(Default)]
+struct Failure {
+    /// The first claim check that failed after a signature verified (wrong audience,
+    /// expired, ...): the most specific reason.
+    claim: Option<AuthError>,
+    /// The last signature that did not verify.
+    signature: Option<AuthError>,
+}
+
+impl Failure {
+    fn claim(&mut self, e: AuthError) {
+        self.claim.get_or_insert(e);
+    }
+
+    fn signature(&mut self, e: AuthError) {
+        self.signature = Some(e);
+    }
+
+    fn most_specific(self) -> Option<AuthError> {
+        self.claim.or(self.signature)
+    }
 }
 
 fn check_signature(token: &str, alg: Algorithm, key: &Key) -> Result<Claims, AuthError> {

@@ -6,6 +6,7 @@
 pub mod aws_iam;
 pub mod jwks;
 mod jwt;
+pub mod oidc;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -46,11 +47,31 @@ impl Principal {
     /// The caller of an unauthenticated deployment.
     pub fn anonymous() -> Self {
         Self {
-            issuer: "none".into(),
+            issuer: crate::config::ANONYMOUS_ISSUER.into(),
             subject: "anonymous".into(),
             auth_method: AuthMethod::Unauthenticated,
             claims: Claims::new(),
         }
+    }
+
+    /// Who the caller is for limits and role sessions: an AWS-IAM caller in an assumed
+    /// role is its role's ARN (`arn:aws:iam::ACCOUNT:role/ROLE`), whatever the session
+    /// name, which the caller picks freely; anyone else is its subject.
+    pub fn stable_subject(&self) -> &str {
+        match self.auth_method {
+            AuthMethod::AwsIam => self
+                .claims
+                .get("role_arn")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&self.subject),
+            AuthMethod::Jwt | AuthMethod::Unauthenticated => &self.subject,
+        }
+    }
+
+    /// The key of the per-caller rate limit: the issuer and [`Principal::stable_subject`],
+    /// so rotating role session names does not make an AWS-IAM caller someone new.
+    pub fn rate_key(&self) -> String {
+        format!("{}\n{}", self.issuer, self.stable_subject())
     }
 
     /// The signing identity of a `share_tokens` target: one per (target, DB user), so its
@@ -65,7 +86,9 @@ impl Principal {
     }
 }
 
-/// Why a caller was not authenticated; the text is the `error_description`.
+/// Why a caller was not authenticated; the text is the `error_description`. Every text is
+/// fixed or built from a fixed set (claim names, STS error codes that are plain words):
+/// none repeats what the caller sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
@@ -107,9 +130,13 @@ pub enum AuthError {
     /// The issuer's keys could never be fetched.
     #[error("the issuer's signing keys are unavailable")]
     KeysUnavailable,
-    /// An `AWS-IAM` credential was refused; the text says why.
+    /// An `AWS-IAM` credential was refused; the text (fixed, never caller input) says why.
     #[error("{0}")]
-    AwsIam(String),
+    AwsIam(&'static str),
+    /// STS refused the forwarded request; its error code when that is a plain word (its
+    /// message is never passed on).
+    #[error("STS refused the signed request ({})", .0.as_ref().map_or("no error code", |c| c.as_str()))]
+    StsRefused(Option<aws_iam::sts_answer::StsErrorCode>),
     /// `AWS-IAM` credentials are not accepted by this broker.
     #[error("this broker accepts no AWS-IAM credentials (no aws.iam_server_id)")]
     AwsIamDisabled,
@@ -136,6 +163,7 @@ impl AuthError {
             Self::MissingClaim(_) => "missing_claim",
             Self::KeysUnavailable => "keys_unavailable",
             Self::AwsIam(_) => "aws_iam",
+            Self::StsRefused(_) => "sts_refused",
             Self::AwsIamDisabled => "aws_iam_disabled",
             Self::StsUnavailable => "sts_unavailable",
         }
@@ -155,6 +183,7 @@ pub struct Authenticator {
     aws_iam: Option<Arc<aws_iam::AwsIamVerifier>>,
     clock: SharedClock,
     verified: moka::sync::Cache<[u8; 32], Verified>,
+    console: Arc<oidc::ConsoleIdp>,
 }
 
 /// A JWT already verified: reused for identical tokens (clients send the same JWT again
@@ -211,9 +240,14 @@ impl Authenticator {
                 )?)),
             },
         };
+        let console = match previous {
+            Some(p) => Arc::clone(&p.console),
+            None => Arc::new(oidc::ConsoleIdp::new(clock.clone())?),
+        };
         Ok(Self {
             issuers,
             aws_iam,
+            console,
             clock,
             verified: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -228,6 +262,11 @@ impl Authenticator {
             Some(v) => v.authenticate(encoded).await,
             None => Err(AuthError::AwsIamDisabled),
         }
+    }
+
+    /// The audit console's identity provider client and discovery cache.
+    pub fn console(&self) -> &oidc::ConsoleIdp {
+        &self.console
     }
 
     /// The issuers' key caches.

@@ -177,7 +177,7 @@ impl Broker {
         req: TokenRequest,
     ) -> Result<Issued, IssueError> {
         // Every request counts against its caller, cache hits included.
-        let caller = format!("{}\n{}", principal.issuer, principal.subject);
+        let caller = principal.rate_key();
         if let Err(t) = self
             .pacer
             .admit_principal(&caller, config.rate_limit.per_principal_per_second)

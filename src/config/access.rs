@@ -209,9 +209,21 @@ fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> 
     if raw.jwks_uri.is_some() && raw.jwks_file.is_some() {
         e.push(key("jwks_file"), "set jwks_uri or jwks_file, not both");
     }
+    let insecure_http = raw.insecure_http.unwrap_or(false);
     if let Some(u) = &raw.jwks_uri {
         if !(u.starts_with("https://") || u.starts_with("http://")) {
             e.push(key("jwks_uri"), "must be an http:// or https:// URL");
+        } else if let Err(why) = fetch_allowed(u, insecure_http) {
+            e.push(key("jwks_uri"), why);
+        }
+    }
+    // Neither jwks_uri nor jwks_file: the keys come from discovery at `issuer`.
+    if raw.jwks_uri.is_none() && raw.jwks_file.is_none() && raw.issuer.starts_with("http://") {
+        if let Err(why) = fetch_allowed(&raw.issuer, insecure_http) {
+            e.push(
+                key("issuer"),
+                format!("{why} (its keys come from OIDC discovery)"),
+            );
         }
     }
     if raw.audiences.is_empty() {
@@ -259,7 +271,43 @@ fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> 
         leeway: Duration::from_secs(leeway),
         jwks_refresh: Duration::from_secs(jwks_refresh),
         jwks_min_refetch: Duration::from_secs(jwks_min_refetch),
+        insecure_http,
     })
+}
+
+/// Whether the broker may fetch keys, discovery documents or tokens from `url`: `https://`,
+/// or `http://` to a loopback host (`localhost`, 127.0.0.0/8, `[::1]`), or `http://`
+/// anywhere when the issuer sets `insecure_http = true`. Over plain HTTP anyone on the
+/// network path could swap an issuer's keys. The error is the fixed reason.
+pub fn fetch_allowed(url: &str, insecure_http: bool) -> Result<(), &'static str> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Err("must be an http:// or https:// URL");
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if insecure_http || is_loopback(&parsed) => Ok(()),
+        "http" => Err(
+            "plain http:// to a host that is not loopback lets anyone on the network path \
+             swap the keys: use https://, or set insecure_http = true on the issuer",
+        ),
+        _ => Err("must be an http:// or https:// URL"),
+    }
+}
+
+/// Whether `url`'s host is `localhost` or a loopback address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(is_loopback_host)
+}
+
+/// Whether a host (as in a URL, IPv6 in brackets; no port) is `localhost` or a loopback
+/// address.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Claim values are matched exactly (or by membership for array claims): only strings,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
 
 pub use crate::domain::Cidr;
-pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER};
+pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER, fetch_allowed, is_loopback_host};
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +53,11 @@ pub struct Config {
 pub struct UiConfig {
     /// Serve the console (default true). It shows data only to `[[auditors]]`.
     pub enabled: bool,
+    /// Where browsers reach the console, as an origin (`https://broker.example.com`, no
+    /// trailing slash): OIDC sign-in accepts only `<public_url>/ui/` as redirect URI.
+    /// Without it, sign-in works only on a loopback `Host` (required with `[ui.oidc]`
+    /// unless `server.listen` is loopback).
+    pub public_url: Option<String>,
     /// Sign-in through an identity provider, besides pasting a bearer token.
     pub oidc: Option<UiOidc>,
 }
@@ -72,6 +77,8 @@ pub struct UiOidc {
     pub authorization_endpoint: Option<String>,
     /// Token endpoint; default from the issuer's discovery document.
     pub token_endpoint: Option<String>,
+    /// The issuer's `insecure_http`: discovered endpoints may then be plain `http://`.
+    pub insecure_http: bool,
 }
 
 /// `[server]`.
@@ -210,6 +217,9 @@ pub struct IssuerConfig {
     pub jwks_refresh: Duration,
     /// An unknown `kid` triggers a refetch at most this often (default 30 s).
     pub jwks_min_refetch: Duration,
+    /// Allow plain `http://` to a host that is not loopback for this issuer's keys and
+    /// discovery, and the console's endpoints (default false).
+    pub insecure_http: bool,
 }
 
 /// One `[[targets]]` entry: a database clients ask for by name.

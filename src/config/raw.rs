@@ -107,6 +107,7 @@ pub struct RawIssuer {
     pub leeway_seconds: Option<u64>,
     pub jwks_refresh_seconds: Option<u64>,
     pub jwks_min_refetch_seconds: Option<u64>,
+    pub insecure_http: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +150,7 @@ pub struct RawAuditor {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawUi {
     pub enabled: Option<bool>,
+    pub public_url: Option<String>,
     pub oidc: Option<RawUiOidc>,
 }
 

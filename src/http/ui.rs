@@ -6,13 +6,18 @@
 //! goes to the identity provider and comes back to `/ui/` with a code; the page posts the
 //! code and its PKCE verifier to `POST /ui/oidc/token`, which redeems them at the token
 //! endpoint (so the page's Content-Security-Policy can keep `connect-src 'self'`), checks
-//! the ID token like any bearer token, and hands it back to the page.
+//! the ID token like any bearer token, and hands it back to the page. The only redirect
+//! URI it passes on is `<ui.public_url>/ui/` (without `public_url`, `/ui/` on a loopback
+//! `Host`); it answers 404 from the request head, before any body is read, when sign-in
+//! is off. The provider's endpoints and HTTP client come from
+//! [`crate::auth::oidc::ConsoleIdp`], which caches the discovery document.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -22,8 +27,10 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use crate::config::UiOidc;
-use crate::state::AppState;
+use crate::auth::jwks::read_capped;
+use crate::auth::oidc::{DiscoveryError, MAX_ANSWER_BYTES};
+use crate::config::is_loopback_host;
+use crate::state::{AppState, Generation};
 
 /// The page's policy: nothing but this origin, no inline script or style, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -110,10 +117,15 @@ async fn config(State(state): State<AppState>) -> Result<Response, ApiError> {
     let generation = state.generation();
     let oidc = match &generation.config.ui.oidc {
         Some(o) => {
-            let (authorization_endpoint, _) = endpoints(o).await?;
+            let endpoints = generation
+                .auth
+                .console()
+                .endpoints(o)
+                .await
+                .map_err(unavailable)?;
             json!({
                 "issuer": o.issuer,
-                "authorization_endpoint": authorization_endpoint,
+                "authorization_endpoint": endpoints.authorization_endpoint,
                 "client_id": o.client_id,
                 "scope": o.scopes.join(" "),
             })
@@ -127,49 +139,30 @@ async fn config(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(harden(Json(body).into_response(), "no-store"))
 }
 
-/// The authorization and token endpoints: configured, or from the issuer's discovery
-/// document.
-async fn endpoints(o: &UiOidc) -> Result<(String, String), ApiError> {
-    if let (Some(a), Some(t)) = (&o.authorization_endpoint, &o.token_endpoint) {
-        return Ok((a.clone(), t.clone()));
-    }
-    let unavailable = |what: &str| ApiError::Unavailable {
-        detail: format!("the identity provider's discovery document {what}"),
+fn unavailable(e: DiscoveryError) -> ApiError {
+    ApiError::Unavailable {
+        detail: e.to_string(),
         retry_after: 10,
-    };
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        o.issuer_url.trim_end_matches('/')
-    );
-    let doc: Value = client()?
-        .get(&url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|_| unavailable("could not be fetched"))?
-        .json()
-        .await
-        .map_err(|_| unavailable("is not JSON"))?;
-    let field = |name: &str, configured: &Option<String>| {
-        configured
-            .clone()
-            .or_else(|| doc.get(name).and_then(Value::as_str).map(str::to_owned))
-            .ok_or_else(|| unavailable(&format!("has no {name}")))
-    };
-    Ok((
-        field("authorization_endpoint", &o.authorization_endpoint)?,
-        field("token_endpoint", &o.token_endpoint)?,
-    ))
+    }
 }
 
-fn client() -> Result<reqwest::Client, ApiError> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ApiError::Internal(format!("cannot build the HTTP client: {e}")))
+/// `POST /ui/oidc/token` is served: the console is on and has `[ui.oidc]`. Checked from
+/// the request head, before the body is read, so a disabled endpoint costs no waiting
+/// for a body.
+struct OidcSignIn(Arc<Generation>);
+
+impl FromRequestParts<AppState> for OidcSignIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let generation = state.generation();
+        let ui = &generation.config.ui;
+        if ui.enabled && ui.oidc.is_some() {
+            Ok(Self(generation))
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
 }
 
 /// Body of `POST /ui/oidc/token`.
@@ -181,9 +174,10 @@ pub struct Redeem {
     redirect_uri: String,
 }
 
-/// Checks the body's shape: a code, an RFC 7636 verifier, and this console's address
-/// (`/ui/` on the host the browser asked for).
-fn check(body: &Redeem, host: Option<&str>) -> Result<(), ApiError> {
+/// Checks the body's shape: a code, an RFC 7636 verifier, and this console's address:
+/// `<ui.public_url>/ui/`, or without `public_url`, `/ui/` on the loopback host the request
+/// was sent to (a `Host` that is not loopback is not believed).
+fn check(body: &Redeem, public_url: Option<&str>, host: Option<&str>) -> Result<(), ApiError> {
     let bad = |m: &str| Err(ApiError::BadRequest(m.into()));
     let code = body.code.expose_secret();
     if code.is_empty() || code.len() > 4096 || !code.bytes().all(|b| b.is_ascii_graphic()) {
@@ -197,15 +191,28 @@ fn check(body: &Redeem, host: Option<&str>) -> Result<(), ApiError> {
     {
         return bad("code_verifier: must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~");
     }
-    match reqwest::Url::parse(&body.redirect_uri) {
-        Ok(u)
-            if matches!(u.scheme(), "http" | "https")
-                && host.is_some_and(|h| authority(&u).eq_ignore_ascii_case(h))
-                && u.path() == "/ui/"
-                && u.query().is_none()
-                && u.fragment().is_none()
-                && u.username().is_empty() => {}
-        _ => return bad("redirect_uri: must be this console's address, ending in /ui/"),
+    let Ok(u) = reqwest::Url::parse(&body.redirect_uri) else {
+        return bad("redirect_uri: must be this console's address, ending in /ui/");
+    };
+    let shape_ok = matches!(u.scheme(), "http" | "https")
+        && u.path() == "/ui/"
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.username().is_empty()
+        && u.password().is_none();
+    let address_ok = match public_url {
+        Some(origin) => u.origin().ascii_serialization() == origin,
+        None => host.is_some_and(|h| {
+            authority(&u).eq_ignore_ascii_case(h) && u.host_str().is_some_and(is_loopback_host)
+        }),
+    };
+    if !(shape_ok && address_ok) {
+        return bad(if public_url.is_some() {
+            "redirect_uri: must be this console's address, ui.public_url followed by /ui/"
+        } else {
+            "redirect_uri: must be this console's address, ending in /ui/; without \
+             ui.public_url only a loopback address is accepted"
+        });
     }
     Ok(())
 }
@@ -221,18 +228,22 @@ fn authority(u: &reqwest::Url) -> String {
 
 /// Redeems an authorization code for an ID token and checks it as a bearer token.
 async fn redeem(
-    State(state): State<AppState>,
+    OidcSignIn(generation): OidcSignIn,
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<Redeem>,
 ) -> Result<Response, ApiError> {
-    enabled(&state)?;
-    let generation = state.generation();
-    let Some(oidc) = &generation.config.ui.oidc else {
+    let ui = &generation.config.ui;
+    let Some(oidc) = &ui.oidc else {
         return Err(ApiError::NotFound);
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    check(&body, host)?;
-    let (_, token_endpoint) = endpoints(oidc).await?;
+    check(&body, ui.public_url.as_deref(), host)?;
+    let console = generation.auth.console();
+    let token_endpoint = console
+        .endpoints(oidc)
+        .await
+        .map_err(unavailable)?
+        .token_endpoint;
     let form = [
         ("grant_type", "authorization_code"),
         ("code", body.code.expose_secret()),
@@ -240,7 +251,8 @@ async fn redeem(
         ("redirect_uri", body.redirect_uri.as_str()),
         ("client_id", oidc.client_id.as_str()),
     ];
-    let res = client()?
+    let res = console
+        .http()
         .post(&token_endpoint)
         .header(header::ACCEPT, "application/json")
         .form(&form)
@@ -251,7 +263,11 @@ async fn redeem(
             retry_after: 10,
         })?;
     let status = res.status();
-    let answer: Value = res.json().await.unwrap_or(Value::Null);
+    let answer: Value = read_capped(res, MAX_ANSWER_BYTES)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
     if !status.is_success() {
         // The OAuth error code is a fixed word (invalid_grant, ...): safe to pass on.
         let code = answer

@@ -15,7 +15,7 @@ use crate::support::binary::BIN;
 use crate::support::creds::{Switchable, static_keys};
 use crate::support::moto::Moto;
 
-const SERVER_ID: &str = "rds-token-broker.test.example";
+pub(crate) const SERVER_ID: &str = "rds-token-broker.test.example";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,16 +25,26 @@ fn python() -> PathBuf {
     repo().join(".venv/bin/python")
 }
 
-struct Fixture {
-    moto: Moto,
-    app: TestApp,
-    /// `user` and `role` credentials (environment variables) valid in moto.
-    creds: Value,
+pub(crate) struct Fixture {
+    pub(crate) moto: Moto,
+    pub(crate) app: TestApp,
+    /// `user`, `role` and `role_rotated` (the same role, another session name) credentials
+    /// (environment variables) valid in moto.
+    pub(crate) creds: Value,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
     async fn start() -> Self {
+        Self::start_with("", |_| static_keys()).await
+    }
+
+    /// With `extra` appended to the configuration, and the broker's own credentials
+    /// chosen from the credentials made in moto.
+    pub(crate) async fn start_with(
+        extra: &str,
+        broker_credentials: impl FnOnce(&Value) -> aws_credential_types::Credentials,
+    ) -> Self {
         let moto = Moto::start_verifying_signatures(4).await;
         let out = tokio::process::Command::new(python())
             .arg(repo().join("tests/recipes/aws_iam_setup.py"))
@@ -70,11 +80,12 @@ issuer = "aws-iam"
 subject = "arn:aws:iam::123456789012:role/orders-*"
 targets = ["orders-db"]
 db_users = ["app_rw"]
+{extra}
 "#,
             sts = moto.url(),
             dir = dir.path().display()
         );
-        let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+        let app = TestApp::spawn_with(&config, Switchable::with(broker_credentials(&creds))).await;
         // moto's session credentials and the signatures' dates are real time.
         app.clock.set(SystemTime::now());
         Self {
@@ -85,8 +96,9 @@ db_users = ["app_rw"]
         }
     }
 
-    /// Authorization values from the botocore recipe, signed as `who` (`user` or `role`).
-    async fn signed(&self, who: &str) -> Value {
+    /// Authorization values from the botocore recipe, signed as `who` (`user`, `role` or
+    /// `role_rotated`).
+    pub(crate) async fn signed(&self, who: &str) -> Value {
         let mut cmd = tokio::process::Command::new(python());
         cmd.env_clear()
             .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -110,7 +122,7 @@ db_users = ["app_rw"]
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    async fn post(&self, authorization: &str) -> reqwest::Response {
+    pub(crate) async fn post(&self, authorization: &str) -> reqwest::Response {
         self.app
             .client
             .post(format!("{}/v1/tokens", self.app.base))
@@ -122,7 +134,7 @@ db_users = ["app_rw"]
     }
 
     /// Posts and expects a 401 whose reason contains `why`.
-    async fn refused(&self, authorization: &str, why: &str) {
+    pub(crate) async fn refused(&self, authorization: &str, why: &str) {
         let body = problem(self.post(authorization).await, 401).await;
         let detail = body["detail"].as_str().unwrap();
         assert!(detail.contains(why), "{detail:?} should say {why:?}");
@@ -130,7 +142,7 @@ db_users = ["app_rw"]
 }
 
 /// The signed request inside an `AWS-IAM` value, for tampering.
-fn decode(authorization: &str) -> Value {
+pub(crate) fn decode(authorization: &str) -> Value {
     let b64 = authorization.strip_prefix("AWS-IAM ").unwrap();
     serde_json::from_slice(
         &base64::engine::general_purpose::STANDARD
@@ -140,14 +152,14 @@ fn decode(authorization: &str) -> Value {
     .unwrap()
 }
 
-fn encode(signed: &Value) -> String {
+pub(crate) fn encode(signed: &Value) -> String {
     format!(
         "AWS-IAM {}",
         base64::engine::general_purpose::STANDARD.encode(signed.to_string())
     )
 }
 
-fn header_mut<'a>(signed: &'a mut Value, name: &str) -> &'a mut Value {
+pub(crate) fn header_mut<'a>(signed: &'a mut Value, name: &str) -> &'a mut Value {
     let headers = signed["headers"].as_object_mut().unwrap();
     let key = headers
         .keys()
@@ -198,14 +210,17 @@ async fn tampered_misdirected_stale_and_foreign_requests_are_refused() {
     // A signed header changed after signing: STS (moto) finds the signature wrong.
     let mut t = valid.clone();
     *header_mut(&mut t, "content-type") = json!("application/x-www-form-urlencoded");
-    f.refused(&encode(&t), "STS refused the signed request")
-        .await;
+    f.refused(
+        &encode(&t),
+        "STS refused the signed request (SignatureDoesNotMatch)",
+    )
+    .await;
 
     // Without the server-id header, or with another broker's id.
     let mut t = valid.clone();
     let headers = t["headers"].as_object_mut().unwrap();
     headers.retain(|k, _| !k.eq_ignore_ascii_case("x-rds-token-broker-server-id"));
-    f.refused(&encode(&t), "x-rds-token-broker-server-id is missing")
+    f.refused(&encode(&t), "a header named in SignedHeaders is missing")
         .await;
     let mut t = valid.clone();
     *header_mut(&mut t, "x-rds-token-broker-server-id") = json!("another-broker");

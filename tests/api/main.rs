@@ -22,6 +22,7 @@ mod deploy;
 mod fuzz;
 mod hardening;
 mod hardening_audit;
+mod hardening_auth;
 mod openapi;
 mod policy;
 mod process;

@@ -35,8 +35,24 @@ async fn every_documented_operation_is_served_and_others_are_not() {
     let ops = documented();
     assert_eq!(ops.len(), 13, "{ops:?}");
     let app = TestApp::spawn().await;
+    // The console's code redemption is served only with [ui.oidc] (404 without it).
+    let with_oidc = TestApp::spawn_with(
+        &format!(
+            "{}\n[[issuers]]\nname = \"corp\"\nissuer = \"https://sso.example\"\n\
+             jwks_uri = \"https://sso.example/jwks\"\naudiences = [\"console\"]\n\
+             [ui.oidc]\nissuer = \"corp\"\nclient_id = \"console\"\n",
+            crate::support::app::CONFIG
+        ),
+        crate::support::creds::Switchable::with(crate::support::creds::static_keys()),
+    )
+    .await;
     for (method, path) in &ops {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let app = if path == "/ui/oidc/token" {
+            &with_oidc
+        } else {
+            &app
+        };
         let res = app
             .client
             .request(m, format!("{}{path}", app.base))

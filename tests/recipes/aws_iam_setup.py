@@ -1,5 +1,6 @@
 """Creates, in a moto server that verifies signatures after its first 4 actions, an IAM
-user allowed to assume a role, then assumes it; prints both sets of credentials as JSON."""
+user allowed to assume a role, then assumes it twice (two session names); prints the
+credentials as JSON."""
 
 import json
 import sys
@@ -29,10 +30,16 @@ sts = boto3.client("sts", endpoint_url=url, region_name="us-east-1",
                    aws_secret_access_key=key["SecretAccessKey"])
 role = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/orders-lambda",
                        RoleSessionName="checkout-fn")["Credentials"]
+# The same role under another session name, as a caller rotating names would.
+rotated = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/orders-lambda",
+                          RoleSessionName="rotated-4711")["Credentials"]
 print(json.dumps({
     "user": {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
              "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]},
     "role": {"AWS_ACCESS_KEY_ID": role["AccessKeyId"],
              "AWS_SECRET_ACCESS_KEY": role["SecretAccessKey"],
              "AWS_SESSION_TOKEN": role["SessionToken"]},
+    "role_rotated": {"AWS_ACCESS_KEY_ID": rotated["AccessKeyId"],
+                     "AWS_SECRET_ACCESS_KEY": rotated["SecretAccessKey"],
+                     "AWS_SESSION_TOKEN": rotated["SessionToken"]},
 }))

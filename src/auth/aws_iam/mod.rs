@@ -6,23 +6,37 @@
 //!
 //! What the broker checks before contacting anything (STS verifies the signature itself):
 //! the URL is one of the STS endpoints (`https://sts.amazonaws.com/`,
-//! `https://sts.REGION.amazonaws.com[.cn]/`, or `aws.sts_endpoint`), so no caller can point
-//! the broker elsewhere; the body is exactly `Action=GetCallerIdentity&Version=2011-06-15`;
+//! `https://sts.REGION.amazonaws.com[.cn]/` with a real region label such as `eu-west-1`
+//! or `us-gov-west-1`, or `aws.sts_endpoint`), so no caller can point the broker
+//! elsewhere; the body is exactly `Action=GetCallerIdentity&Version=2011-06-15`;
 //! `X-RDS-Token-Broker-Server-ID` carries `aws.iam_server_id` and is among the signed
 //! headers, so a request signed for another service cannot be replayed here; the signature
-//! is SigV4 for `sts` and its date is within 5 minutes of the broker's clock. Answers are
-//! cached per signature until that window closes.
+//! is SigV4 for `sts` and its date is within 5 minutes of the broker's clock.
+//!
+//! Only the signed headers and `Authorization` are forwarded (never a proxy, forwarding or
+//! `Expect` header the caller slipped in), STS's answer is parsed strictly
+//! ([`sts_answer`]), and answers are cached until the 5 minutes are over, keyed by
+//! the SHA-256 of everything forwarded: a cached identity is only reused for exactly the
+//! request STS checked. Every refusal is a fixed text: nothing the caller sent, and
+//! nothing from STS but its error code when that is a plain word, reaches the answer, the
+//! logs or the audit trail.
+
+mod request;
+pub mod sts_answer;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::{AuthError, AuthMethod, Claims, Principal};
 use crate::clock::SharedClock;
 use crate::config::AWS_IAM_ISSUER;
+use request::{
+    Forwarded, MAX_HEADERS, NEVER_FORWARDED, is_aws_sts_host, parse_amz_date, parse_authorization,
+};
+use sts_answer::CallerIdentity;
 
 /// The header that binds a signed request to this broker.
 pub const SERVER_ID_HEADER: &str = "x-rds-token-broker-server-id";
@@ -45,14 +59,15 @@ pub struct SignedRequest {
     pub body: String,
 }
 
-/// Who STS says the caller is.
+/// Who STS says the caller is, and until when the answer is reused.
 #[derive(Debug, Clone)]
 struct Identity {
-    arn: String,
-    account: String,
-    user_id: String,
+    caller: CallerIdentity,
     valid_until: SystemTime,
 }
+
+/// Largest STS answer read.
+const MAX_STS_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Checks signed GetCallerIdentity requests and asks STS.
 #[derive(Debug)]
@@ -61,88 +76,11 @@ pub struct AwsIamVerifier {
     sts_endpoint: Option<reqwest::Url>,
     http: reqwest::Client,
     clock: SharedClock,
-    cache: moka::sync::Cache<String, Identity>,
+    cache: moka::sync::Cache<[u8; 32], Identity>,
 }
 
-fn reject(why: impl Into<String>) -> AuthError {
-    AuthError::AwsIam(why.into())
-}
-
-/// Whether `host` is an AWS STS endpoint (global or regional, commercial or China).
-fn is_aws_sts_host(host: &str) -> bool {
-    if host == "sts.amazonaws.com" {
-        return true;
-    }
-    let rest = host
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
-    match rest.and_then(|r| r.strip_prefix("sts.")) {
-        Some(region) => {
-            !region.is_empty()
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        }
-        None => false,
-    }
-}
-
-/// The `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` parts.
-struct SigV4 {
-    date: String,
-    service: String,
-    signed_headers: Vec<String>,
-    signature: String,
-}
-
-fn parse_authorization(value: &str) -> Option<SigV4> {
-    let rest = value.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let mut credential = None;
-    let mut signed = None;
-    let mut signature = None;
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        match k {
-            "Credential" => credential = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => signature = Some(v),
-            _ => return None,
-        }
-    }
-    let scope: Vec<&str> = credential?.split('/').collect();
-    let [_key, date, _region, service, "aws4_request"] = scope.as_slice() else {
-        return None;
-    };
-    let signature = signature?;
-    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some(SigV4 {
-        date: (*date).to_owned(),
-        service: (*service).to_owned(),
-        signed_headers: signed?.split(';').map(str::to_owned).collect(),
-        signature: signature.to_owned(),
-    })
-}
-
-/// `20260309T141129Z` as a time.
-fn parse_amz_date(s: &str) -> Option<SystemTime> {
-    if s.len() != 16 {
-        return None;
-    }
-    let iso = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        s.get(0..4)?,
-        s.get(4..6)?,
-        s.get(6..8)?,
-        s.get(9..11)?,
-        s.get(11..13)?,
-        s.get(13..15)?
-    );
-    if s.get(8..9) != Some("T") || s.get(15..16) != Some("Z") {
-        return None;
-    }
-    crate::clock::parse_rfc3339(&iso)
+fn reject(why: &'static str) -> AuthError {
+    AuthError::AwsIam(why)
 }
 
 /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION` as the role's ARN
@@ -162,22 +100,6 @@ pub fn role_arn_of(arn: &str) -> Option<String> {
     let rest = resource.strip_prefix("assumed-role/")?;
     let (role, _session) = rest.split_once('/')?;
     Some(format!("arn:{partition}:iam::{account}:role/{role}"))
-}
-
-fn between<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml.get(start..)?.find(&close)?;
-    xml.get(start..end)
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 impl AwsIamVerifier {
@@ -249,6 +171,9 @@ impl AwsIamVerifier {
         let req: SignedRequest = serde_json::from_slice(&raw).map_err(|_| {
             reject("the AWS-IAM credential is not JSON with method, url, headers and body")
         })?;
+        if req.headers.len() > MAX_HEADERS {
+            return Err(reject("the signed request has too many headers"));
+        }
         let headers: BTreeMap<String, String> = req
             .headers
             .iter()
@@ -268,41 +193,79 @@ impl AwsIamVerifier {
             ));
         }
         if req.body != GET_CALLER_IDENTITY {
-            return Err(reject(format!(
-                "the signed request's body must be exactly {GET_CALLER_IDENTITY}"
-            )));
+            return Err(reject(
+                "the signed request's body must be exactly Action=GetCallerIdentity&Version=2011-06-15",
+            ));
         }
-        let sig = headers
+        let authorization = headers
             .get("authorization")
-            .and_then(|a| parse_authorization(a))
+            .map(String::as_str)
             .ok_or_else(|| reject("the signed request has no AWS4-HMAC-SHA256 Authorization"))?;
+        let sig = parse_authorization(authorization).ok_or_else(|| {
+            reject(
+                "the signed request's Authorization is not a well-formed AWS4-HMAC-SHA256 signature",
+            )
+        })?;
         if sig.service != "sts" {
             return Err(reject("the request is not signed for sts"));
         }
-        for required in ["host", "x-amz-date", SERVER_ID_HEADER] {
+        for (required, refusal) in [
+            ("host", "host must be a signed header"),
+            ("x-amz-date", "x-amz-date must be a signed header"),
+            (
+                SERVER_ID_HEADER,
+                "x-rds-token-broker-server-id must be a signed header",
+            ),
+        ] {
             if !sig.signed_headers.iter().any(|h| h == required) {
-                return Err(reject(format!("{required} must be a signed header")));
+                return Err(reject(refusal));
             }
         }
-        for h in &sig.signed_headers {
-            if h != "host" && !headers.contains_key(h) {
-                return Err(reject(format!("the signed header {h} is missing")));
-            }
+        if sig
+            .signed_headers
+            .iter()
+            .any(|h| NEVER_FORWARDED.contains(&h.as_str()) || h.starts_with("x-forwarded-"))
+        {
+            return Err(reject(
+                "a signed header is a connection, proxy or forwarding header",
+            ));
         }
+        let expected_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => String::new(),
+        };
         if let Some(host) = headers.get("host") {
-            let expected = match (url.host_str(), url.port()) {
-                (Some(h), Some(p)) => format!("{h}:{p}"),
-                (Some(h), None) => h.to_owned(),
-                _ => String::new(),
-            };
-            if !host.eq_ignore_ascii_case(&expected) {
+            if !host.eq_ignore_ascii_case(&expected_host) {
                 return Err(reject("the Host header does not match the url"));
             }
         }
+        let mut forwarded = Forwarded {
+            url: &url,
+            headers: Vec::with_capacity(sig.signed_headers.len()),
+            authorization,
+            body: &req.body,
+        };
+        for h in sig.signed_headers.iter().filter(|h| *h != "host") {
+            let value = headers
+                .get(h)
+                .ok_or_else(|| reject("a header named in SignedHeaders is missing"))?;
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                return Err(reject(
+                    "a signed header's value is not a valid HTTP header value",
+                ));
+            }
+            forwarded.headers.push((h.as_str(), value.as_str()));
+        }
+        if reqwest::header::HeaderValue::from_str(authorization).is_err() {
+            return Err(reject(
+                "the signed request's Authorization is not a well-formed AWS4-HMAC-SHA256 signature",
+            ));
+        }
         if headers.get(SERVER_ID_HEADER).map(String::as_str) != Some(self.server_id.as_str()) {
-            return Err(reject(format!(
-                "the {SERVER_ID_HEADER} header does not name this broker"
-            )));
+            return Err(reject(
+                "the x-rds-token-broker-server-id header does not name this broker",
+            ));
         }
         let amz_date = headers.get("x-amz-date").map(String::as_str).unwrap_or("");
         let signed_at =
@@ -321,78 +284,75 @@ impl AwsIamVerifier {
             ));
         }
 
-        let key = hex::encode(Sha256::digest(sig.signature.as_bytes()));
+        let key = forwarded.digest(&expected_host);
         let identity = match self.cache.get(&key) {
             Some(i) if now < i.valid_until => i,
             _ => {
-                let identity = self
-                    .ask_sts(&url, &headers, &req.body, signed_at + MAX_SKEW)
-                    .await?;
+                let caller = self.ask_sts(&forwarded).await?;
+                let identity = Identity {
+                    caller,
+                    valid_until: signed_at + MAX_SKEW,
+                };
                 self.cache.insert(key, identity.clone());
                 identity
             }
         };
+        let CallerIdentity {
+            arn,
+            account,
+            user_id,
+        } = identity.caller;
         let mut claims = Claims::new();
-        claims.insert("arn".into(), serde_json::Value::from(identity.arn.clone()));
-        claims.insert("account".into(), serde_json::Value::from(identity.account));
-        claims.insert("user_id".into(), serde_json::Value::from(identity.user_id));
-        if let Some(role) = role_arn_of(&identity.arn) {
+        claims.insert("arn".into(), serde_json::Value::from(arn.clone()));
+        claims.insert("account".into(), serde_json::Value::from(account));
+        claims.insert("user_id".into(), serde_json::Value::from(user_id));
+        if let Some(role) = role_arn_of(&arn) {
             claims.insert("role_arn".into(), serde_json::Value::from(role));
         }
         Ok(Principal {
             issuer: AWS_IAM_ISSUER.to_owned(),
-            subject: identity.arn,
+            subject: arn,
             auth_method: AuthMethod::AwsIam,
             claims,
         })
     }
 
-    async fn ask_sts(
-        &self,
-        url: &reqwest::Url,
-        headers: &BTreeMap<String, String>,
-        body: &str,
-        valid_until: SystemTime,
-    ) -> Result<Identity, AuthError> {
-        let mut req = self.http.post(url.clone()).body(body.to_owned());
-        for (k, v) in headers {
-            if matches!(
-                k.as_str(),
-                "host" | "content-length" | "connection" | "transfer-encoding"
-            ) {
+    /// Sends exactly the signed headers and `Authorization` (reqwest sets `Host` and
+    /// `Content-Length` from the URL and body, which were checked to match).
+    async fn ask_sts(&self, f: &Forwarded<'_>) -> Result<CallerIdentity, AuthError> {
+        let mut req = self
+            .http
+            .post(f.url.clone())
+            .body(f.body.to_owned())
+            .header(reqwest::header::AUTHORIZATION, f.authorization);
+        for (k, v) in &f.headers {
+            if *k == "content-length" {
                 continue;
             }
-            req = req.header(k, v);
+            req = req.header(*k, *v);
         }
         let res = req.send().await.map_err(|e| {
             tracing::warn!(error = %e, "STS did not answer a GetCallerIdentity");
             AuthError::StsUnavailable
         })?;
         let status = res.status();
-        let text = res.text().await.map_err(|_| AuthError::StsUnavailable)?;
+        let body = super::jwks::read_capped(res, MAX_STS_ANSWER_BYTES)
+            .await
+            .map_err(|_| AuthError::StsUnavailable)?;
         if status.is_server_error() {
             return Err(AuthError::StsUnavailable);
         }
+        let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
-            let code = between(&text, "Code").unwrap_or("error");
-            let message = between(&text, "Message")
-                .map(xml_unescape)
-                .unwrap_or_default();
-            return Err(reject(format!(
-                "STS refused the signed request: {code}: {}",
-                message.chars().take(200).collect::<String>()
-            )));
+            return Err(AuthError::StsRefused(sts_answer::error_code(&text)));
         }
-        let field = |tag| between(&text, tag).map(xml_unescape);
-        match (field("Arn"), field("Account"), field("UserId")) {
-            (Some(arn), Some(account), Some(user_id)) if arn.starts_with("arn:") => Ok(Identity {
-                arn,
-                account,
-                user_id,
-                valid_until,
-            }),
-            _ => Err(reject("STS's answer names no identity")),
-        }
+        sts_answer::caller_identity(&text).ok_or_else(|| {
+            tracing::warn!(
+                status = status.as_u16(),
+                "STS answered a GetCallerIdentity with no well-formed identity"
+            );
+            reject("STS's answer names no identity")
+        })
     }
 }
 
@@ -411,26 +371,5 @@ mod tests {
             Some("arn:aws-cn:iam::123456789012:role/r")
         );
         assert_eq!(role_arn_of("arn:aws:iam::123456789012:user/alice"), None);
-    }
-
-    #[test]
-    fn only_sts_hosts_are_sts_hosts() {
-        for ok in [
-            "sts.amazonaws.com",
-            "sts.eu-west-1.amazonaws.com",
-            "sts.cn-north-1.amazonaws.com.cn",
-        ] {
-            assert!(is_aws_sts_host(ok), "{ok}");
-        }
-        for bad in [
-            "sts.amazonaws.com.evil.example",
-            "evil.example",
-            "sts..amazonaws.com",
-            "s3.amazonaws.com",
-            "sts.eu-west-1.amazonaws.com@evil",
-            "xsts.amazonaws.com",
-        ] {
-            assert!(!is_aws_sts_host(bad), "{bad}");
-        }
     }
 }
