@@ -153,7 +153,8 @@ async fn read_body(
     }
 }
 
-/// The console's routes answer 404 while `ui.enabled` is false, before any body is read;
+/// The console's routes answer 404 while `ui.enabled` is false (and OIDC sign-in while
+/// `[ui.oidc]` is not configured), before any body is read;
 /// its sign-in helpers, which call the identity provider for callers nobody has
 /// authenticated yet, spend the client address's budget (`rate_limit.per_client_ip_*`).
 async fn console_gate(
@@ -162,7 +163,8 @@ async fn console_gate(
     next: Next,
 ) -> Response {
     let generation = state.generation();
-    if !generation.config.ui.enabled {
+    let ui = &generation.config.ui;
+    if !ui.enabled || (req.uri().path() == "/ui/oidc/token" && ui.oidc.is_none()) {
         return ApiError::NotFound.into_response();
     }
     if matches!(req.uri().path(), "/ui/config" | "/ui/oidc/token") {

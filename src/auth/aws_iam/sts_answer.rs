@@ -308,7 +308,14 @@ pub fn error_code(xml: &str) -> Option<StsErrorCode> {
         }
         e.children.iter().find_map(find)
     }
-    StsErrorCode::parse(find(&parse(xml)?)?.trim())
+    if let Some(code) = parse(xml).as_ref().and_then(find) {
+        return StsErrorCode::parse(code.trim());
+    }
+    // Some STS stand-ins answer errors with markup the strict parser refuses; the code
+    // alone is still safe to take: it must pass `StsErrorCode::parse` (letters only).
+    let start = xml.find("<Code>")? + "<Code>".len();
+    let end = start + xml.get(start..)?.find("</Code>")?;
+    StsErrorCode::parse(xml.get(start..end)?.trim())
 }
 
 #[cfg(test)]
