@@ -11,6 +11,7 @@ use rds_token_broker::state::AppState;
 use reqwest::Response;
 use serde_json::Value;
 
+use super::config::BrokerToml;
 use super::creds::{Switchable, static_keys};
 
 /// 2026-03-09T14:11:29Z, the vectors' signing time.
@@ -21,8 +22,8 @@ pub fn t0() -> SystemTime {
 /// The `[[auditors]]` entry that lets the anonymous caller read the trail (in [`CONFIG`]).
 pub const ANONYMOUS_AUDITOR: &str = "[[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n";
 
-/// A test configuration: one target with two DB users, one with a single user; the
-/// anonymous caller is an auditor.
+/// [`BrokerToml::unauthenticated`] as text, for the files that still paste their
+/// configuration (see `support::config`).
 pub const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
@@ -70,15 +71,21 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    /// The default config with static credentials.
+    /// [`BrokerToml::unauthenticated`] with static credentials.
     pub async fn spawn() -> Self {
-        Self::spawn_with(CONFIG, Switchable::with(static_keys())).await
+        Self::spawn_toml(BrokerToml::unauthenticated()).await
     }
 
-    pub async fn spawn_with(config_toml: &str, creds: Switchable) -> Self {
+    /// `config` with static credentials.
+    pub async fn spawn_toml(config: impl Into<BrokerToml>) -> Self {
+        Self::spawn_with(config, Switchable::with(static_keys())).await
+    }
+
+    /// `config` with credentials the test controls through [`TestApp::creds`].
+    pub async fn spawn_with(config: impl Into<BrokerToml>, creds: Switchable) -> Self {
         let creds = Arc::new(creds);
         Self::spawn_with_provider(
-            config_toml,
+            config,
             creds.clone(),
             SharedCredentialsProvider::new(ProviderRef(creds)),
         )
@@ -87,11 +94,13 @@ impl TestApp {
 
     /// Like `spawn_with`, with any provider (`creds` is then only a handle for the test).
     pub async fn spawn_with_provider(
-        config_toml: &str,
+        config: impl Into<BrokerToml>,
         creds: Arc<Switchable>,
         provider: SharedCredentialsProvider,
     ) -> Self {
-        let config = config::load_str(config_toml).unwrap_or_else(|e| panic!("{e}"));
+        super::logs::init();
+        let text = config.into().to_string();
+        let config = config::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let clock = Arc::new(ManualClock::new(t0()));
         let deps = Dependencies {
             clock: clock.clone(),
@@ -114,6 +123,12 @@ impl TestApp {
         }
     }
 
+    /// `config` with credentials that never arrive (a hung provider).
+    pub async fn spawn_hung(config: BrokerToml) -> Self {
+        let provider = SharedCredentialsProvider::new(super::creds::Hanging);
+        Self::spawn_with_provider(config, Arc::new(Switchable::none()), provider).await
+    }
+
     pub async fn post_token(&self, body: Value) -> Response {
         self.client
             .post(format!("{}/v1/tokens", self.base))
@@ -128,17 +143,6 @@ impl TestApp {
         let res = self.post_token(body).await;
         assert_eq!(res.status(), 200, "token request failed");
         res.json().await.unwrap()
-    }
-
-    /// The default config plus `server_lines` under `[server]`, with credentials that
-    /// never arrive (a hung provider).
-    pub async fn spawn_hung(server_lines: &str) -> Self {
-        let config = CONFIG.replace(
-            "allow_unauthenticated = true",
-            &format!("allow_unauthenticated = true\n{server_lines}"),
-        );
-        let provider = SharedCredentialsProvider::new(super::creds::Hanging);
-        Self::spawn_with_provider(&config, Arc::new(Switchable::none()), provider).await
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -1,11 +1,15 @@
-//! The real `rds-token-broker` binary as a child process on a free loopback port.
+//! The real `rds-token-broker` binary as a child process on a free loopback port. Its
+//! stderr (the broker's logs) is kept, and printed when the test fails (or as it comes,
+//! with `TEST_LOG`; see `support::logs`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::config::BrokerToml;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rds-token-broker");
 
@@ -47,9 +51,20 @@ pub struct RunningBroker {
     pub child: Child,
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
+    /// Says when the stderr reader has read everything (the broker exited).
+    stderr_done: mpsc::Receiver<()>,
 }
 
 impl RunningBroker {
+    /// Writes `config` to `home/broker.toml` and serves it with AWS's example keys (the
+    /// broker signs locally; see [`command_with_example_keys`]).
+    pub fn serve(home: &Path, config: &BrokerToml) -> Self {
+        let path = config.write_to(home);
+        let mut cmd = command_with_example_keys(home);
+        cmd.args(["serve", "--config", path.to_str().unwrap()]);
+        Self::start(cmd)
+    }
+
     /// Starts `cmd` (a `serve` invocation) and waits until it logs its address.
     pub fn start(mut cmd: Command) -> Self {
         let mut child = cmd
@@ -74,10 +89,16 @@ impl RunningBroker {
             }
         });
         let (tx, rx) = mpsc::channel();
+        let (done_tx, stderr_done) = mpsc::channel();
         let err = BufReader::new(child.stderr.take().unwrap());
         let err_buf = stderr.clone();
+        let live = super::logs::shown();
         std::thread::spawn(move || {
             for line in err.lines().map_while(Result::ok) {
+                if live {
+                    // Straight to the terminal, past the test harness's capture.
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
                 for scheme in ["http", "https"] {
                     let marker = format!("listening on {scheme}://");
                     if let Some(i) = line.find(&marker) {
@@ -91,6 +112,7 @@ impl RunningBroker {
                 err_buf.lock().unwrap().push_str(&line);
                 err_buf.lock().unwrap().push('\n');
             }
+            let _ = done_tx.send(());
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a,
@@ -104,6 +126,7 @@ impl RunningBroker {
             child,
             stdout,
             stderr,
+            stderr_done,
         }
     }
 
@@ -135,5 +158,14 @@ impl Drop for RunningBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() && !super::logs::shown() {
+            // The test failed: show what the broker said (its last lines included).
+            let _ = self.stderr_done.recv_timeout(Duration::from_secs(2));
+            eprintln!("---- the broker's stderr ----\n{}", self.stderr());
+            let stdout = self.stdout();
+            if !stdout.is_empty() {
+                eprintln!("---- the broker's stdout ----\n{stdout}");
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
+use super::config::Issuer;
+
 pub struct RsaKey {
     pub kid: String,
     pub pair: RsaKeyPair,
@@ -191,14 +193,11 @@ impl TestIdp {
     }
 }
 
-/// Writes `key`'s JWKS to `dir/jwks.json` and returns the `[[issuers]]` block that trusts
-/// it as issuer `corp` (`iss`, audience `rds-token-broker`): a real binary's JWT issuer
-/// without a JWKS server.
-pub fn file_issuer(dir: &std::path::Path, key: &RsaKey, iss: &str) -> String {
+/// Writes `key`'s JWKS to `dir/jwks.json` and returns the issuer `corp` that trusts it
+/// for `iss` (audience `rds-token-broker`): a real binary's JWT issuer without a JWKS
+/// server. (It displays as its `[[issuers]]` block.)
+pub fn file_issuer(dir: &std::path::Path, key: &RsaKey, iss: &str) -> Issuer {
     let jwks = dir.join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
-    format!(
-        "[[issuers]]\nname = \"corp\"\nissuer = \"{iss}\"\njwks_file = \"{}\"\naudiences = [\"rds-token-broker\"]\n",
-        jwks.display()
-    )
+    Issuer::jwks_file("corp", iss, &jwks)
 }

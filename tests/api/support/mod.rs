@@ -1,12 +1,16 @@
-//! Test helpers: an in-process broker on a random port, the real binary as a child
-//! process, and credential providers the tests control.
+//! Test helpers: the broker's configuration built from typed parts (`config`), an
+//! in-process broker on a random port (`app`), the real binary as a child process
+//! (`binary`), each test's broker logs shown when it fails (`logs`), and credential
+//! providers and identity providers the tests control.
 
 #![allow(dead_code)]
 
 pub mod app;
 pub mod binary;
+pub mod config;
 pub mod creds;
 pub mod idp;
+pub mod logs;
 pub mod moto;
 pub mod oidc;
 pub mod oracle;

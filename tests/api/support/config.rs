@@ -1,0 +1,672 @@
+//! The broker's configuration file, built rather than pasted: [`BrokerToml`] writes the
+//! TOML a test needs from typed parts ([`Target`], [`Issuer`], [`Grant`], [`Auditor`]) and
+//! `key = value` settings for the single sections (`[server]`, `[audit]`, `[rate_limit]`,
+//! ...). [`BrokerToml::raw`] appends text as written, for what the builder does not model
+//! (a deliberate error, an unknown key).
+//!
+//! ```ignore
+//! let toml = BrokerToml::new()
+//!     .issuer(&idp)
+//!     .target(Target::postgres("orders-db").db_users(["app_rw"]))
+//!     .grant(Grant::new("corp", "svc-*").targets(["orders-db"]).db_users(["app_rw"]))
+//!     .audit_sqlite(dir.path());
+//! let app = TestApp::spawn_toml(toml).await;
+//! ```
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use toml::Value;
+
+use super::idp::TestIdp;
+
+/// The audience every test issuer accepts and every test JWT carries.
+pub const AUDIENCE: &str = "rds-token-broker";
+
+/// A whole configuration file. `Display` renders it.
+#[derive(Clone, Debug, Default)]
+pub struct BrokerToml {
+    server: Section,
+    log: Section,
+    aws: Section,
+    tokens: Section,
+    audit: Option<Section>,
+    rate_limit: Section,
+    ui: Section,
+    ui_oidc: Section,
+    issuers: Vec<Issuer>,
+    targets: Vec<Target>,
+    grants: Vec<Grant>,
+    auditors: Vec<Auditor>,
+    raw: Vec<String>,
+}
+
+impl BrokerToml {
+    /// Listens on a free loopback port; nothing else is configured.
+    pub fn new() -> Self {
+        Self::default().server("listen", "127.0.0.1:0")
+    }
+
+    /// The usual in-process configuration: no caller authentication (the anonymous
+    /// caller may use every target and is an auditor), `/metrics` on the API listener,
+    /// [`Target::orders_db`] and [`Target::ledger`], and a per-caller limit high enough
+    /// for load tests that send thousands of requests as one caller at one frozen instant
+    /// (the limit has its own tests).
+    pub fn unauthenticated() -> Self {
+        Self::new()
+            .server("allow_unauthenticated", true)
+            .server("metrics_on_listen", true)
+            .auditor(Auditor::anonymous())
+            .target(Target::orders_db())
+            .target(Target::ledger())
+            .rate_limit("per_principal_per_second", 1_000_000)
+    }
+
+    /// Only what `text` says (the escape hatch for a file that is wrong on purpose).
+    pub fn raw_only(text: impl Into<String>) -> Self {
+        Self::default().raw(text)
+    }
+
+    /// Sets `key` under `[server]` (replacing an earlier value).
+    pub fn server(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.server.set(key, value);
+        self
+    }
+
+    /// Removes `key` from `[server]`.
+    pub fn without_server(mut self, key: &str) -> Self {
+        self.server.remove(key);
+        self
+    }
+
+    /// Sets `key` under `[log]`.
+    pub fn log(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.log.set(key, value);
+        self
+    }
+
+    /// JSON log lines (`[log] format = "json"`), as in production.
+    pub fn json_logs(self) -> Self {
+        self.log("format", "json")
+    }
+
+    /// Sets `key` under `[aws]`.
+    pub fn aws(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.aws.set(key, value);
+        self
+    }
+
+    /// Sets `key` under `[tokens]`.
+    pub fn tokens(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.tokens.set(key, value);
+        self
+    }
+
+    /// The audit trail at `url` (`sqlite://...` or `postgres://...`).
+    pub fn audit_url(self, url: impl Into<String>) -> Self {
+        self.audit("url", url.into())
+    }
+
+    /// The audit trail in `dir/audit.db`.
+    pub fn audit_sqlite(self, dir: &Path) -> Self {
+        self.audit_url(format!("sqlite://{}/audit.db", dir.display()))
+    }
+
+    /// The audit trail in the PostgreSQL database at `url`.
+    pub fn audit_postgres(self, url: impl Into<String>) -> Self {
+        self.audit_url(url)
+    }
+
+    /// Sets `key` under `[audit]` (`retention_days`, `mirror`, ...).
+    pub fn audit(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.audit.get_or_insert_with(Section::default).set(key, value);
+        self
+    }
+
+    /// Sets `key` under `[rate_limit]`.
+    pub fn rate_limit(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.rate_limit.set(key, value);
+        self
+    }
+
+    /// Removes `key` from `[rate_limit]`.
+    pub fn without_rate_limit(mut self, key: &str) -> Self {
+        self.rate_limit.remove(key);
+        self
+    }
+
+    /// Sets `key` under `[ui]`.
+    pub fn ui(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.ui.set(key, value);
+        self
+    }
+
+    /// Sets `key` under `[ui.oidc]`.
+    pub fn ui_oidc(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.ui_oidc.set(key, value);
+        self
+    }
+
+    /// Adds an `[[issuers]]` entry (a [`TestIdp`] converts to issuer `corp`).
+    pub fn issuer(mut self, issuer: impl Into<Issuer>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Adds a `[[targets]]` entry.
+    pub fn target(mut self, target: Target) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds a `[[grants]]` entry.
+    pub fn grant(mut self, grant: Grant) -> Self {
+        self.grants.push(grant);
+        self
+    }
+
+    /// Adds an `[[auditors]]` entry.
+    pub fn auditor(mut self, auditor: Auditor) -> Self {
+        self.auditors.push(auditor);
+        self
+    }
+
+    /// Drops every `[[auditors]]` entry so far.
+    pub fn without_auditors(mut self) -> Self {
+        self.auditors.clear();
+        self
+    }
+
+    /// Drops every `[[targets]]` entry so far.
+    pub fn without_targets(mut self) -> Self {
+        self.targets.clear();
+        self
+    }
+
+    /// Appends `text` as written, after everything the builder renders. It should open
+    /// with a table header of its own (bare keys would land in the last table written).
+    pub fn raw(mut self, text: impl Into<String>) -> Self {
+        self.raw.push(text.into());
+        self
+    }
+
+    /// Writes the file as `dir/broker.toml` and returns its path.
+    pub fn write_to(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("broker.toml");
+        std::fs::write(&path, self.to_string()).unwrap();
+        path
+    }
+}
+
+impl fmt::Display for BrokerToml {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.server.write(f, "[server]")?;
+        self.log.write(f, "[log]")?;
+        self.aws.write(f, "[aws]")?;
+        self.tokens.write(f, "[tokens]")?;
+        if let Some(audit) = &self.audit {
+            audit.write_always(f, "[audit]")?;
+        }
+        self.rate_limit.write(f, "[rate_limit]")?;
+        self.ui.write(f, "[ui]")?;
+        self.ui_oidc.write(f, "[ui.oidc]")?;
+        for i in &self.issuers {
+            i.section().write_always(f, "[[issuers]]")?;
+        }
+        for t in &self.targets {
+            t.section().write_always(f, "[[targets]]")?;
+        }
+        for g in &self.grants {
+            g.section().write_always(f, "[[grants]]")?;
+        }
+        for a in &self.auditors {
+            a.section().write_always(f, "[[auditors]]")?;
+        }
+        for r in &self.raw {
+            writeln!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Pasted text, as the escape hatch [`BrokerToml::raw_only`].
+impl From<&str> for BrokerToml {
+    fn from(text: &str) -> Self {
+        Self::raw_only(text)
+    }
+}
+
+impl From<&String> for BrokerToml {
+    fn from(text: &String) -> Self {
+        Self::raw_only(text.as_str())
+    }
+}
+
+impl From<&BrokerToml> for BrokerToml {
+    fn from(toml: &BrokerToml) -> Self {
+        toml.clone()
+    }
+}
+
+/// Ordered `key = value` lines.
+#[derive(Clone, Debug, Default)]
+struct Section(Vec<(String, Value)>);
+
+impl Section {
+    fn set(&mut self, key: &str, value: impl Into<Value>) {
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key.to_owned(), value)),
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+
+    fn opt(&mut self, key: &str, value: Option<impl Into<Value>>) {
+        if let Some(v) = value {
+            self.set(key, v);
+        }
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, header: &str) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        self.write_always(f, header)
+    }
+
+    fn write_always(&self, f: &mut fmt::Formatter<'_>, header: &str) -> fmt::Result {
+        writeln!(f, "{header}")?;
+        for (k, v) in &self.0 {
+            // Values render inline (`{ a = 1 }` for tables), keys bare.
+            writeln!(f, "{k} = {v}")?;
+        }
+        f.write_char('\n')
+    }
+}
+
+fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+fn array(items: &[String]) -> Value {
+    Value::Array(items.iter().map(|s| Value::from(s.as_str())).collect())
+}
+
+/// A `[[targets]]` entry. Constructors give a test database whose host is derived from
+/// the name; the setters change one key each.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub host: String,
+    pub port: i64,
+    pub engine: String,
+    pub region: Option<String>,
+    pub db_users: Vec<String>,
+    pub role_arn: Option<String>,
+    pub resource_id: Option<String>,
+    pub external_id: Option<String>,
+    pub max_connections_per_second: Option<u32>,
+    pub burst: Option<u32>,
+    pub share_tokens: Option<bool>,
+    /// Any other keys (one the broker does not know, for a test that it says so).
+    extra: Section,
+}
+
+impl Target {
+    /// A PostgreSQL target `name` on `NAME.cluster-abc123xyz.eu-west-1.rds.amazonaws.com`
+    /// (without a `-db` suffix) port 5432, with one DB user `app`.
+    pub fn postgres(name: &str) -> Self {
+        let stem = name.strip_suffix("-db").unwrap_or(name);
+        Self {
+            name: name.to_owned(),
+            host: format!("{stem}.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"),
+            port: 5432,
+            engine: "postgres".into(),
+            region: None,
+            db_users: vec!["app".into()],
+            role_arn: None,
+            resource_id: None,
+            external_id: None,
+            max_connections_per_second: None,
+            burst: None,
+            share_tokens: None,
+            extra: Section::default(),
+        }
+    }
+
+    /// Like [`Target::postgres`], MySQL on port 3306.
+    pub fn mysql(name: &str) -> Self {
+        Self {
+            port: 3306,
+            engine: "mysql".into(),
+            ..Self::postgres(name)
+        }
+    }
+
+    /// `orders-db` of [`BrokerToml::unauthenticated`]: PostgreSQL in eu-west-1 (the host
+    /// in mixed case), DB users `app_rw`, `app_ro` and `mario.rossi@example.com`.
+    pub fn orders_db() -> Self {
+        Self::postgres("orders-db")
+            .host("Orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com")
+            .db_users(["app_rw", "app_ro", "mario.rossi@example.com"])
+    }
+
+    /// `ledger` of [`BrokerToml::unauthenticated`]: MySQL on a custom DNS name in
+    /// us-east-1, one DB user `ledger_svc`.
+    pub fn ledger() -> Self {
+        Self::mysql("ledger")
+            .host("ledger.example.internal")
+            .region("us-east-1")
+            .db_users(["ledger_svc"])
+    }
+
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    pub fn port(mut self, port: i64) -> Self {
+        self.port = port;
+        self
+    }
+
+    pub fn engine(mut self, engine: &str) -> Self {
+        self.engine = engine.into();
+        self
+    }
+
+    pub fn region(mut self, region: &str) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    pub fn db_users<S: Into<String>>(mut self, users: impl IntoIterator<Item = S>) -> Self {
+        self.db_users = strings(users);
+        self
+    }
+
+    pub fn role_arn(mut self, arn: &str) -> Self {
+        self.role_arn = Some(arn.into());
+        self
+    }
+
+    pub fn resource_id(mut self, id: &str) -> Self {
+        self.resource_id = Some(id.into());
+        self
+    }
+
+    pub fn external_id(mut self, id: &str) -> Self {
+        self.external_id = Some(id.into());
+        self
+    }
+
+    /// The target's token budget: `max_connections_per_second` and `burst`.
+    pub fn budget(mut self, per_second: u32, burst: u32) -> Self {
+        self.max_connections_per_second = Some(per_second);
+        self.burst = Some(burst);
+        self
+    }
+
+    pub fn share_tokens(mut self, share: bool) -> Self {
+        self.share_tokens = Some(share);
+        self
+    }
+
+    /// Sets any other key of the entry.
+    pub fn set(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.set(key, value);
+        self
+    }
+
+    fn section(&self) -> Section {
+        let mut s = Section::default();
+        s.set("name", self.name.as_str());
+        s.set("host", self.host.as_str());
+        s.set("port", self.port);
+        s.set("engine", self.engine.as_str());
+        s.opt("region", self.region.as_deref());
+        s.set("db_users", array(&self.db_users));
+        s.opt("role_arn", self.role_arn.as_deref());
+        s.opt("resource_id", self.resource_id.as_deref());
+        s.opt("external_id", self.external_id.as_deref());
+        s.opt("max_connections_per_second", self.max_connections_per_second);
+        s.opt("burst", self.burst);
+        s.opt("share_tokens", self.share_tokens);
+        for (k, v) in &self.extra.0 {
+            s.set(k, v.clone());
+        }
+        s
+    }
+}
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Debug)]
+pub enum Keys {
+    /// `jwks_uri`.
+    Uri(String),
+    /// `jwks_file`.
+    File(PathBuf),
+    /// Neither: OIDC discovery from the issuer URL.
+    Discovery,
+}
+
+/// An `[[issuers]]` entry; tokens for audience [`AUDIENCE`] unless changed.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    pub name: String,
+    pub issuer: String,
+    pub keys: Keys,
+    pub audiences: Vec<String>,
+    /// Any other keys (`algorithms`, `leeway_seconds`, `insecure_http`, ...).
+    extra: Section,
+}
+
+impl Issuer {
+    /// Issuer `name` trusting tokens with `iss` = `iss`, keys found by discovery.
+    pub fn discovery(name: &str, iss: &str) -> Self {
+        Self {
+            name: name.into(),
+            issuer: iss.into(),
+            keys: Keys::Discovery,
+            audiences: vec![AUDIENCE.into()],
+            extra: Section::default(),
+        }
+    }
+
+    /// Issuer `name` with its keys at `jwks_uri`.
+    pub fn jwks_uri(name: &str, iss: &str, jwks_uri: &str) -> Self {
+        Self {
+            keys: Keys::Uri(jwks_uri.into()),
+            ..Self::discovery(name, iss)
+        }
+    }
+
+    /// Issuer `name` with its keys in the file `path`.
+    pub fn jwks_file(name: &str, iss: &str, path: &Path) -> Self {
+        Self {
+            keys: Keys::File(path.into()),
+            ..Self::discovery(name, iss)
+        }
+    }
+
+    /// `idp` (its JWKS URI) as issuer `name`.
+    pub fn idp(name: &str, idp: &TestIdp) -> Self {
+        Self::jwks_uri(name, &idp.issuer, &idp.jwks_uri())
+    }
+
+    /// Renamed (another entry for the same `iss`).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    pub fn audiences<S: Into<String>>(mut self, audiences: impl IntoIterator<Item = S>) -> Self {
+        self.audiences = strings(audiences);
+        self
+    }
+
+    /// Sets any other key of the entry.
+    pub fn set(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.set(key, value);
+        self
+    }
+
+    fn section(&self) -> Section {
+        let mut s = Section::default();
+        s.set("name", self.name.as_str());
+        s.set("issuer", self.issuer.as_str());
+        match &self.keys {
+            Keys::Uri(u) => s.set("jwks_uri", u.as_str()),
+            Keys::File(p) => s.set("jwks_file", p.display().to_string()),
+            Keys::Discovery => {}
+        }
+        s.set("audiences", array(&self.audiences));
+        for (k, v) in &self.extra.0 {
+            s.set(k, v.clone());
+        }
+        s
+    }
+}
+
+impl fmt::Display for Issuer {
+    /// The `[[issuers]]` block.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.section().write_always(f, "[[issuers]]")
+    }
+}
+
+impl From<&TestIdp> for Issuer {
+    /// The IdP as issuer `corp`.
+    fn from(idp: &TestIdp) -> Self {
+        Self::idp("corp", idp)
+    }
+}
+
+/// `claims = { k = v, ... }` of a grant or an auditor.
+fn claims_value(claims: &[(String, Value)]) -> Value {
+    Value::Table(claims.iter().cloned().collect())
+}
+
+/// A `[[grants]]` entry: callers of `issuer` whose subject matches `subject` (and whose
+/// claims match) may have tokens for `targets` as `db_users`.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub issuer: String,
+    pub subject: String,
+    pub claims: Vec<(String, Value)>,
+    pub targets: Vec<String>,
+    pub db_users: Vec<String>,
+}
+
+impl Grant {
+    pub fn new(issuer: &str, subject: &str) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            claims: Vec::new(),
+            targets: Vec::new(),
+            db_users: Vec::new(),
+        }
+    }
+
+    /// Only for callers whose claim `name` matches `value`.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn targets<S: Into<String>>(mut self, targets: impl IntoIterator<Item = S>) -> Self {
+        self.targets = strings(targets);
+        self
+    }
+
+    pub fn db_users<S: Into<String>>(mut self, users: impl IntoIterator<Item = S>) -> Self {
+        self.db_users = strings(users);
+        self
+    }
+
+    fn section(&self) -> Section {
+        let mut s = Section::default();
+        s.set("issuer", self.issuer.as_str());
+        s.set("subject", self.subject.as_str());
+        if !self.claims.is_empty() {
+            s.set("claims", claims_value(&self.claims));
+        }
+        s.set("targets", array(&self.targets));
+        s.set("db_users", array(&self.db_users));
+        s
+    }
+}
+
+/// An `[[auditors]]` entry: who may read the audit trail.
+#[derive(Clone, Debug)]
+pub struct Auditor {
+    pub issuer: String,
+    pub subject: String,
+    pub claims: Vec<(String, Value)>,
+}
+
+impl Auditor {
+    pub fn new(issuer: &str, subject: &str) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            claims: Vec::new(),
+        }
+    }
+
+    /// The unauthenticated caller (only with `allow_unauthenticated`).
+    pub fn anonymous() -> Self {
+        Self::new("none", "anonymous")
+    }
+
+    /// Only for callers whose claim `name` matches `value`.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.push((name.into(), value.into()));
+        self
+    }
+
+    fn section(&self) -> Section {
+        let mut s = Section::default();
+        s.set("issuer", self.issuer.as_str());
+        s.set("subject", self.subject.as_str());
+        if !self.claims.is_empty() {
+            s.set("claims", claims_value(&self.claims));
+        }
+        s
+    }
+}
+
+#[test]
+fn the_unauthenticated_config_loads_with_both_targets_and_the_anonymous_auditor() {
+    let text = BrokerToml::unauthenticated().to_string();
+    let c = rds_token_broker::config::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.targets.len(), 2, "{text}");
+    assert!(c.server.allow_unauthenticated);
+}
+
+#[test]
+fn values_are_quoted_and_escaped_as_toml() {
+    let text = BrokerToml::new()
+        .server("trusted_proxies", vec!["10.0.0.0/8"])
+        .target(Target::postgres("orders-db").db_users(["a\"b", "c\\d"]))
+        .grant(
+            Grant::new("corp", "*")
+                .claim("groups", "dba")
+                .targets(["orders-db"])
+                .db_users(["a\"b"]),
+        )
+        .to_string();
+    let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        parsed["targets"][0]["db_users"][0].as_str(),
+        Some("a\"b"),
+        "{text}"
+    );
+    assert_eq!(parsed["grants"][0]["claims"]["groups"].as_str(), Some("dba"));
+    assert_eq!(parsed["server"]["trusted_proxies"][0].as_str(), Some("10.0.0.0/8"));
+}
