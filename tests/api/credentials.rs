@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::app::{CONFIG, TestApp, problem, t0};
+use crate::support::app::{TestApp, problem, t0};
+use crate::support::config::BrokerToml;
 use crate::support::creds::{Switchable, session_keys, static_keys};
+use crate::support::eventually;
 
 #[tokio::test]
 async fn without_credentials_tokens_and_readyz_are_503_until_they_appear() {
-    let app = TestApp::spawn_with(CONFIG, Switchable::none()).await;
+    let app = TestApp::spawn_with(BrokerToml::unauthenticated(), Switchable::none()).await;
     let res = app.get("/readyz").await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "5");
@@ -46,7 +48,7 @@ async fn without_credentials_tokens_and_readyz_are_503_until_they_appear() {
 
 #[tokio::test]
 async fn failed_lookups_are_retried_at_most_once_a_second() {
-    let app = TestApp::spawn_with(CONFIG, Switchable::none()).await;
+    let app = TestApp::spawn_with(BrokerToml::unauthenticated(), Switchable::none()).await;
     for _ in 0..5 {
         assert_eq!(
             app.post_token(json!({"target": "ledger"})).await.status(),
@@ -66,7 +68,7 @@ async fn failed_lookups_are_retried_at_most_once_a_second() {
 async fn token_expiry_is_capped_by_the_signing_credentials() {
     let expiry = t0() + Duration::from_secs(600);
     let app = TestApp::spawn_with(
-        CONFIG,
+        BrokerToml::unauthenticated(),
         Switchable::with(session_keys("ASIAQEXAMPLE2TESTKEY", expiry)),
     )
     .await;
@@ -85,7 +87,7 @@ async fn token_expiry_is_capped_by_the_signing_credentials() {
 async fn credentials_about_to_expire_give_503_not_a_short_token() {
     let expiry = t0() + Duration::from_secs(200);
     let app = TestApp::spawn_with(
-        CONFIG,
+        BrokerToml::unauthenticated(),
         Switchable::with(session_keys("ASIAQEXAMPLE2TESTKEY", expiry)),
     )
     .await;
@@ -114,7 +116,7 @@ async fn credentials_about_to_expire_give_503_not_a_short_token() {
 #[tokio::test]
 async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens() {
     let app = TestApp::spawn_with(
-        CONFIG,
+        BrokerToml::unauthenticated(),
         Switchable::with(session_keys(
             "ASIAFIRSTKEYEXAMPLE1",
             t0() + Duration::from_secs(3600),
@@ -147,7 +149,9 @@ async fn expiring_credentials_are_refreshed_ahead_and_new_keys_sign_new_tokens()
 
 #[tokio::test]
 async fn a_hung_credential_provider_gives_503_at_the_request_timeout() {
-    let app = TestApp::spawn_hung("request_timeout_seconds = 1").await;
+    let app =
+        TestApp::spawn_hung(BrokerToml::unauthenticated().server("request_timeout_seconds", 1))
+            .await;
     let started = std::time::Instant::now();
     let res = app.post_token(json!({"target": "ledger"})).await;
     assert_eq!(res.headers()["retry-after"], "1");
@@ -160,7 +164,12 @@ async fn a_hung_credential_provider_gives_503_at_the_request_timeout() {
 
 #[tokio::test]
 async fn requests_over_the_concurrency_limit_are_shed_with_503() {
-    let app = TestApp::spawn_hung("max_concurrent_requests = 1\nrequest_timeout_seconds = 5").await;
+    let app = TestApp::spawn_hung(
+        BrokerToml::unauthenticated()
+            .server("max_concurrent_requests", 1)
+            .server("request_timeout_seconds", 5),
+    )
+    .await;
     let (client, url) = (app.client.clone(), format!("{}/v1/tokens", app.base));
     let stuck = tokio::spawn(async move {
         client
@@ -169,17 +178,14 @@ async fn requests_over_the_concurrency_limit_are_shed_with_503() {
             .send()
             .await
     });
-    let mut shed = None;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        // Another API request: health checks have places of their own.
+    // Another API request while one hangs is shed (health checks have places of their
+    // own).
+    let app = &app;
+    let res = eventually(Duration::from_secs(3), || async move {
         let res = app.get("/v1/targets").await;
-        if res.status() == 503 {
-            shed = Some(res);
-            break;
-        }
-    }
-    let res = shed.expect("a second request while one hangs should be shed");
+        (res.status() == 503).then_some(res)
+    })
+    .await;
     let p = problem(res, 503).await;
     assert_eq!(p["type"], "urn:rds-token-broker:problem:overloaded");
     stuck.abort();
