@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
 use crate::support::binary::BIN;
+use crate::support::config::{BrokerToml, Grant, Target};
 use crate::support::creds::{Switchable, static_keys};
 use crate::support::moto::Moto;
 
@@ -36,13 +37,13 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
-        Self::start_with("", |_| static_keys()).await
+        Self::start_with(|c| c, |_| static_keys()).await
     }
 
-    /// With `extra` appended to the configuration, and the broker's own credentials
+    /// With the configuration changed by `configure`, and the broker's own credentials
     /// chosen from the credentials made in moto.
     pub(crate) async fn start_with(
-        extra: &str,
+        configure: impl FnOnce(BrokerToml) -> BrokerToml,
         broker_credentials: impl FnOnce(&Value) -> aws_credential_types::Credentials,
     ) -> Self {
         let moto = Moto::start_verifying_signatures(4).await;
@@ -60,31 +61,17 @@ impl Fixture {
         );
         let creds: Value = serde_json::from_slice(&out.stdout).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[aws]
-sts_endpoint = "{sts}/"
-iam_server_id = "{SERVER_ID}"
-[audit]
-url = "sqlite://{dir}/audit.db"
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-[[grants]]
-issuer = "aws-iam"
-subject = "arn:aws:iam::123456789012:role/orders-*"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-{extra}
-"#,
-            sts = moto.url(),
-            dir = dir.path().display()
-        );
+        let config = BrokerToml::new()
+            .aws("sts_endpoint", format!("{}/", moto.url()))
+            .aws("iam_server_id", SERVER_ID)
+            .audit_sqlite(dir.path())
+            .target(Target::postgres("orders-db").db_users(["app_rw"]))
+            .grant(
+                Grant::new("aws-iam", "arn:aws:iam::123456789012:role/orders-*")
+                    .targets(["orders-db"])
+                    .db_users(["app_rw"]),
+            );
+        let config = configure(config);
         let app = TestApp::spawn_with(&config, Switchable::with(broker_credentials(&creds))).await;
         // moto's session credentials and the signatures' dates are real time.
         app.clock.set(SystemTime::now());

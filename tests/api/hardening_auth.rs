@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,8 +13,10 @@ use serde_json::{Value, json};
 
 use crate::aws_iam::{Fixture, SERVER_ID, decode, encode, header_mut};
 use crate::support::app::{TestApp, problem};
-use crate::support::binary::{self, RunningBroker};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::binary::RunningBroker;
+use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
+use crate::support::creds::static_keys;
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, rs256};
 use crate::support::oidc::OidcProvider;
 
@@ -24,15 +25,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Starts the real binary on `config` (with AWS's example keys, so it signs locally).
-fn start_binary(dir: &Path, config: &str) -> RunningBroker {
-    let path = dir.join("broker.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = binary::command_with_example_keys(dir);
-    cmd.args(["serve", "--config", path.to_str().unwrap()]);
-    RunningBroker::start(cmd)
 }
 
 async fn post_token(base: &str, authorization: &str, body: Value) -> reqwest::Response {
@@ -54,63 +46,26 @@ async fn issuers_sharing_an_iss_are_all_tried_and_the_one_that_verified_is_the_c
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
     let iss = "https://sso.corp.example";
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[audit]
-url = "sqlite://{dir}/audit.db"
-
-[[issuers]]
-name = "corp-api"
-issuer = "{iss}"
-jwks_file = "{jwks}"
-audiences = ["rds-token-broker"]
-
-[[issuers]]
-name = "corp-console"
-issuer = "{iss}"
-jwks_file = "{jwks}"
-audiences = ["audit-console"]
-
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-
-[[targets]]
-name = "reports-db"
-host = "reports.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["reader"]
-
-[[grants]]
-issuer = "corp-api"
-subject = "*"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-
-[[grants]]
-issuer = "corp-console"
-subject = "alice"
-targets = ["reports-db"]
-db_users = ["reader"]
-
-[[auditors]]
-issuer = "corp-console"
-subject = "alice"
-
-[ui.oidc]
-issuer = "corp-console"
-client_id = "audit-console"
-"#,
-        dir = dir.path().display(),
-        jwks = jwks.display(),
-    );
-    let broker = start_binary(dir.path(), &config);
+    let config = BrokerToml::new()
+        .audit_sqlite(dir.path())
+        .issuer(Issuer::jwks_file("corp-api", iss, &jwks))
+        .issuer(Issuer::jwks_file("corp-console", iss, &jwks).audiences(["audit-console"]))
+        .target(Target::postgres("orders-db").db_users(["app_rw"]))
+        .target(Target::postgres("reports-db").db_users(["reader"]))
+        .grant(
+            Grant::new("corp-api", "*")
+                .targets(["orders-db"])
+                .db_users(["app_rw"]),
+        )
+        .grant(
+            Grant::new("corp-console", "alice")
+                .targets(["reports-db"])
+                .db_users(["reader"]),
+        )
+        .auditor(Auditor::new("corp-console", "alice"))
+        .ui_oidc("issuer", "corp-console")
+        .ui_oidc("client_id", "audit-console");
+    let broker = RunningBroker::serve(dir.path(), &config);
     let base = broker.base.clone();
     let jwt = |aud: &str, sub: &str, exp: u64| {
         let t = now();
@@ -210,21 +165,19 @@ fn status_without_the_body(base: &str) -> Option<String> {
 
 #[test]
 fn the_console_token_endpoint_answers_404_without_reading_the_body_when_off() {
-    for ui in ["[ui]\nenabled = false\n", "[ui]\nenabled = true\n"] {
+    for enabled in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n\n\
-             [[targets]]\nname = \"orders-db\"\n\
-             host = \"orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com\"\n\
-             port = 5432\nengine = \"postgres\"\ndb_users = [\"app_rw\"]\n\n{ui}"
-        );
-        let broker = start_binary(dir.path(), &config);
+        let config = BrokerToml::new()
+            .server("allow_unauthenticated", true)
+            .target(Target::postgres("orders-db").db_users(["app_rw"]))
+            .ui("enabled", enabled);
+        let broker = RunningBroker::serve(dir.path(), &config);
         let started = Instant::now();
         let status = status_without_the_body(&broker.base);
         assert_eq!(
             status.as_deref(),
             Some("HTTP/1.1 404 Not Found"),
-            "{ui}: the broker waited for the body ({:?})",
+            "ui enabled = {enabled}: the broker waited for the body ({:?})",
             started.elapsed()
         );
     }
@@ -259,38 +212,21 @@ async fn counting_discovery() -> (String, Arc<AtomicUsize>, tokio::task::JoinHan
     (url, fetches, server)
 }
 
-fn console_config(idp: &str, ui_lines: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[[issuers]]
-name = "corp"
-issuer = "{idp}"
-jwks_uri = "{idp}/jwks"
-audiences = ["audit-console"]
-
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-
-[ui]
-{ui_lines}
-[ui.oidc]
-issuer = "corp"
-client_id = "audit-console"
-"#
-    )
+/// Issuer `corp` at `idp` for the console's client id, which signs in to the console.
+fn console_config(idp: &str) -> BrokerToml {
+    BrokerToml::new()
+        .issuer(
+            Issuer::jwks_uri("corp", idp, &format!("{idp}/jwks")).audiences(["audit-console"]),
+        )
+        .target(Target::postgres("orders-db").db_users(["app_rw"]))
+        .ui_oidc("issuer", "corp")
+        .ui_oidc("client_id", "audit-console")
 }
 
 #[tokio::test]
 async fn ui_config_fetches_the_discovery_document_once_per_ten_minutes() {
     let (idp, fetches, _server) = counting_discovery().await;
-    let app = TestApp::spawn_with(&console_config(&idp, ""), Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(console_config(&idp)).await;
     for _ in 0..50 {
         let config: Value = app.get("/ui/config").await.json().await.unwrap();
         assert_eq!(
@@ -325,11 +261,7 @@ async fn the_redirect_uri_is_the_configured_public_url_never_the_host_header() {
 
     // Without ui.public_url, a Host that is not loopback is not believed: the code never
     // reaches the provider (it would answer invalid_grant, a 401).
-    let app = TestApp::spawn_with(
-        &console_config(&idp.issuer, ""),
-        Switchable::with(static_keys()),
-    )
-    .await;
+    let app = TestApp::spawn_toml(console_config(&idp.issuer)).await;
     let res = redeem(&app, Some("evil.example"), "https://evil.example/ui/").await;
     let body = problem(res, 400).await;
     assert!(
@@ -346,9 +278,8 @@ async fn the_redirect_uri_is_the_configured_public_url_never_the_host_header() {
     );
 
     // With it, only <public_url>/ui/ is accepted, whatever the Host says.
-    let app = TestApp::spawn_with(
-        &console_config(&idp.issuer, "public_url = \"https://broker.example.com/\""),
-        Switchable::with(static_keys()),
+    let app = TestApp::spawn_toml(
+        console_config(&idp.issuer).ui("public_url", "https://broker.example.com/"),
     )
     .await;
     for (host, uri) in [
@@ -371,97 +302,102 @@ async fn the_redirect_uri_is_the_configured_public_url_never_the_host_header() {
 
 #[test]
 fn ui_public_url_is_checked() {
-    let base = r#"
-[server]
-listen = "0.0.0.0:8443"
-
-[[issuers]]
-name = "corp"
-issuer = "https://sso.example"
-jwks_uri = "https://sso.example/jwks"
-audiences = ["audit-console"]
-"#;
-    let oidc = "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"audit-console\"\n";
+    let console = |listen: &str, public_url: Option<&str>| {
+        let c = BrokerToml::default()
+            .server("listen", listen)
+            .issuer(
+                Issuer::jwks_uri("corp", "https://sso.example", "https://sso.example/jwks")
+                    .audiences(["audit-console"]),
+            )
+            .ui_oidc("issuer", "corp")
+            .ui_oidc("client_id", "audit-console");
+        match public_url {
+            Some(u) => c.ui("public_url", u),
+            None => c,
+        }
+        .to_string()
+    };
     let cases = [
-        (oidc.to_owned(), "ui.public_url: required with [ui.oidc]"),
+        (None, "ui.public_url: required with [ui.oidc]"),
         (
-            format!("[ui]\npublic_url = \"http://broker.example.com\"\n{oidc}"),
+            Some("http://broker.example.com"),
             "ui.public_url: must be the console's origin",
         ),
         (
-            format!("[ui]\npublic_url = \"https://broker.example.com/console\"\n{oidc}"),
+            Some("https://broker.example.com/console"),
             "ui.public_url: must be the console's origin",
         ),
         (
-            format!("[ui]\npublic_url = \"https://broker.example.com/?x=1\"\n{oidc}"),
+            Some("https://broker.example.com/?x=1"),
             "ui.public_url: must be the console's origin",
         ),
     ];
-    for (extra, want) in cases {
-        let err = rds_token_broker::config::load_str(&format!("{base}{extra}"))
-            .expect_err(&extra)
+    for (public_url, want) in cases {
+        let text = console("0.0.0.0:8443", public_url);
+        let err = rds_token_broker::config::load_str(&text)
+            .expect_err(&text)
             .to_string();
-        assert!(err.contains(want), "{extra}: {err}");
+        assert!(err.contains(want), "{text}: {err}");
     }
-    let ok = format!("{base}[ui]\npublic_url = \"https://broker.example.com/\"\n{oidc}");
+    let ok = console("0.0.0.0:8443", Some("https://broker.example.com/"));
     let config = rds_token_broker::config::load_str(&ok).unwrap();
     assert_eq!(
         config.ui.public_url.as_deref(),
         Some("https://broker.example.com")
     );
     // A loopback listener needs none (the dev broker, tests).
-    let loopback = base.replace("0.0.0.0:8443", "127.0.0.1:8443");
-    rds_token_broker::config::load_str(&format!("{loopback}{oidc}")).unwrap();
+    rds_token_broker::config::load_str(&console("127.0.0.1:8443", None)).unwrap();
 }
 
 // Item 19 (keys over plain HTTP, the JWKS size cap) -------------------------------------
 
 #[test]
 fn plain_http_key_sources_need_loopback_or_insecure_http() {
-    let issuer = |lines: &str| {
-        format!("[[issuers]]\nname = \"corp\"\n{lines}\naudiences = [\"rds-token-broker\"]\n")
+    let https = "https://sso.example";
+    let http = "http://sso.example";
+    let file = |issuer: Issuer| BrokerToml::default().issuer(issuer);
+    let console = |issuer: Issuer| {
+        file(issuer)
+            .ui_oidc("issuer", "corp")
+            .ui_oidc("client_id", "rds-token-broker")
     };
     let refused = [
         (
-            issuer("issuer = \"https://sso.example\"\njwks_uri = \"http://sso.example/jwks\""),
+            file(Issuer::jwks_uri("corp", https, "http://sso.example/jwks")),
             "issuers[0].jwks_uri: plain http://",
         ),
         (
-            issuer("issuer = \"http://sso.example\""),
+            file(Issuer::discovery("corp", http)),
             "issuers[0].issuer: plain http://",
         ),
         (
-            issuer("issuer = \"http://sso.example\"\njwks_uri = \"https://sso.example/jwks\"")
-                + "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\n",
+            console(Issuer::jwks_uri("corp", http, "https://sso.example/jwks")),
             "ui.oidc.issuer: plain http://",
         ),
         (
-            issuer("issuer = \"https://sso.example\"\njwks_uri = \"https://sso.example/jwks\"")
-                + "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\n\
-                   token_endpoint = \"http://sso.example/token\"\n",
+            console(Issuer::jwks_uri("corp", https, "https://sso.example/jwks"))
+                .ui_oidc("token_endpoint", "http://sso.example/token"),
             "ui.oidc.token_endpoint: plain http://",
         ),
     ];
     for (config, want) in refused {
+        let config = config.to_string();
         let err = rds_token_broker::config::load_str(&config)
             .expect_err(&config)
             .to_string();
         assert!(err.contains(want), "{config}: {err}");
     }
     for config in [
-        issuer("issuer = \"https://sso.example\"\njwks_uri = \"http://127.0.0.1:8080/jwks\""),
-        issuer("issuer = \"https://sso.example\"\njwks_uri = \"http://localhost/jwks\""),
-        issuer("issuer = \"https://sso.example\"\njwks_uri = \"http://[::1]:80/jwks\""),
-        issuer("issuer = \"http://127.0.0.1:9000\""),
-        issuer(
-            "issuer = \"http://sso.example\"\njwks_uri = \"http://sso.example/jwks\"\n\
-             insecure_http = true",
-        ),
-        issuer("issuer = \"http://sso.example\"\ninsecure_http = true")
-            + "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\n",
+        file(Issuer::jwks_uri("corp", https, "http://127.0.0.1:8080/jwks")),
+        file(Issuer::jwks_uri("corp", https, "http://localhost/jwks")),
+        file(Issuer::jwks_uri("corp", https, "http://[::1]:80/jwks")),
+        file(Issuer::discovery("corp", "http://127.0.0.1:9000")),
+        file(Issuer::jwks_uri("corp", http, "http://sso.example/jwks").set("insecure_http", true)),
+        console(Issuer::discovery("corp", http).set("insecure_http", true)),
         // An http issuer that is only a name (keys from https) is fine.
-        issuer("issuer = \"http://sso.example\"\njwks_uri = \"https://sso.example/jwks\""),
+        file(Issuer::jwks_uri("corp", http, "https://sso.example/jwks")),
     ] {
+        let config = config.to_string();
         let loaded = rds_token_broker::config::load_str(&config);
         assert!(loaded.is_ok(), "{config}: {}", loaded.unwrap_err());
     }
@@ -491,30 +427,19 @@ async fn an_endless_jwks_is_abandoned_once_it_passes_1_mib() {
             });
         }
     });
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[[issuers]]
-name = "corp"
-issuer = "https://sso.example"
-jwks_uri = "http://{addr}/jwks"
-audiences = ["rds-token-broker"]
-"#
-    );
-    let started = Instant::now();
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let config = BrokerToml::new().issuer(Issuer::jwks_uri(
+        "corp",
+        "https://sso.example",
+        &format!("http://{addr}/jwks"),
+    ));
+    let app = TestApp::spawn_toml(config).await;
     let issuer = app.state.generation().auth.issuers()[0].clone();
-    let error = loop {
-        if let (_, Some(e)) = issuer.status() {
-            break e;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the JWKS fetch did not give up within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The JWKS fetch gives up within 5 s.
+    let error = eventually(Duration::from_secs(5), || {
+        let (_, error) = issuer.status();
+        async move { error }
+    })
+    .await;
     assert!(error.contains("larger than 1024 KiB"), "{error}");
 }
 
@@ -556,7 +481,7 @@ async fn recorded_headers(f: &Fixture, action: &str) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn only_the_signed_headers_and_authorization_reach_sts() {
-    let f = Fixture::start_with("", |_| static_keys()).await;
+    let f = Fixture::start_with(|c| c, |_| static_keys()).await;
     let signed = decode(f.signed("role").await["valid"].as_str().unwrap());
 
     // Unsigned headers slipped into the signed request are not forwarded.
@@ -605,7 +530,7 @@ async fn only_the_signed_headers_and_authorization_reach_sts() {
 
 #[tokio::test]
 async fn a_cached_identity_is_reused_only_for_the_identical_signed_request() {
-    let f = Fixture::start_with("", |_| static_keys()).await;
+    let f = Fixture::start_with(|c| c, |_| static_keys()).await;
     let signed = decode(f.signed("role").await["valid"].as_str().unwrap());
     assert_eq!(f.post(&encode(&signed)).await.status(), 200);
     assert_eq!(recorded_headers(&f, "GetCallerIdentity").await.len(), 1);
@@ -625,9 +550,10 @@ async fn a_cached_identity_is_reused_only_for_the_identical_signed_request() {
 
 #[tokio::test]
 async fn an_assumed_roles_rotating_session_names_share_its_rate_limit() {
-    let f = Fixture::start_with("[rate_limit]\nper_principal_per_second = 1\n", |_| {
-        static_keys()
-    })
+    let f = Fixture::start_with(
+        |c| c.rate_limit("per_principal_per_second", 1),
+        |_| static_keys(),
+    )
     .await;
     let first = f.signed("role").await;
     let rotated = f.signed("role_rotated").await;
@@ -640,21 +566,19 @@ async fn an_assumed_roles_rotating_session_names_share_its_rate_limit() {
 
 #[tokio::test]
 async fn an_assumed_roles_rotating_session_names_share_one_role_session_and_token() {
-    let role_target = r#"
-[[targets]]
-name = "signed-by-role"
-host = "signed.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-role_arn = "arn:aws:iam::123456789012:role/orders-lambda"
-
-[[grants]]
-issuer = "aws-iam"
-subject = "arn:aws:iam::123456789012:role/orders-lambda"
-targets = ["signed-by-role"]
-db_users = ["app_rw"]
-"#;
+    let role_target = |c: BrokerToml| {
+        c.target(
+            Target::postgres("signed-by-role")
+                .host("signed.cluster-abc123xyz.eu-west-1.rds.amazonaws.com")
+                .db_users(["app_rw"])
+                .role_arn("arn:aws:iam::123456789012:role/orders-lambda"),
+        )
+        .grant(
+            Grant::new("aws-iam", "arn:aws:iam::123456789012:role/orders-lambda")
+                .targets(["signed-by-role"])
+                .db_users(["app_rw"]),
+        )
+    };
     // The broker signs AssumeRole with the user's keys, which moto knows.
     let f = Fixture::start_with(role_target, |creds| {
         aws_credential_types::Credentials::new(
@@ -704,31 +628,18 @@ db_users = ["app_rw"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_9_kb_signed_header_name_is_never_reflected() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[aws]
-sts_endpoint = "http://127.0.0.1:9/"
-iam_server_id = "{SERVER_ID}"
-[audit]
-url = "sqlite://{dir}/audit.db"
-mirror = "stdout"
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-[[grants]]
-issuer = "aws-iam"
-subject = "arn:aws:iam::123456789012:role/orders-*"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-"#,
-        dir = dir.path().display()
-    );
-    let broker = start_binary(dir.path(), &config);
+    let config = BrokerToml::new()
+        .aws("sts_endpoint", "http://127.0.0.1:9/")
+        .aws("iam_server_id", SERVER_ID)
+        .audit_sqlite(dir.path())
+        .audit("mirror", "stdout")
+        .target(Target::postgres("orders-db").db_users(["app_rw"]))
+        .grant(
+            Grant::new("aws-iam", "arn:aws:iam::123456789012:role/orders-*")
+                .targets(["orders-db"])
+                .db_users(["app_rw"]),
+        );
+    let broker = RunningBroker::serve(dir.path(), &config);
     let marker = "zq".repeat(4500);
     let junk = format!("<script>alert(1)</script>\u{0}{marker}\u{0}");
     let amz_date = "20260309T141129Z";
@@ -755,15 +666,10 @@ db_users = ["app_rw"]
         .map(|v| v.to_str().unwrap().to_owned());
     let body = problem(res, 401).await.to_string();
     // Wait for the denied event to be committed and mirrored.
-    let started = Instant::now();
-    while !broker.stdout().contains("\"denied\"") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no denied event was mirrored:\n{}",
-            broker.stdout()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), || async {
+        broker.stdout().contains("\"denied\"")
+    })
+    .await;
     let logs = format!("{}{}", broker.stdout(), broker.stderr());
     let www = www.unwrap_or_default();
     for (place, text) in [("body", &body), ("WWW-Authenticate", &www), ("logs", &logs)] {
