@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::app::{CONFIG, TestApp, problem};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::app::{TestApp, problem};
+use crate::support::config::BrokerToml;
 use crate::support::pg::TempDb;
 
 /// A store under test: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
@@ -64,8 +64,7 @@ impl Store {
 }
 
 async fn app(store: &Store) -> TestApp {
-    let config = format!("{CONFIG}\n[audit]\nurl = \"{}\"\n", store.url());
-    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+    TestApp::spawn_toml(BrokerToml::unauthenticated().audit_url(store.url())).await
 }
 
 async fn verify(app: &TestApp) -> Value {

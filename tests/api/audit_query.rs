@@ -6,16 +6,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::app::{CONFIG, TestApp, problem};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::app::{TestApp, problem};
+use crate::support::config::{Auditor, BrokerToml, Grant, Target};
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 
 async fn audited_app(dir: &tempfile::TempDir) -> TestApp {
-    let config = format!(
-        "{CONFIG}\n[audit]\nurl = \"sqlite://{}/audit.db\"\n",
-        dir.path().display()
-    );
-    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+    TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await
 }
 
 /// 2,000 decisions over 40 seconds of clock, all issued (refusals are folded, so they
@@ -248,41 +244,19 @@ async fn bad_queries_are_400() {
 /// A broker whose callers authenticate with JWTs from `idp`: every subject may use
 /// `ledger` as `svc`; members of the `security` group are auditors.
 async fn jwt_audited_app(idp: &TestIdp, dir: &tempfile::TempDir) -> TestApp {
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_uri = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
-name = "ledger"
-host = "ledger.cluster-x.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["svc"]
-[[grants]]
-issuer = "corp"
-subject = "*"
-targets = ["ledger"]
-db_users = ["svc"]
-[[auditors]]
-issuer = "corp"
-subject = "*"
-claims = {{ groups = "security" }}
-[audit]
-url = "sqlite://{dir}/audit.db"
-# Floods at one frozen instant: the per-address budget has its own tests.
-[rate_limit]
-per_client_ip_per_second = 0
-"#,
-        iss = idp.issuer,
-        jwks = idp.jwks_uri(),
-        dir = dir.path().display()
-    );
-    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+    let config = BrokerToml::new()
+        .issuer(idp)
+        .target(
+            Target::postgres("ledger")
+                .host("ledger.cluster-x.eu-west-1.rds.amazonaws.com")
+                .db_users(["svc"]),
+        )
+        .grant(Grant::new("corp", "*").targets(["ledger"]).db_users(["svc"]))
+        .auditor(Auditor::new("corp", "*").claim("groups", "security"))
+        .audit_sqlite(dir.path())
+        // Floods at one frozen instant: the per-address budget has its own tests.
+        .rate_limit("per_client_ip_per_second", 0);
+    TestApp::spawn_toml(config).await
 }
 
 #[tokio::test]
@@ -336,12 +310,10 @@ async fn only_auditors_may_read_the_trail() {
 async fn the_mirror_gets_every_committed_event_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     let mirror = dir.path().join("mirror.jsonl");
-    let config = format!(
-        "{CONFIG}\n[audit]\nurl = \"sqlite://{}/audit.db\"\nmirror = \"{}\"\n",
-        dir.path().display(),
-        mirror.display()
-    );
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let config = BrokerToml::unauthenticated()
+        .audit_sqlite(dir.path())
+        .audit("mirror", mirror.display().to_string());
+    let app = TestApp::spawn_toml(config).await;
     let issued = app.token(json!({"target": "ledger"})).await;
     app.post_token(json!({"target": "nope"})).await;
     // The mirror is in commit order; the query orders by (time, id), and both events
@@ -463,22 +435,18 @@ async fn denied_floods_are_coalesced_and_issued_events_never_are() {
 #[tokio::test]
 async fn client_ips_come_from_x_forwarded_for_only_through_trusted_proxies() {
     let dir = tempfile::tempdir().unwrap();
-    let audited = |trusted: &str| {
-        format!(
-            "{}\n[audit]\nurl = \"sqlite://{}/audit-{}.db\"\n",
-            CONFIG.replace(
-                "allow_unauthenticated = true",
-                &format!("allow_unauthenticated = true\ntrusted_proxies = [{trusted}]"),
-            ),
-            dir.path().display(),
-            trusted.len()
-        )
-    };
     for (trusted, expected) in [
-        ("\"127.0.0.1/32\", \"10.0.0.0/8\"", "198.51.100.7"),
-        ("", "127.0.0.1"),
+        (&["127.0.0.1/32", "10.0.0.0/8"][..], "198.51.100.7"),
+        (&[][..], "127.0.0.1"),
     ] {
-        let app = TestApp::spawn_with(&audited(trusted), Switchable::with(static_keys())).await;
+        let config = BrokerToml::unauthenticated()
+            .server("trusted_proxies", trusted.to_vec())
+            .audit_url(format!(
+                "sqlite://{}/audit-{}.db",
+                dir.path().display(),
+                trusted.len()
+            ));
+        let app = TestApp::spawn_toml(config).await;
         let res = app
             .client
             .post(format!("{}/v1/tokens", app.base))
@@ -500,7 +468,7 @@ async fn client_ips_come_from_x_forwarded_for_only_through_trusted_proxies() {
             .unwrap();
         assert_eq!(
             page["events"][0]["client_ip"], expected,
-            "trusted: [{trusted}]"
+            "trusted: {trusted:?}"
         );
     }
 }

@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::app::{CONFIG, TestApp, problem};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::app::{TestApp, problem};
+use crate::support::config::BrokerToml;
 use crate::support::pg::TempDb;
 
 async fn app_with_audit(url: &str) -> TestApp {
-    let config = format!("{CONFIG}\n[audit]\nurl = \"{url}\"\n");
-    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+    TestApp::spawn_toml(BrokerToml::unauthenticated().audit_url(url)).await
 }
 
 async fn stats(app: &TestApp, query: &str) -> Value {

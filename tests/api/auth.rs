@@ -5,54 +5,37 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{BrokerToml, Grant, Issuer, Target};
 use crate::support::idp::{EcKey, RsaKey, TestIdp, es256, hs256, jwt_with, rs256, rsa_jwt};
 
 const T0: u64 = 1_773_065_489;
 const SUBJECT: &str = "system:serviceaccount:orders:api";
 
-fn config(issuer_lines: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[[issuers]]
-name = "k8s"
-{issuer_lines}
-audiences = ["rds-token-broker"]
-algorithms = ["RS256", "PS256", "ES256"]
-leeway_seconds = 60
-jwks_min_refetch_seconds = 30
-
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw", "app_ro"]
-
-[[targets]]
-name = "billing-db"
-host = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["billing"]
-
-[[grants]]
-issuer = "k8s"
-subject = "system:serviceaccount:orders:*"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-
-[[grants]]
-issuer = "k8s"
-subject = "*"
-claims = {{ groups = "dba" }}
-targets = ["orders-db", "billing-db"]
-db_users = ["app_ro", "billing"]
-"#
-    )
+/// Issuer `k8s` (`issuer`, with the algorithms and timings of these tests) may use
+/// `orders-db` as `app_rw` for its service accounts in `orders`; anyone in the `dba` group
+/// may use `orders-db` as `app_ro` and `billing-db` as `billing`.
+fn config(issuer: Issuer) -> BrokerToml {
+    BrokerToml::new()
+        .issuer(
+            issuer
+                .named("k8s")
+                .set("algorithms", vec!["RS256", "PS256", "ES256"])
+                .set("leeway_seconds", 60)
+                .set("jwks_min_refetch_seconds", 30),
+        )
+        .target(Target::postgres("orders-db").db_users(["app_rw", "app_ro"]))
+        .target(Target::postgres("billing-db").db_users(["billing"]))
+        .grant(
+            Grant::new("k8s", "system:serviceaccount:orders:*")
+                .targets(["orders-db"])
+                .db_users(["app_rw"]),
+        )
+        .grant(
+            Grant::new("k8s", "*")
+                .claim("groups", "dba")
+                .targets(["orders-db", "billing-db"])
+                .db_users(["app_ro", "billing"]),
+        )
 }
 
 fn claims(issuer: &str) -> Value {
@@ -69,12 +52,7 @@ struct Setup {
 async fn setup() -> Setup {
     let (rsa, ec) = (RsaKey::generate("rsa-1"), EcKey::generate("ec-1"));
     let idp = TestIdp::start(vec![rsa.jwk(), ec.jwk()]).await;
-    let cfg = config(&format!(
-        "issuer = \"{}\"\njwks_uri = \"{}\"",
-        idp.issuer,
-        idp.jwks_uri()
-    ));
-    let app = TestApp::spawn_with(&cfg, Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(config(Issuer::from(&idp))).await;
     Setup { app, idp, rsa, ec }
 }
 
@@ -365,12 +343,7 @@ async fn keys_that_never_loaded_give_503() {
     let rsa = RsaKey::generate("rsa-1");
     let idp = TestIdp::start(vec![rsa.jwk()]).await;
     idp.set_down(true);
-    let cfg = config(&format!(
-        "issuer = \"{}\"\njwks_uri = \"{}\"",
-        idp.issuer,
-        idp.jwks_uri()
-    ));
-    let app = TestApp::spawn_with(&cfg, Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(config(Issuer::from(&idp))).await;
     let res = request(
         &app,
         &rs256(&rsa, &claims(&idp.issuer)),
@@ -391,11 +364,7 @@ async fn keys_that_never_loaded_give_503() {
 async fn keys_come_from_discovery_when_no_jwks_is_configured() {
     let rsa = RsaKey::generate("rsa-1");
     let idp = TestIdp::start(vec![rsa.jwk()]).await;
-    let app = TestApp::spawn_with(
-        &config(&format!("issuer = \"{}\"", idp.issuer)),
-        Switchable::with(static_keys()),
-    )
-    .await;
+    let app = TestApp::spawn_toml(config(Issuer::discovery("k8s", &idp.issuer))).await;
     let res = request(
         &app,
         &rs256(&rsa, &claims(&idp.issuer)),
@@ -413,11 +382,7 @@ async fn keys_come_from_a_jwks_file() {
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, json!({"keys": [ec.jwk()]}).to_string()).unwrap();
     let iss = "https://idp.air-gapped.invalid";
-    let cfg = config(&format!(
-        "issuer = \"{iss}\"\njwks_file = \"{}\"",
-        path.display()
-    ));
-    let app = TestApp::spawn_with(&cfg, Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(config(Issuer::jwks_file("k8s", iss, &path))).await;
     let res = request(
         &app,
         &es256(&ec, &claims(iss)),

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::support::app::TestApp;
 use crate::support::binary::BIN;
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{Auditor, BrokerToml, Grant, Target};
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 
 const NOW: u64 = 1_773_065_489;
@@ -28,58 +29,26 @@ impl Fixture {
         let key = RsaKey::generate("k1");
         let idp = TestIdp::start(vec![key.jwk()]).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_uri = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_ro", "app_rw", "k8s_user"]
-[[targets]]
-name = "ledger"
-host = "ledger.cluster-abc123xyz.us-east-1.rds.amazonaws.com"
-port = 3306
-engine = "mysql"
-db_users = ["ledger_svc"]
-[[grants]]
-issuer = "corp"
-subject = "from-file"
-targets = ["orders-db"]
-db_users = ["app_ro"]
-[[grants]]
-issuer = "corp"
-subject = "from-env"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-[[grants]]
-issuer = "corp"
-subject = "from-k8s"
-targets = ["orders-db"]
-db_users = ["k8s_user"]
-[[grants]]
-issuer = "corp"
-subject = "from-*"
-targets = ["ledger"]
-db_users = ["ledger_svc"]
-[[auditors]]
-issuer = "corp"
-subject = "auditor"
-[audit]
-url = "sqlite://{dir}/audit.db"
-"#,
-            iss = idp.issuer,
-            jwks = idp.jwks_uri(),
-            dir = dir.path().display()
-        );
-        let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+        let grant = |subject: &str, target: &str, db_user: &str| {
+            Grant::new("corp", subject)
+                .targets([target])
+                .db_users([db_user])
+        };
+        let config = BrokerToml::new()
+            .issuer(&idp)
+            .target(Target::postgres("orders-db").db_users(["app_ro", "app_rw", "k8s_user"]))
+            .target(
+                Target::mysql("ledger")
+                    .host("ledger.cluster-abc123xyz.us-east-1.rds.amazonaws.com")
+                    .db_users(["ledger_svc"]),
+            )
+            .grant(grant("from-file", "orders-db", "app_ro"))
+            .grant(grant("from-env", "orders-db", "app_rw"))
+            .grant(grant("from-k8s", "orders-db", "k8s_user"))
+            .grant(grant("from-*", "ledger", "ledger_svc"))
+            .auditor(Auditor::new("corp", "auditor"))
+            .audit_sqlite(dir.path());
+        let app = TestApp::spawn_toml(config).await;
         Self { idp, key, app, dir }
     }
 
@@ -603,12 +572,7 @@ async fn output_files_are_private_and_kept_fresh_by_refresh() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if out.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(std::time::Duration::from_secs(10), || async { out.exists() }).await;
     assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
     assert!(
         child.try_wait().unwrap().is_none(),

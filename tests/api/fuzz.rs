@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::TestApp;
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{BrokerToml, Grant, Target};
 use crate::support::idp::{RsaKey, file_issuer, rs256};
 
 const ISS: &str = "https://idp.fuzz.invalid";
@@ -116,35 +116,14 @@ fn raw_requests_never_get_a_server_error_or_an_echo() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = RsaKey::generate("k1");
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[audit]
-url = "sqlite://{dir}/audit.db"
-[rate_limit]
-per_principal_per_second = 1000000
-per_client_ip_per_second = 0
-{issuer}
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app"]
-[[grants]]
-issuer = "corp"
-subject = "*"
-targets = ["orders-db"]
-db_users = ["app"]
-"#,
-        dir = dir.path().display(),
-        issuer = file_issuer(dir.path(), &key, ISS),
-    );
-    let app = rt.block_on(TestApp::spawn_with(
-        &config,
-        Switchable::with(static_keys()),
-    ));
+    let config = BrokerToml::new()
+        .audit_sqlite(dir.path())
+        .rate_limit("per_principal_per_second", 1_000_000)
+        .rate_limit("per_client_ip_per_second", 0)
+        .issuer(file_issuer(dir.path(), &key, ISS))
+        .target(Target::postgres("orders-db"))
+        .grant(Grant::new("corp", "*").targets(["orders-db"]).db_users(["app"]));
+    let app = rt.block_on(TestApp::spawn_toml(config));
     rt.block_on(async { app.clock.set(std::time::SystemTime::now()) });
     let good = rs256(
         &key,

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::support::binary::{self, RunningBroker};
+use crate::support::binary::RunningBroker;
+use crate::support::config::{Auditor, BrokerToml, Grant, Target};
 use crate::support::eventually;
 use crate::support::idp::{RsaKey, file_issuer, rs256};
 use crate::support::pg::TempDb;
@@ -18,8 +19,7 @@ use crate::support::pg::TempDb;
 const ISS: &str = "https://idp.hardening.invalid";
 
 /// A real broker with a file issuer (`corp`), one target, a grant for `svc-*`, an auditor
-/// `auditor`, and an audit store; `extra` is added to `[server]`, `rate_limit` to
-/// `[rate_limit]`.
+/// `auditor`, an audit store and a high per-caller limit: [`Hardened::config`].
 struct Hardened {
     broker: RunningBroker,
     key: RsaKey,
@@ -27,14 +27,6 @@ struct Hardened {
     addr: SocketAddr,
     metrics: Option<SocketAddr>,
     _dir: tempfile::TempDir,
-}
-
-#[derive(Default)]
-struct Setup<'a> {
-    server: &'a str,
-    rate_limit: &'a str,
-    audit_url: Option<String>,
-    metrics_listen: bool,
 }
 
 fn free_port() -> u16 {
@@ -46,56 +38,40 @@ fn free_port() -> u16 {
 }
 
 impl Hardened {
-    async fn start(setup: Setup<'_>) -> Self {
+    /// The configuration every test here starts from.
+    fn config(dir: &std::path::Path, key: &RsaKey) -> BrokerToml {
+        BrokerToml::new()
+            .audit_sqlite(dir)
+            .rate_limit("per_principal_per_second", 100_000)
+            .issuer(file_issuer(dir, key, ISS))
+            .target(Target::postgres("orders-db"))
+            .grant(Grant::new("corp", "svc-*").targets(["orders-db"]).db_users(["app"]))
+            .auditor(Auditor::new("corp", "auditor"))
+    }
+
+    /// The broker on [`Hardened::config`] changed by `configure`.
+    async fn start(configure: impl FnOnce(BrokerToml) -> BrokerToml) -> Self {
+        Self::start_inner(configure, false).await
+    }
+
+    /// Like [`Hardened::start`], with `/metrics` on a listener of its own.
+    async fn with_metrics_listener(configure: impl FnOnce(BrokerToml) -> BrokerToml) -> Self {
+        Self::start_inner(configure, true).await
+    }
+
+    async fn start_inner(
+        configure: impl FnOnce(BrokerToml) -> BrokerToml,
+        metrics_listen: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = RsaKey::generate("k1");
-        let issuer = file_issuer(dir.path(), &key, ISS);
-        let audit_url = setup
-            .audit_url
-            .unwrap_or_else(|| format!("sqlite://{}/audit.db", dir.path().display()));
-        let metrics = setup
-            .metrics_listen
-            .then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let metrics_line = metrics
-            .map(|m| format!("metrics_listen = \"{m}\"\n"))
-            .unwrap_or_default();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-{metrics_line}{server}
-[audit]
-url = "{audit_url}"
-[rate_limit]
-{rate_limit}
-{issuer}
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app"]
-[[grants]]
-issuer = "corp"
-subject = "svc-*"
-targets = ["orders-db"]
-db_users = ["app"]
-[[auditors]]
-issuer = "corp"
-subject = "auditor"
-"#,
-            server = setup.server,
-            rate_limit = if setup.rate_limit.contains("per_principal") {
-                setup.rate_limit.to_owned()
-            } else {
-                format!("per_principal_per_second = 100000\n{}", setup.rate_limit)
-            },
-        );
-        let path = dir.path().join("broker.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut cmd = binary::command_with_example_keys(dir.path());
-        cmd.args(["serve", "--config", path.to_str().unwrap()]);
-        let broker = RunningBroker::start(cmd);
+        let mut config = configure(Self::config(dir.path(), &key));
+        let metrics =
+            metrics_listen.then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        if let Some(m) = metrics {
+            config = config.server("metrics_listen", m.to_string());
+        }
+        let broker = RunningBroker::serve(dir.path(), &config);
         let addr: SocketAddr = broker.base.trim_start_matches("http://").parse().unwrap();
         let h = Self {
             broker,
@@ -232,11 +208,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 // Item 1: methods never become metric labels.
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_methods_create_no_metric_series() {
-    let h = Hardened::start(Setup {
-        metrics_listen: true,
-        ..Setup::default()
-    })
-    .await;
+    let h = Hardened::with_metrics_listener(|c| c).await;
     for i in 0..200 {
         let method = format!("M{i}{}", "X".repeat(2000));
         let mut s = TcpStream::connect(h.addr).await.unwrap();
@@ -257,9 +229,9 @@ async fn junk_methods_create_no_metric_series() {
 // Item 2: a flood of slow bodies holds connections, never the API's or health's places.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_bodies_starve_neither_tokens_nor_health() {
-    let h = Hardened::start(Setup {
-        server: "max_concurrent_requests = 32\nbody_read_timeout_seconds = 30\n",
-        ..Setup::default()
+    let h = Hardened::start(|c| {
+        c.server("max_concurrent_requests", 32)
+            .server("body_read_timeout_seconds", 30)
     })
     .await;
     let jwt = h.jwt("svc-orders");
@@ -278,6 +250,8 @@ async fn slow_bodies_starve_neither_tokens_nor_health() {
         s.write_all(head.as_bytes()).await.unwrap();
         slow.push(s);
     }
+    // The attack itself: the slow bodies sit in the broker for a while (nothing to wait
+    // for; they are meant to linger).
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..20 {
         assert_eq!(h.token(&jwt).await.0, 200);
@@ -292,9 +266,10 @@ async fn slow_bodies_starve_neither_tokens_nor_health() {
 // block is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_and_idle_connections_are_closed() {
-    let h = Hardened::start(Setup {
-        server: "header_read_timeout_seconds = 1\nbody_read_timeout_seconds = 1\nidle_timeout_seconds = 2\n",
-        ..Setup::default()
+    let h = Hardened::start(|c| {
+        c.server("header_read_timeout_seconds", 1)
+            .server("body_read_timeout_seconds", 1)
+            .server("idle_timeout_seconds", 2)
     })
     .await;
     // A body that never completes: 408, then closed.
@@ -362,16 +337,18 @@ async fn slow_and_idle_connections_are_closed() {
 // Item 4: connections per client address are capped; other addresses still get in.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_per_address_are_capped() {
-    let h = Hardened::start(Setup {
-        server: "max_connections_per_ip = 20\n",
-        ..Setup::default()
-    })
-    .await;
+    let h = Hardened::start(|c| c.server("max_connections_per_ip", 20)).await;
     let mut held = Vec::new();
     for _ in 0..20 {
-        held.push(connect_from([127, 0, 0, 5], h.addr).await.unwrap());
+        let mut s = connect_from([127, 0, 0, 5], h.addr).await.unwrap();
+        // Served once and kept alive: the broker counts it before the 21st arrives.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        assert!(s.read(&mut buf).await.unwrap() > 0, "a held connection was refused");
+        held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = connect_from([127, 0, 0, 5], h.addr).await.unwrap();
     let _ = extra
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -390,10 +367,9 @@ async fn connections_per_address_are_capped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn control_characters_in_claims_fail_nobody_on_postgres() {
     let db = TempDb::create().await;
-    let h = Hardened::start(Setup {
-        audit_url: Some(db.url()),
-        rate_limit: "per_client_ip_per_second = 0",
-        ..Setup::default()
+    let h = Hardened::start(|c| {
+        c.audit_postgres(db.url())
+            .rate_limit("per_client_ip_per_second", 0)
     })
     .await;
     let jwt = h.jwt("svc-orders");
@@ -443,7 +419,7 @@ async fn control_characters_in_claims_fail_nobody_on_postgres() {
 // Item 10: the claims of a refused JWT never pass for a configured issuer's caller.
 #[tokio::test(flavor = "multi_thread")]
 async fn unverified_claims_do_not_pass_for_a_configured_issuer() {
-    let h = Hardened::start(Setup::default()).await;
+    let h = Hardened::start(|c| c).await;
     assert_eq!(h.token(&junk_jwt("corp", "svc-orders")).await.0, 401);
     let as_corp = h.events("issuer=corp&subject=svc-orders").await;
     assert!(
@@ -461,17 +437,14 @@ async fn unverified_claims_do_not_pass_for_a_configured_issuer() {
 // Items 5 and 6: folding counts every refused request, and random claims do not defeat it.
 #[tokio::test(flavor = "multi_thread")]
 async fn floods_are_folded_and_fully_counted() {
-    let h = Hardened::start(Setup {
-        rate_limit: "per_client_ip_per_second = 0",
-        ..Setup::default()
-    })
-    .await;
+    let h = Hardened::start(|c| c.rate_limit("per_client_ip_per_second", 0)).await;
     // 400 identical refusals over about 4 s.
     let same = junk_jwt("https://evil.invalid", "mallory");
     for _ in 0..40 {
         for _ in 0..10 {
             assert_eq!(h.token(&same).await.0, 401);
         }
+        // Pacing, not waiting: the flood spans several of the one-second windows.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // 500 junk JWTs, each claiming another subject.
@@ -497,12 +470,8 @@ async fn floods_are_folded_and_fully_counted() {
 // Item 8: requested names never become metric labels, and unknown targets fold.
 #[tokio::test(flavor = "multi_thread")]
 async fn random_target_names_create_no_series_and_few_rows() {
-    let h = Hardened::start(Setup {
-        metrics_listen: true,
-        rate_limit: "per_principal_per_second = 5",
-        ..Setup::default()
-    })
-    .await;
+    let h =
+        Hardened::with_metrics_listener(|c| c.rate_limit("per_principal_per_second", 5)).await;
     let jwt = h.jwt("svc-orders");
     for i in 0..300 {
         let s = h.token_for(&jwt, &format!("random-target-{i}")).await.0;
@@ -531,14 +500,10 @@ async fn random_target_names_create_no_series_and_few_rows() {
 // asked to.
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_not_on_the_main_listener_by_default() {
-    let h = Hardened::start(Setup::default()).await;
+    let h = Hardened::start(|c| c).await;
     assert_eq!(h.status("/metrics").await, 404);
     drop(h);
-    let h = Hardened::start(Setup {
-        server: "metrics_on_listen = true\n",
-        ..Setup::default()
-    })
-    .await;
+    let h = Hardened::start(|c| c.server("metrics_on_listen", true)).await;
     assert_eq!(h.status("/metrics").await, 200);
 }
 
@@ -546,9 +511,9 @@ async fn metrics_are_not_on_the_main_listener_by_default() {
 // only that address.
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_authentications_are_budgeted_per_address() {
-    let h = Hardened::start(Setup {
-        rate_limit: "per_client_ip_per_second = 1\nper_client_ip_burst = 5",
-        ..Setup::default()
+    let h = Hardened::start(|c| {
+        c.rate_limit("per_client_ip_per_second", 1)
+            .rate_limit("per_client_ip_burst", 5)
     })
     .await;
     let client_from = |ip: IpAddr| {
@@ -594,12 +559,7 @@ async fn failed_authentications_are_budgeted_per_address() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_the_store_refuses_fails_only_its_own_request() {
     let db = TempDb::create().await;
-    let h = Hardened::start(Setup {
-        audit_url: Some(db.url()),
-        metrics_listen: true,
-        ..Setup::default()
-    })
-    .await;
+    let h = Hardened::with_metrics_listener(|c| c.audit_postgres(db.url())).await;
     // The store refuses any event whose user agent is "poison".
     db.admin(
         "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
@@ -662,7 +622,7 @@ async fn an_event_the_store_refuses_fails_only_its_own_request() {
 // legitimate client keeps getting tokens and /healthz stays 200. RSS growth is reported.
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_load_stops_neither_issuance_nor_health() {
-    let h = Hardened::start(Setup::default()).await;
+    let h = Hardened::start(|c| c).await;
     let rss_before = h.rss_kib();
     let addr = h.addr;
     let until = Instant::now() + Duration::from_secs(5);
@@ -724,6 +684,7 @@ async fn hostile_load_stops_neither_issuance_nor_health() {
             200 => health_ok += 1,
             s => other.push(s),
         }
+        // Pacing: a steady legitimate client beside the attack until `until`.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for t in hostile {
