@@ -10,9 +10,9 @@ use std::time::Duration;
 use rds_token_broker::audit::{AuditStore, display, verify_from};
 use serde_json::{Value, json};
 
-use crate::support::app::{ANONYMOUS_AUDITOR, CONFIG, TestApp, problem};
+use crate::support::app::{TestApp, problem};
 use crate::support::binary::BIN;
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
 use crate::support::pg::TempDb;
 
 /// A store under test: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
@@ -65,14 +65,13 @@ impl Store {
     }
 }
 
-/// The test configuration (the anonymous caller is an auditor) with `[audit]` on `store`
-/// and `audit_lines` added to it.
-async fn app(store: &Store, audit_lines: &str) -> TestApp {
-    let config = format!(
-        "{CONFIG}\n[audit]\nurl = \"{}\"\n{audit_lines}\n",
-        store.url()
-    );
-    TestApp::spawn_with(&config, Switchable::with(static_keys())).await
+/// The test configuration (the anonymous caller is an auditor) with the audit trail on
+/// `store`, changed by `configure`.
+async fn app(store: &Store, configure: impl FnOnce(BrokerToml) -> BrokerToml) -> TestApp {
+    TestApp::spawn_toml(configure(
+        BrokerToml::unauthenticated().audit_url(store.url()),
+    ))
+    .await
 }
 
 async fn verify(app: &TestApp) -> Value {
@@ -86,7 +85,7 @@ async fn verify(app: &TestApp) -> Value {
 async fn verification_walks_the_store_in_pages_with_the_same_result(store: Store) {
     // Two broker starts on one store: two chains of 12 events.
     for _ in 0..2 {
-        let app = app(&store, "").await;
+        let app = app(&store, |c| c).await;
         for _ in 0..12 {
             app.token(json!({"target": "ledger"})).await;
         }
@@ -134,7 +133,7 @@ async fn verification_walks_the_store_in_pages_with_the_same_result(store: Store
     );
     assert_eq!(paged, whole(s.clone()).await);
     // The API (pages of 1,000) says the same.
-    let app = app(&store, "").await;
+    let app = app(&store, |c| c).await;
     assert_eq!(verify(&app).await, serde_json::to_value(&paged).unwrap());
 }
 
@@ -151,7 +150,7 @@ async fn postgres_verification_walks_the_store_in_pages_with_the_same_result() {
 // ---- Item 16: retention checkpoints carry the pruned event's time --------------------
 
 async fn retention_checkpoints_carry_the_pruned_events_time(store: Store) {
-    let app = app(&store, "retention_days = 1").await;
+    let app = app(&store, |c| c.audit("retention_days", 1)).await;
     for _ in 0..3 {
         app.token(json!({"target": "ledger"})).await;
     }
@@ -211,7 +210,7 @@ async fn forge_checkpoint(store: &Store, seq: i64, time: &str) -> String {
 }
 
 async fn a_forged_checkpoint_hiding_recent_events_is_reported(store: Store) {
-    let app = app(&store, "retention_days = 30").await;
+    let app = app(&store, |c| c.audit("retention_days", 30)).await;
     for _ in 0..6 {
         app.token(json!({"target": "ledger"})).await;
     }
@@ -272,7 +271,7 @@ fn text(out: &Output) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_checks_checkpoint_ages_given_the_retention_period() {
     let store = Store::sqlite();
-    let app = app(&store, "").await;
+    let app = app(&store, |c| c).await;
     for _ in 0..6 {
         app.token(json!({"target": "ledger"})).await;
     }
@@ -339,12 +338,12 @@ async fn the_cli_checks_checkpoint_ages_given_the_retention_period() {
 #[tokio::test]
 async fn the_anonymous_caller_reads_the_trail_only_when_an_auditor_entry_names_it() {
     let store = Store::sqlite();
-    let config = format!(
-        "{}\n[audit]\nurl = \"{}\"\n",
-        CONFIG.replace(ANONYMOUS_AUDITOR, ""),
-        store.url()
-    );
-    let closed = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let closed = TestApp::spawn_toml(
+        BrokerToml::unauthenticated()
+            .without_auditors()
+            .audit_url(store.url()),
+    )
+    .await;
     let issued = closed.token(json!({"target": "ledger"})).await;
     let reads = [
         "/v1/audit/events",
@@ -364,7 +363,7 @@ async fn the_anonymous_caller_reads_the_trail_only_when_an_auditor_entry_names_i
     problem(lookup(&closed).await.unwrap(), 403).await;
     drop(closed);
 
-    let app = app(&store, "").await;
+    let app = app(&store, |c| c).await;
     for path in reads {
         assert_eq!(app.get(path).await.status(), 200, "{path}");
     }
@@ -382,12 +381,14 @@ fn an_anonymous_auditor_entry_needs_an_unauthenticated_broker_and_must_match_it(
             .map(|e| (e.key, e.message))
             .collect()
     };
-    let target = "[[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-abc123.eu-west-1.rds.amazonaws.com\"\nport = 5432\nengine = \"postgres\"\ndb_users = [\"app\"]\n";
-    let entry = "[[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n";
+    let authenticated = BrokerToml::default()
+        .server("listen", "127.0.0.1:8443")
+        .target(Target::postgres("orders-db"));
+    let demo = authenticated.clone().server("allow_unauthenticated", true);
+    let text = |c: BrokerToml| c.to_string();
 
-    let authenticated = format!("[server]\nlisten = \"127.0.0.1:8443\"\n{target}{entry}");
     assert_eq!(
-        errors(&authenticated),
+        errors(&text(authenticated.auditor(Auditor::anonymous()))),
         [(
             "auditors[0].issuer".to_owned(),
             "\"none\" names the anonymous caller, which exists only with \
@@ -395,18 +396,19 @@ fn an_anonymous_auditor_entry_needs_an_unauthenticated_broker_and_must_match_it(
                 .to_owned()
         )]
     );
-    let demo = "[server]\nlisten = \"127.0.0.1:8443\"\nallow_unauthenticated = true\n";
-    assert!(load_str(&format!("{demo}{target}{entry}")).is_ok());
-    assert!(
-        load_str(&format!(
-            "{demo}{target}[[auditors]]\nissuer = \"none\"\nsubject = \"*\"\n"
-        ))
-        .is_ok()
-    );
-    let errs = errors(&format!(
-        "{demo}{target}[[auditors]]\nissuer = \"none\"\nsubject = \"admin\"\nclaims = {{ groups = \"security\" }}\n\
-         [[grants]]\nissuer = \"none\"\nsubject = \"anonymous\"\ntargets = [\"orders-db\"]\ndb_users = [\"app\"]\n\
-         [[issuers]]\nname = \"none\"\nissuer = \"https://sso.example\"\njwks_uri = \"https://sso.example/jwks\"\naudiences = [\"x\"]\n"
+    assert!(load_str(&text(demo.clone().auditor(Auditor::anonymous()))).is_ok());
+    assert!(load_str(&text(demo.clone().auditor(Auditor::new("none", "*")))).is_ok());
+    let errs = errors(&text(
+        demo.auditor(Auditor::new("none", "admin").claim("groups", "security"))
+            .grant(
+                Grant::new("none", "anonymous")
+                    .targets(["orders-db"])
+                    .db_users(["app"]),
+            )
+            .issuer(
+                Issuer::jwks_uri("none", "https://sso.example", "https://sso.example/jwks")
+                    .audiences(["x"]),
+            ),
     ));
     for (key, needle) in [
         ("auditors[0].subject", "matches no caller"),
@@ -425,7 +427,8 @@ fn an_anonymous_auditor_entry_needs_an_unauthenticated_broker_and_must_match_it(
 fn only_the_anonymous_caller_matches_an_anonymous_auditor_entry() {
     use rds_token_broker::auth::{AuthMethod, Principal};
     use rds_token_broker::policy::is_auditor;
-    let config = rds_token_broker::config::load_str(CONFIG).unwrap();
+    let config =
+        rds_token_broker::config::load_str(&BrokerToml::unauthenticated().to_string()).unwrap();
     assert!(is_auditor(&config, &Principal::anonymous()));
     // A shared token's signing identity is not a caller.
     assert!(!is_auditor(
@@ -442,8 +445,12 @@ fn only_the_anonymous_caller_matches_an_anonymous_auditor_entry() {
         };
         assert!(!is_auditor(&config, &p), "{auth_method:?}");
     }
-    let without =
-        rds_token_broker::config::load_str(&CONFIG.replace(ANONYMOUS_AUDITOR, "")).unwrap();
+    let without = rds_token_broker::config::load_str(
+        &BrokerToml::unauthenticated()
+            .without_auditors()
+            .to_string(),
+    )
+    .unwrap();
     assert!(!is_auditor(&without, &Principal::anonymous()));
 }
 
@@ -467,7 +474,7 @@ fn assert_inert(what: &str, text: &str, allowed: &[char]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
     let store = Store::sqlite();
-    let app = app(&store, "").await;
+    let app = app(&store, |c| c).await;
     app.token(json!({"target": "ledger"})).await;
     // An event as older versions recorded it (the hash no longer matters here).
     let pool = sqlx::SqlitePool::connect(&store.url()).await.unwrap();
@@ -600,7 +607,7 @@ fn last_pid() -> u32 {
 async fn the_cli_writes_output_files_privately_and_never_through_a_link() {
     use std::os::unix::fs::PermissionsExt as _;
     let store = Store::sqlite();
-    let app = app(&store, "").await;
+    let app = app(&store, |c| c).await;
     let dir = tempfile::tempdir().unwrap();
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();

@@ -7,8 +7,10 @@ use rds_token_broker::token::{TokenParams, sign_token};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::app::{ANONYMOUS_AUDITOR, CONFIG, TestApp, problem, t0};
+use crate::support::app::{TestApp, problem, t0};
+use crate::support::config::BrokerToml;
 use crate::support::creds::{Switchable, session_keys, static_keys};
+use crate::support::eventually;
 
 #[tokio::test]
 async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
@@ -52,7 +54,7 @@ async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
 #[tokio::test]
 async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
     let creds = session_keys("ASIAEXAMPLESESSION01", t0() + Duration::from_secs(3600));
-    let app = TestApp::spawn_with(CONFIG, Switchable::with(creds.clone())).await;
+    let app = TestApp::spawn_with(BrokerToml::unauthenticated(), Switchable::with(creds.clone())).await;
     for user in ["app_rw", "app_ro", "mario.rossi@example.com"] {
         let expected = sign_token(
             TokenParams {
@@ -255,10 +257,10 @@ async fn request_ids_are_kept_or_set() {
 
 #[tokio::test]
 async fn without_allow_unauthenticated_every_request_is_401() {
-    let config = CONFIG
-        .replace("allow_unauthenticated = true", "")
-        .replace(ANONYMOUS_AUDITOR, "");
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let config = BrokerToml::unauthenticated()
+        .without_server("allow_unauthenticated")
+        .without_auditors();
+    let app = TestApp::spawn_toml(config).await;
     let res = app
         .post_token(json!({"target": "orders-db", "db_user": "app_rw"}))
         .await;
@@ -318,15 +320,11 @@ async fn tokens_are_refreshed_ahead_and_never_served_below_min_remaining() {
     app.clock.advance(Duration::from_secs(21));
     let during: Value = app.token(req.clone()).await;
     assert_eq!(during["token"], first["token"]);
-    let mut refreshed = Value::Null;
-    for _ in 0..100 {
-        if app.minted() == 2 {
-            refreshed = app.token(req.clone()).await;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(app.minted(), 2, "no background refresh happened");
+    // One background refresh happens.
+    let app_ref = &app;
+    eventually(Duration::from_secs(2), || async move { app_ref.minted() == 2 }).await;
+    let refreshed = app.token(req.clone()).await;
+    assert_eq!(app.minted(), 2, "only one background refresh happened");
     assert_ne!(refreshed["token"], first["token"]);
     assert_eq!(refreshed["expires_at"], "2026-03-09T14:35:49Z");
 

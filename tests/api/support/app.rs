@@ -19,8 +19,6 @@ pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489)
 }
 
-/// The `[[auditors]]` entry that lets the anonymous caller read the trail (in [`CONFIG`]).
-pub const ANONYMOUS_AUDITOR: &str = "[[auditors]]\nissuer = \"none\"\nsubject = \"anonymous\"\n";
 
 /// [`BrokerToml::unauthenticated`] as text, for the files that still paste their
 /// configuration (see `support::config`).
