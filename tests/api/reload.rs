@@ -6,18 +6,21 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::binary::{self, RunningBroker};
+use crate::support::binary::RunningBroker;
+use crate::support::config::{BrokerToml, Target};
+use crate::support::eventually;
 
-fn config(targets: &[&str]) -> String {
-    let mut c = String::from(
-        "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n[rate_limit]\nper_principal_per_second = 1000000\n",
-    );
-    for t in targets {
-        c.push_str(&format!(
-            "[[targets]]\nname = \"{t}\"\nhost = \"{t}.cluster-x.eu-west-1.rds.amazonaws.com\"\nport = 5432\nengine = \"postgres\"\ndb_users = [\"app\"]\n"
-        ));
-    }
-    c
+/// An unauthenticated broker with JSON logs and `targets` (user `app` each).
+fn config(targets: &[&str]) -> BrokerToml {
+    targets.iter().fold(
+        BrokerToml::new()
+            .server("allow_unauthenticated", true)
+            .json_logs()
+            .rate_limit("per_principal_per_second", 1_000_000),
+        |c, t| {
+            c.target(Target::postgres(t).host(&format!("{t}.cluster-x.eu-west-1.rds.amazonaws.com")))
+        },
+    )
 }
 
 async fn status(client: &reqwest::Client, base: &str, target: &str) -> u16 {
@@ -30,14 +33,12 @@ async fn status(client: &reqwest::Client, base: &str, target: &str) -> u16 {
         .unwrap_or(0)
 }
 
-async fn eventually(client: &reqwest::Client, base: &str, target: &str, want: u16) -> bool {
-    for _ in 0..100 {
-        if status(client, base, target).await == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+/// Waits (at most 10 s) until `target` is served.
+async fn served(client: &reqwest::Client, base: &str, target: &str) {
+    eventually(Duration::from_secs(10), || async {
+        status(client, base, target).await == 200
+    })
+    .await;
 }
 
 fn hup(broker: &RunningBroker) {
@@ -51,11 +52,7 @@ fn hup(broker: &RunningBroker) {
 #[tokio::test(flavor = "multi_thread")]
 async fn reloads_apply_atomically_under_load_and_invalid_files_are_rejected() {
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("broker.toml");
-    std::fs::write(&file, config(&["alpha"])).unwrap();
-    let mut cmd = binary::command_with_example_keys(home.path());
-    cmd.args(["serve", "--config", file.to_str().unwrap()]);
-    let broker = RunningBroker::start(cmd);
+    let broker = RunningBroker::serve(home.path(), &config(&["alpha"]));
     let client = crate::support::client();
     assert_eq!(status(&client, &broker.base, "alpha").await, 200);
     assert_eq!(status(&client, &broker.base, "beta").await, 403);
@@ -84,33 +81,22 @@ async fn reloads_apply_atomically_under_load_and_invalid_files_are_rejected() {
     }
 
     // SIGHUP applies a new file.
-    std::fs::write(&file, config(&["alpha", "beta"])).unwrap();
+    config(&["alpha", "beta"]).write_to(home.path());
     hup(&broker);
-    assert!(
-        eventually(&client, &broker.base, "beta", 200).await,
-        "beta never appeared"
-    );
+    served(&client, &broker.base, "beta").await;
 
     // An invalid file is rejected; the running configuration stays.
-    std::fs::write(&file, "[[targets]]\nname = \"broken\"\n").unwrap();
+    BrokerToml::raw_only("[[targets]]\nname = \"broken\"\n").write_to(home.path());
     hup(&broker);
-    let mut rejected = false;
-    for _ in 0..50 {
-        if broker.stderr().contains("configuration reload rejected") {
-            rejected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(rejected, "no rejection logged:\n{}", broker.stderr());
+    eventually(Duration::from_secs(5), || async {
+        broker.stderr().contains("configuration reload rejected")
+    })
+    .await;
     assert_eq!(status(&client, &broker.base, "beta").await, 200);
 
     // A change to the file alone, without a signal, is picked up too.
-    std::fs::write(&file, config(&["alpha", "beta", "gamma"])).unwrap();
-    assert!(
-        eventually(&client, &broker.base, "gamma", 200).await,
-        "file change not picked up"
-    );
+    config(&["alpha", "beta", "gamma"]).write_to(home.path());
+    served(&client, &broker.base, "gamma").await;
 
     stop.store(true, Ordering::SeqCst);
     for t in load {

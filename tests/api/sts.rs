@@ -8,53 +8,41 @@ use rds_token_broker::aws::session::session_name;
 use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{BrokerToml, Target};
 use crate::support::moto::Moto;
 
-fn config(sts: &str, resource_id: bool) -> String {
-    let scope = if resource_id {
-        "resource_id = \"cluster-ABC123\"\n"
+/// An unauthenticated broker whose `orders-db` is reached through a role (scoped to its
+/// cluster when `resource_id`) from `sts`; `plain` is signed with the broker's own keys.
+fn config(sts: &str, resource_id: bool) -> BrokerToml {
+    let orders = Target::postgres("orders-db")
+        .host("orders.cluster-abc.eu-west-1.rds.amazonaws.com")
+        .db_users(["app_rw", "app_ro"])
+        .role_arn("arn:aws:iam::123456789012:role/orders-db-connect");
+    let orders = if resource_id {
+        orders.resource_id("cluster-ABC123")
     } else {
-        ""
+        orders
     };
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-allow_unauthenticated = true
-
-[aws]
-sts_endpoint = "{sts}"
-session_duration_seconds = 900
-source_identity = true
-sts_timeout_seconds = 3
-sts_connect_timeout_seconds = 1
-sts_max_attempts = 2
-
-[rate_limit]
-per_principal_per_second = 1000000
-
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw", "app_ro"]
-role_arn = "arn:aws:iam::123456789012:role/orders-db-connect"
-{scope}
-[[targets]]
-name = "plain"
-host = "plain.cluster-abc.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["u"]
-"#
-    )
+    BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .aws("sts_endpoint", sts)
+        .aws("session_duration_seconds", 900)
+        .aws("source_identity", true)
+        .aws("sts_timeout_seconds", 3)
+        .aws("sts_connect_timeout_seconds", 1)
+        .aws("sts_max_attempts", 2)
+        .rate_limit("per_principal_per_second", 1_000_000)
+        .target(orders)
+        .target(
+            Target::postgres("plain")
+                .host("plain.cluster-abc.eu-west-1.rds.amazonaws.com")
+                .db_users(["u"]),
+        )
 }
 
 /// A broker on the real clock's "now" (moto's expiries are real), against `sts`.
 async fn app(sts: &str, resource_id: bool) -> TestApp {
-    let app = TestApp::spawn_with(&config(sts, resource_id), Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(config(sts, resource_id)).await;
     app.clock.set(SystemTime::now());
     app
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::app::{CONFIG, TestApp, problem};
-use crate::support::binary::{self, RunningBroker};
-use crate::support::creds::{Switchable, static_keys};
-use crate::support::get_json;
+use crate::support::app::{TestApp, problem};
+use crate::support::binary::RunningBroker;
+use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
+use crate::support::{eventually, get_json};
 use crate::support::idp::RsaKey;
 use crate::support::oidc::OidcProvider;
 
@@ -24,56 +24,39 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn broker_config(dir: &std::path::Path, idp: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[audit]
-url = "sqlite://{dir}/audit.db"
-
-[[issuers]]
-name = "corp"
-issuer = "{idp}"
-jwks_uri = "{idp}/jwks"
-audiences = ["rds-token-broker", "audit-console"]
-algorithms = ["RS256"]
-
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw", "app_ro"]
-
-[[targets]]
-name = "billing-db"
-host = "billing.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["billing", "batch_0", "batch_1", "batch_2", "batch_3", "batch_4", "batch_5"]
-max_connections_per_second = 1
-burst = 1
-
-[[grants]]
-issuer = "corp"
-subject = "svc-*"
-targets = ["orders-db", "billing-db"]
-db_users = ["app_rw", "app_ro", "billing", "batch_0", "batch_1", "batch_2", "batch_3", "batch_4", "batch_5"]
-
-[[auditors]]
-issuer = "corp"
-subject = "*"
-claims = {{ groups = "security" }}
-
-[ui.oidc]
-issuer = "corp"
-client_id = "audit-console"
-scopes = ["openid", "groups"]
-"#,
-        dir = dir.display()
-    )
+/// Issuer `corp` at `idp` (for callers and for the console); `svc-*` may use `orders-db`
+/// and `billing-db` (one token a second); the `security` group audits; the console signs in
+/// through `corp`.
+fn broker_config(dir: &std::path::Path, idp: &str) -> BrokerToml {
+    let batch = (0..6).map(|i| format!("batch_{i}"));
+    let billing_users: Vec<String> = ["billing".to_owned()].into_iter().chain(batch).collect();
+    let granted: Vec<String> = ["app_rw", "app_ro"]
+        .iter()
+        .map(|u| (*u).to_owned())
+        .chain(billing_users.iter().cloned())
+        .collect();
+    BrokerToml::new()
+        .audit_sqlite(dir)
+        .issuer(
+            Issuer::jwks_uri("corp", idp, &format!("{idp}/jwks"))
+                .audiences(["rds-token-broker", "audit-console"])
+                .set("algorithms", vec!["RS256"]),
+        )
+        .target(Target::postgres("orders-db").db_users(["app_rw", "app_ro"]))
+        .target(
+            Target::postgres("billing-db")
+                .db_users(billing_users)
+                .budget(1, 1),
+        )
+        .grant(
+            Grant::new("corp", "svc-*")
+                .targets(["orders-db", "billing-db"])
+                .db_users(granted),
+        )
+        .auditor(Auditor::new("corp", "*").claim("groups", "security"))
+        .ui_oidc("issuer", "corp")
+        .ui_oidc("client_id", "audit-console")
+        .ui_oidc("scopes", vec!["openid", "groups"])
 }
 
 /// What the test did to the broker, counted from the answers it got.
@@ -169,18 +152,15 @@ async fn settled(base: &str, auditor: &str, s: &Seeded) -> Vec<Value> {
     let client = crate::support::client();
     let issued: u64 = s.issued.values().sum();
     let want = json!({"issued": issued, "denied": s.denied, "forbidden": s.forbidden, "throttled": s.throttled, "failed": 0});
-    let mut last = Value::Null;
-    for _ in 0..50 {
-        let stats = get_json(&client, &format!("{base}/v1/audit/stats"), Some(auditor)).await;
-        last = stats["totals"].clone();
-        if last == want {
-            let url = format!("{base}/v1/audit/events?limit=1000");
-            let page = get_json(&client, &url, Some(auditor)).await;
-            return page["events"].as_array().unwrap().clone();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the trail's totals {last} never matched the answers {want}");
+    let (client, want) = (&client, &want);
+    eventually(Duration::from_secs(10), || async move {
+        let stats = get_json(client, &format!("{base}/v1/audit/stats"), Some(auditor)).await;
+        stats["totals"] == *want
+    })
+    .await;
+    let url = format!("{base}/v1/audit/events?limit=1000");
+    let page = get_json(client, &url, Some(auditor)).await;
+    page["events"].as_array().unwrap().clone()
 }
 
 /// The console's pages and its sign-in endpoint, over plain HTTP.
@@ -297,11 +277,7 @@ async fn the_console_in_headless_chromium() {
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broker.toml");
-    std::fs::write(&config, broker_config(dir.path(), &idp.issuer)).unwrap();
-    let mut cmd = binary::command_with_example_keys(dir.path());
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
-    let broker = RunningBroker::start(cmd);
+    let broker = RunningBroker::serve(dir.path(), &broker_config(dir.path(), &idp.issuer));
     let base = broker.base.clone();
 
     let auditor = idp.jwt(
@@ -378,8 +354,7 @@ async fn the_console_in_headless_chromium() {
 
 #[tokio::test]
 async fn a_disabled_console_is_not_served() {
-    let config = format!("{CONFIG}\n[ui]\nenabled = false\n");
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().ui("enabled", false)).await;
     for path in ["/ui/", "/ui/app.js", "/ui/config"] {
         problem(app.get(path).await, 404).await;
     }
@@ -391,39 +366,43 @@ async fn a_disabled_console_is_not_served() {
 
 #[test]
 fn ui_settings_are_checked() {
-    let base = r#"
-[[issuers]]
-name = "corp"
-issuer = "https://sso.example"
-jwks_uri = "https://sso.example/jwks"
-audiences = ["rds-token-broker"]
-"#;
+    let base = BrokerToml::default().issuer(Issuer::jwks_uri(
+        "corp",
+        "https://sso.example",
+        "https://sso.example/jwks",
+    ));
+    let console = |issuer: &str, client_id: &str| {
+        base.clone()
+            .ui_oidc("issuer", issuer)
+            .ui_oidc("client_id", client_id)
+    };
     let cases = [
         (
-            "[ui.oidc]\nissuer = \"nope\"\nclient_id = \"c\"\n",
+            console("nope", "c"),
             "ui.oidc.issuer: \"nope\" is not the name of an [[issuers]] entry",
         ),
         (
-            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"console\"\n",
+            console("corp", "console"),
             "ui.oidc.client_id: ID tokens are issued for the client id: add \"console\" to the audiences of issuer \"corp\"",
         ),
         (
-            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\nscopes = [\"groups\"]\n",
+            console("corp", "rds-token-broker").ui_oidc("scopes", vec!["groups"]),
             "ui.oidc.scopes: must include \"openid\"",
         ),
         (
-            "[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\ntoken_endpoint = \"ftp://x\"\n",
+            console("corp", "rds-token-broker").ui_oidc("token_endpoint", "ftp://x"),
             "ui.oidc.token_endpoint: must be an http(s) URL",
         ),
-        ("[ui]\ncolour = \"blue\"\n", "ui.colour: unknown key"),
+        (base.clone().ui("colour", "blue"), "ui.colour: unknown key"),
     ];
-    for (extra, want) in cases {
-        let err = rds_token_broker::config::load_str(&format!("{base}{extra}"))
-            .expect_err(extra)
+    for (config, want) in cases {
+        let config = config.to_string();
+        let err = rds_token_broker::config::load_str(&config)
+            .expect_err(&config)
             .to_string();
-        assert!(err.contains(want), "{extra}: {err}");
+        assert!(err.contains(want), "{config}: {err}");
     }
-    let ok = format!("{base}[ui.oidc]\nissuer = \"corp\"\nclient_id = \"rds-token-broker\"\n");
+    let ok = console("corp", "rds-token-broker").to_string();
     let config = rds_token_broker::config::load_str(&ok).unwrap();
     assert_eq!(config.ui.oidc.unwrap().scopes, vec!["openid".to_owned()]);
 }
