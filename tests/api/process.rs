@@ -11,6 +11,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::support::binary::{self, RunningBroker};
+use crate::support::config::{BrokerToml, Target};
+use crate::support::eventually;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
@@ -19,14 +21,13 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
     cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
     let mut broker = RunningBroker::start(cmd);
     let client = crate::support::client();
-    let mut stdout = String::new();
-    for _ in 0..100 {
-        stdout = broker.stdout();
-        if stdout.contains("Stop with Ctrl-C") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The banner is complete once it says how to stop.
+    let broker_ref = &broker;
+    let stdout = eventually(Duration::from_secs(5), || async move {
+        let stdout = broker_ref.stdout();
+        stdout.contains("Stop with Ctrl-C").then_some(stdout)
+    })
+    .await;
     assert!(
         stdout.contains("DUMMY credentials (AKIAIOSFODNN7EXAMPLE)"),
         "{stdout}"
@@ -134,14 +135,11 @@ async fn the_default_chain_recovers_when_credentials_appear_and_caps_expiry() {
     let on = Arc::new(AtomicBool::new(false));
     let endpoint = container_credentials_endpoint(on.clone()).await;
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\n[log]\nformat = \"json\"\n\
-         [[targets]]\nname = \"orders-db\"\nhost = \"orders.cluster-abc.eu-west-1.rds.amazonaws.com\"\n\
-         port = 5432\nengine = \"postgres\"\ndb_users = [\"app\"]\n",
-    )
-    .unwrap();
+    let config = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .json_logs()
+        .target(Target::postgres("orders-db").host("orders.cluster-abc.eu-west-1.rds.amazonaws.com"))
+        .write_to(home.path());
     let mut cmd = binary::command(home.path());
     cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)
         .args(["serve", "--config", config.to_str().unwrap()]);
@@ -168,26 +166,17 @@ async fn the_default_chain_recovers_when_credentials_appear_and_caps_expiry() {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 
     on.store(true, Ordering::SeqCst);
-    let mut ready = false;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if client
+    // The broker recovers.
+    eventually(Duration::from_secs(15), || async {
+        client
             .get(format!("{}/readyz", broker.base))
             .send()
             .await
             .unwrap()
             .status()
             == 200
-        {
-            ready = true;
-            break;
-        }
-    }
-    assert!(
-        ready,
-        "broker did not recover; stderr:\n{}",
-        broker.stderr()
-    );
+    })
+    .await;
     let res = token_req().await.unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -242,26 +231,10 @@ async fn sigterm_writes_the_counts_of_coalesced_floods_before_exiting() {
     use sqlx::Connection as _;
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join("audit.db");
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app"]
-[audit]
-url = "sqlite://{}"
-"#,
-            db.display()
-        ),
-    )
-    .unwrap();
+    let config = BrokerToml::new()
+        .target(Target::postgres("orders-db"))
+        .audit_url(format!("sqlite://{}", db.display()))
+        .write_to(home.path());
     let mut cmd = binary::command(home.path());
     cmd.args(["serve", "--config", config.to_str().unwrap()]);
     let mut broker = RunningBroker::start(cmd);

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::support::app::TestApp;
 use crate::support::binary::{self, RunningBroker};
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{Auditor, BrokerToml, Grant, Target};
+use crate::support::creds::static_keys;
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, rs256};
 use crate::support::moto::Moto;
 
@@ -33,34 +35,18 @@ async fn metrics_after_a_scenario_name_every_area_by_convention() {
     let dir = tempfile::tempdir().unwrap();
     let iss = "https://idp.metrics.invalid";
     let issuer = crate::support::idp::file_issuer(dir.path(), &key, iss);
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-metrics_on_listen = true
-[aws]
-sts_endpoint = "{sts}"
-[audit]
-url = "sqlite://{dir}/audit.db"
-[rate_limit]
-per_principal_per_second = 3
-{issuer}[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app"]
-role_arn = "arn:aws:iam::123456789012:role/orders-db-connect"
-[[grants]]
-issuer = "corp"
-subject = "*"
-targets = ["orders-db"]
-db_users = ["app"]
-"#,
-        sts = moto.url(),
-        dir = dir.path().display(),
-    );
-    let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+    let config = BrokerToml::new()
+        .server("metrics_on_listen", true)
+        .aws("sts_endpoint", moto.url())
+        .audit_sqlite(dir.path())
+        .rate_limit("per_principal_per_second", 3)
+        .issuer(issuer)
+        .target(
+            Target::postgres("orders-db")
+                .role_arn("arn:aws:iam::123456789012:role/orders-db-connect"),
+        )
+        .grant(Grant::new("corp", "*").targets(["orders-db"]).db_users(["app"]));
+    let app = TestApp::spawn_toml(config).await;
     app.clock.set(std::time::SystemTime::now());
     let jwt = rs256(
         &key,
@@ -80,12 +66,11 @@ db_users = ["app"]
         }
     };
     // Keys load in the background.
-    for _ in 0..100 {
-        if post(jwt.clone(), "orders-db").await == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (post, jwt_ref) = (&post, &jwt);
+    eventually(Duration::from_secs(5), || async move {
+        post(jwt_ref.clone(), "orders-db").await == 200
+    })
+    .await;
     assert_eq!(post(jwt.clone(), "orders-db").await, 200); // a hit
     assert_eq!(post(jwt.clone(), "unknown-db").await, 403);
     assert_eq!(post(jwt.clone(), "orders-db").await, 429); // the caller's limit
@@ -169,10 +154,9 @@ db_users = ["app"]
 
 #[tokio::test]
 async fn metrics_listen_serves_metrics_apart_from_the_api() {
-    let config = crate::support::app::CONFIG.replace(
-        "allow_unauthenticated = true",
-        "allow_unauthenticated = true\nmetrics_listen = \"127.0.0.1:0\"",
-    );
+    let config = BrokerToml::unauthenticated()
+        .server("metrics_listen", "127.0.0.1:0")
+        .to_string();
     let parsed = rds_token_broker::config::load_str(&config).unwrap();
     let deps = rds_token_broker::startup::Dependencies {
         clock: std::sync::Arc::new(rds_token_broker::clock::SystemClock),
@@ -212,37 +196,19 @@ async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() 
     let key = RsaKey::generate("k1");
     let iss = "https://idp.leak.invalid";
     let issuer = crate::support::idp::file_issuer(home.path(), &key, iss);
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[log]
-format = "json"
-[audit]
-url = "sqlite://{dir}/audit.db"
-mirror = "stdout"
-{issuer}[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app", "ro"]
-[[grants]]
-issuer = "corp"
-subject = "svc"
-targets = ["orders-db"]
-db_users = ["app", "ro"]
-[[auditors]]
-issuer = "corp"
-subject = "auditor"
-"#,
-            dir = home.path().display(),
-        ),
-    )
-    .unwrap();
+    let config = BrokerToml::new()
+        .json_logs()
+        .audit_sqlite(home.path())
+        .audit("mirror", "stdout")
+        .issuer(issuer)
+        .target(Target::postgres("orders-db").db_users(["app", "ro"]))
+        .grant(
+            Grant::new("corp", "svc")
+                .targets(["orders-db"])
+                .db_users(["app", "ro"]),
+        )
+        .auditor(Auditor::new("corp", "auditor"))
+        .write_to(home.path());
     let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYLEAKTEST";
     let session = "FwoGZXIvYXdzELEAKTESTSESSIONTOKENabcdefghijklmnop";
     let mut cmd = binary::command(home.path());
@@ -417,20 +383,12 @@ async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
     let (cert, key) = (home.path().join("tls.crt"), home.path().join("tls.key"));
     std::fs::write(&cert, &cert1).unwrap();
     std::fs::write(&key, &key1).unwrap();
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nallow_unauthenticated = true\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}",
-            cert.display(),
-            key.display(),
-            &crate::support::app::CONFIG[crate::support::app::CONFIG.find("[[targets]]").unwrap()..]
-        ),
-    )
-    .unwrap();
-    let mut cmd = binary::command_with_example_keys(home.path());
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
-    let mut broker = RunningBroker::start(cmd);
+    let config = BrokerToml::unauthenticated()
+        .without_server("metrics_on_listen")
+        .without_auditors()
+        .server("tls_cert", cert.display().to_string())
+        .server("tls_key", key.display().to_string());
+    let mut broker = RunningBroker::serve(home.path(), &config);
     assert!(
         broker.base.starts_with("https://127.0.0.1:"),
         "{}",
@@ -479,29 +437,14 @@ async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
     // Rotation: new files are picked up without a restart.
     std::fs::write(&key, &key2).unwrap();
     std::fs::write(&cert, &cert2).unwrap();
-    let mut rotated = false;
-    for _ in 0..100 {
-        if trusted_by(&ca2, &health).await {
-            rotated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        rotated,
-        "the new certificate was not served:\n{}",
-        broker.stderr()
-    );
+    eventually(Duration::from_secs(10), || trusted_by(&ca2, &health)).await;
     assert!(!trusted_by(&ca1, &health).await);
     // A broken file (mid-rotation) keeps the current certificate in service.
     std::fs::write(&cert, "not a certificate").unwrap();
-    for _ in 0..50 {
-        if broker.stderr().contains("keeping the current one") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(broker.stderr().contains("keeping the current one"));
+    eventually(Duration::from_secs(5), || async {
+        broker.stderr().contains("keeping the current one")
+    })
+    .await;
     assert!(trusted_by(&ca2, &health).await);
     assert!(broker.terminate().success());
 }
@@ -511,34 +454,16 @@ async fn sigterm_drains_requests_in_flight_then_exits_0_with_their_events_commit
     use sqlx::Connection as _;
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join("audit.db");
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-allow_unauthenticated = true
-[rate_limit]
-max_wait_ms = 5000
-[audit]
-url = "sqlite://{}"
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["a", "b"]
-max_connections_per_second = 1
-burst = 1
-"#,
-            db.display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = binary::command_with_example_keys(home.path());
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
-    let mut broker = RunningBroker::start(cmd);
+    let config = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .rate_limit("max_wait_ms", 5000)
+        .audit_url(format!("sqlite://{}", db.display()))
+        .target(
+            Target::postgres("orders-db")
+                .db_users(["a", "b"])
+                .budget(1, 1),
+        );
+    let mut broker = RunningBroker::serve(home.path(), &config);
     let client = crate::support::client();
     let url = format!("{}/v1/tokens", broker.base);
     let post = |user: &'static str| {
@@ -553,6 +478,8 @@ burst = 1
     assert_eq!(post("a").await.unwrap().status(), 200);
     // The budget's only slot is spent: this request waits about a second for the next.
     let in_flight = tokio::spawn(post("b"));
+    // The scenario, not a wait for a condition: SIGTERM comes while the request sits in
+    // the broker waiting for the budget (about a second).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!in_flight.is_finished());
     let started = std::time::Instant::now();
