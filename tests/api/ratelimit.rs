@@ -10,21 +10,21 @@ use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
 use crate::support::binary::RunningBroker;
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{Auditor, BrokerToml, Grant, Target};
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 use crate::support::moto::Moto;
 
 /// u1..u6 for the small tests, n1..n300 for the load-shaped ones.
-fn db_users() -> String {
-    let names: Vec<String> = (1..=6)
-        .map(|i| format!("\"u{i}\""))
-        .chain((1..=300).map(|i| format!("\"n{i}\"")))
-        .collect();
-    format!("[{}]", names.join(", "))
+fn db_users() -> Vec<String> {
+    (1..=6)
+        .map(|i| format!("u{i}"))
+        .chain((1..=300).map(|i| format!("n{i}")))
+        .collect()
 }
 
 /// A JWT-authenticated broker: subjects `alice` and `bob` may use `orders-db` as u1..u6;
-/// auditors read the trail. `extra` is appended (targets' options, `[rate_limit]`).
+/// auditors read the trail.
 struct Paced {
     app: TestApp,
     key: RsaKey,
@@ -33,51 +33,26 @@ struct Paced {
 }
 
 impl Paced {
-    async fn start(target_options: &str, rate_limit: &str) -> Self {
-        Self::start_with(target_options, rate_limit, "").await
-    }
-
-    /// Like `start`, with more top-level sections (`[aws]`).
-    async fn start_with(target_options: &str, rate_limit: &str, sections: &str) -> Self {
+    /// With `orders-db` changed by `target` (its budget) and the rest by `configure`
+    /// (`[rate_limit]`, `[aws]`).
+    async fn start(
+        target: impl FnOnce(Target) -> Target,
+        configure: impl FnOnce(BrokerToml) -> BrokerToml,
+    ) -> Self {
         let key = RsaKey::generate("k1");
         let idp = TestIdp::start(vec![key.jwk()]).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-{sections}
-[rate_limit]
-{rate_limit}
-[audit]
-url = "sqlite://{dir}/audit.db"
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_uri = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = {users}
-{target_options}
-[[grants]]
-issuer = "corp"
-subject = "*"
-targets = ["orders-db"]
-db_users = {users}
-[[auditors]]
-issuer = "corp"
-subject = "auditor"
-"#,
-            iss = idp.issuer,
-            jwks = idp.jwks_uri(),
-            dir = dir.path().display(),
-            users = db_users(),
-        );
-        let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+        let config = BrokerToml::new()
+            .audit_sqlite(dir.path())
+            .issuer(&idp)
+            .target(target(Target::postgres("orders-db").db_users(db_users())))
+            .grant(
+                Grant::new("corp", "*")
+                    .targets(["orders-db"])
+                    .db_users(db_users()),
+            )
+            .auditor(Auditor::new("corp", "auditor"));
+        let app = TestApp::spawn_toml(configure(config)).await;
         Self {
             app,
             key,
@@ -138,7 +113,7 @@ async fn throttled(res: Response, limit: &str, retry_after: &str) -> Value {
 
 #[tokio::test]
 async fn new_tokens_are_paced_per_target_and_cache_hits_are_free() {
-    let p = Paced::start("max_connections_per_second = 2\nburst = 3", "").await;
+    let p = Paced::start(|t| t.budget(2, 3), |c| c).await;
     for u in ["u1", "u2", "u3"] {
         assert_eq!(p.status("alice", u).await, 200);
     }
@@ -171,15 +146,13 @@ async fn new_tokens_are_paced_per_target_and_cache_hits_are_free() {
     // The coalescer's flush runs on a real-time tick: wait for it (up to 10 s on a busy
     // machine) rather than a fixed pause.
     p.app.clock.advance(Duration::from_secs(2));
-    let mut events = Vec::new();
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        events = p.events("outcome=throttled").await;
+    let p_ref = &p;
+    let events = eventually(Duration::from_secs(10), || async move {
+        let events = p_ref.events("outcome=throttled").await;
         let total: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
-        if total >= 2 {
-            break;
-        }
-    }
+        (total >= 2).then_some(events)
+    })
+    .await;
     let total: i64 = events.iter().map(|e| e["count"].as_i64().unwrap()).sum();
     assert_eq!(total, 2, "{events:?}");
     assert!(events.iter().all(|e| e["subject"] == "alice"
@@ -189,7 +162,7 @@ async fn new_tokens_are_paced_per_target_and_cache_hits_are_free() {
 
 #[tokio::test]
 async fn each_caller_has_a_request_limit_counting_cache_hits() {
-    let p = Paced::start("", "per_principal_per_second = 5").await;
+    let p = Paced::start(|t| t, |c| c.rate_limit("per_principal_per_second", 5)).await;
     for _ in 0..5 {
         assert_eq!(p.status("alice", "u1").await, 200);
     }
@@ -211,11 +184,7 @@ async fn each_caller_has_a_request_limit_counting_cache_hits() {
 
 #[tokio::test]
 async fn a_request_may_wait_up_to_max_wait_for_a_slot() {
-    let p = Paced::start(
-        "max_connections_per_second = 1\nburst = 1",
-        "max_wait_ms = 3000",
-    )
-    .await;
+    let p = Paced::start(|t| t.budget(1, 1), |c| c.rate_limit("max_wait_ms", 3000)).await;
     assert_eq!(p.status("alice", "u1").await, 200);
     // The next new token needs a second of the broker's clock: the request waits for it.
     let waiting = {
@@ -235,17 +204,14 @@ async fn a_request_may_wait_up_to_max_wait_for_a_slot() {
                 .as_u16()
         })
     };
+    // Not a wait for a condition: the request must still be waiting after a while.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "the request must wait for a slot");
     p.app.clock.advance(Duration::from_secs(1));
     assert_eq!(waiting.await.unwrap(), 200);
 
     // A wait longer than max_wait_ms is refused at once.
-    let q = Paced::start(
-        "max_connections_per_second = 1\nburst = 1",
-        "max_wait_ms = 200",
-    )
-    .await;
+    let q = Paced::start(|t| t.budget(1, 1), |c| c.rate_limit("max_wait_ms", 200)).await;
     assert_eq!(q.status("alice", "u1").await, 200);
     let started = std::time::Instant::now();
     throttled(q.ask("alice", "u2").await, "target", "1").await;
@@ -254,7 +220,7 @@ async fn a_request_may_wait_up_to_max_wait_for_a_slot() {
 
 #[tokio::test]
 async fn refresh_ahead_under_a_spent_budget_keeps_serving_and_retries() {
-    let p = Paced::start("max_connections_per_second = 1\nburst = 1", "").await;
+    let p = Paced::start(|t| t.budget(1, 1), |c| c).await;
     let first: Value = p.ask("alice", "u1").await.json().await.unwrap();
     // Into the refresh window (default: the last 60 s before min_remaining, 300 s).
     p.app.clock.advance(Duration::from_secs(900 - 300 - 30));
@@ -265,18 +231,14 @@ async fn refresh_ahead_under_a_spent_budget_keeps_serving_and_retries() {
         hit["token"], first["token"],
         "the current token is still served"
     );
+    // Not a wait for a condition: a forced refresh would have minted within this time.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(p.app.minted(), 2, "the refresh was deferred, not forced");
     // Once a slot is free, the next request's refresh goes through.
     p.app.clock.advance(Duration::from_secs(1));
     let _ = p.ask("alice", "u1").await;
-    for _ in 0..50 {
-        if p.app.minted() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(p.app.minted(), 3);
+    let app = &p.app;
+    eventually(Duration::from_secs(2), || async move { app.minted() == 3 }).await;
     let fresh: Value = p.ask("alice", "u1").await.json().await.unwrap();
     assert_ne!(fresh["token"], first["token"]);
 }
@@ -285,12 +247,15 @@ async fn refresh_ahead_under_a_spent_budget_keeps_serving_and_retries() {
 async fn share_tokens_gives_every_caller_one_token_and_still_audits_each() {
     let moto = Moto::start().await;
     for share in [false, true] {
-        let p = Paced::start_with(
-            &format!(
-                "role_arn = \"arn:aws:iam::123456789012:role/orders-db-connect\"\nshare_tokens = {share}"
-            ),
-            "",
-            &format!("[aws]\nsts_endpoint = \"{}\"\nsource_identity = true", moto.url()),
+        let p = Paced::start(
+            |t| {
+                t.role_arn("arn:aws:iam::123456789012:role/orders-db-connect")
+                    .share_tokens(share)
+            },
+            |c| {
+                c.aws("sts_endpoint", moto.url())
+                    .aws("source_identity", true)
+            },
         )
         .await;
         // moto's credentials expire in real time.
@@ -376,13 +341,13 @@ impl RedisPrefix {
 #[tokio::test]
 async fn replicas_share_one_budget_through_redis() {
     let prefix = RedisPrefix::new();
-    let rate_limit = format!(
-        "redis_url = \"redis://127.0.0.1:6379\"\nredis_key_prefix = \"{}\"\nexpected_replicas = 2",
-        prefix.0
-    );
-    let target = "max_connections_per_second = 1\nburst = 3";
-    let a = Paced::start(target, &rate_limit).await;
-    let b = Paced::start(target, &rate_limit).await;
+    let fleet = |c: BrokerToml| {
+        c.rate_limit("redis_url", "redis://127.0.0.1:6379")
+            .rate_limit("redis_key_prefix", prefix.0.as_str())
+            .rate_limit("expected_replicas", 2)
+    };
+    let a = Paced::start(|t| t.budget(1, 3), fleet).await;
+    let b = Paced::start(|t| t.budget(1, 3), fleet).await;
     // Six distinct new tokens, alternating replicas: alone, each could mint three.
     let mut ok = 0;
     for (p, u) in [
@@ -454,11 +419,12 @@ async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
     let prefix = RedisPrefix::new();
     let switch = Switch::start(false).await;
     let p = Paced::start(
-        "max_connections_per_second = 4\nburst = 4",
-        &format!(
-            "redis_url = \"redis://127.0.0.1:{}\"\nredis_key_prefix = \"{}\"\nexpected_replicas = 2",
-            switch.port, prefix.0
-        ),
+        |t| t.budget(4, 4),
+        |c| {
+            c.rate_limit("redis_url", format!("redis://127.0.0.1:{}", switch.port))
+                .rate_limit("redis_key_prefix", prefix.0.as_str())
+                .rate_limit("expected_replicas", 2)
+        },
     )
     .await;
     let pacer = &p.app.state.broker.pacer;
@@ -481,7 +447,7 @@ async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_says_which_limit_and_how_long_to_wait() {
-    let p = Paced::start("", "per_principal_per_second = 1").await;
+    let p = Paced::start(|t| t, |c| c.rate_limit("per_principal_per_second", 1)).await;
     let run = || {
         tokio::process::Command::new(crate::support::binary::BIN)
             .env_clear()
@@ -511,7 +477,7 @@ async fn the_cli_says_which_limit_and_how_long_to_wait() {
 
 #[tokio::test]
 async fn at_three_times_the_rate_for_three_seconds_new_tokens_follow_the_budget() {
-    let p = Paced::start("max_connections_per_second = 10\nburst = 5", "").await;
+    let p = Paced::start(|t| t.budget(10, 5), |c| c).await;
     // 90 distinct callers, each needing a new token, evenly over 3 s of the broker's clock.
     let mut issued = 0;
     let mut last_refused = None;
@@ -544,36 +510,15 @@ async fn at_three_times_the_rate_for_three_seconds_new_tokens_follow_the_budget(
 /// A real `serve` process in the fleet test: unauthenticated loopback, one target with a
 /// small budget shared through the relay.
 fn fleet_member(home: &std::path::Path, redis_port: u16, prefix: &str) -> RunningBroker {
-    let users: Vec<String> = (1..=300).map(|i| format!("\"n{i}\"")).collect();
-    let config = home.join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-allow_unauthenticated = true
-[rate_limit]
-redis_url = "redis://127.0.0.1:{redis_port}"
-redis_key_prefix = "{prefix}"
-expected_replicas = 2
-per_principal_per_second = 100000
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = [{users}]
-max_connections_per_second = 10
-burst = 5
-"#,
-            users = users.join(", ")
-        ),
-    )
-    .unwrap();
-    let mut cmd = crate::support::binary::command_with_example_keys(home);
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
-    RunningBroker::start(cmd)
+    let users: Vec<String> = (1..=300).map(|i| format!("n{i}")).collect();
+    let config = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .rate_limit("redis_url", format!("redis://127.0.0.1:{redis_port}"))
+        .rate_limit("redis_key_prefix", prefix)
+        .rate_limit("expected_replicas", 2)
+        .rate_limit("per_principal_per_second", 100_000)
+        .target(Target::postgres("orders-db").db_users(users).budget(10, 5));
+    RunningBroker::serve(home, &config)
 }
 
 /// New-token requests at 30/s for `seconds`, alternating brokers, each for the next unused
@@ -641,6 +586,7 @@ async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
 
     // Redis is back: the shared budget again (its bucket refilled meanwhile: a full burst).
     switch.set(true);
+    // Real time for Redis's bucket to refill (the point, not a wait for a condition).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
     let expected = 10.0 * secs + 5.0;
