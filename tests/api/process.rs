@@ -95,8 +95,9 @@ fn a_dev_broker_refuses_a_public_listener() {
 #[test]
 fn serve_refuses_an_invalid_config_before_binding() {
     let home = tempfile::tempdir().unwrap();
-    let bad = home.path().join("bad.toml");
-    std::fs::write(&bad, "[server]\nlisten = \"x\"\n").unwrap();
+    let bad = BrokerToml::default()
+        .server("listen", "x")
+        .write_to(home.path());
     let out = binary::run(home.path(), &["serve", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));

@@ -26,7 +26,8 @@ pub fn init() {
         let _ = if shown() {
             builder.with_writer(std::io::stderr).try_init()
         } else {
-            builder.with_test_writer().try_init()
+            // Plain text: the harness prints it after the failure, maybe to a file.
+            builder.with_ansi(false).with_test_writer().try_init()
         };
     });
 }

@@ -77,25 +77,19 @@ impl Moto {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let client = super::client();
-        for _ in 0..150 {
-            if client
-                .get(format!("{}/moto-api/", self.url()))
-                .send()
-                .await
-                .is_ok()
-            {
-                let started = client
-                    .post(format!("{}/moto-api/recorder/start-recording", self.url()))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(started.status().is_success());
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto_server did not start on port {}", self.port);
+        let (client, url) = (super::client(), self.url());
+        // moto_server is up once its API answers (a cold Python start takes seconds).
+        let (client, url) = (&client, url.as_str());
+        super::eventually(Duration::from_secs(15), || async move {
+            client.get(format!("{url}/moto-api/")).send().await.is_ok()
+        })
+        .await;
+        let started = client
+            .post(format!("{url}/moto-api/recorder/start-recording"))
+            .send()
+            .await
+            .unwrap();
+        assert!(started.status().is_success());
     }
 
     pub fn stop(&mut self) {
