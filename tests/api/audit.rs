@@ -6,61 +6,16 @@ use sha2::{Digest, Sha256};
 use crate::support::app::{TestApp, problem};
 use crate::support::config::BrokerToml;
 use crate::support::pg::TempDb;
+use crate::support::store::Store;
 
-/// A store under test: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
-enum Store {
-    Sqlite(tempfile::TempDir),
-    Postgres(TempDb),
-}
-
-impl Store {
-    async fn sqlite() -> Self {
-        Self::Sqlite(tempfile::tempdir().unwrap())
-    }
-
-    async fn postgres() -> Self {
-        Self::Postgres(TempDb::create().await)
-    }
-
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite(d) => format!("sqlite://{}/audit.db", d.path().display()),
-            Self::Postgres(db) => db.url(),
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Self::Sqlite(_) => {
-                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            Self::Postgres(db) => db.admin(sql, true).await,
-        }
-    }
-
-    async fn rows(&self, sql: &str) -> Vec<(String, Option<String>, Option<String>)> {
-        use sqlx::Row;
-        let map = |r: &dyn Fn(&str) -> Option<String>| {
-            (r("outcome").unwrap(), r("token_sha256"), r("target"))
-        };
-        match self {
-            Self::Sqlite(_) => {
-                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
-                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
-                rows.iter()
-                    .map(|row| map(&|c| row.try_get::<Option<String>, _>(c).unwrap()))
-                    .collect()
-            }
-            Self::Postgres(_) => {
-                let pool = sqlx::PgPool::connect(&self.url()).await.unwrap();
-                let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
-                rows.iter()
-                    .map(|row| map(&|c| row.try_get::<Option<String>, _>(c).unwrap()))
-                    .collect()
-            }
-        }
-    }
+/// `(outcome, token_sha256, target)` of every row of `sql`.
+async fn decisions(store: &Store, sql: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    let rows = store
+        .rows(sql, &["outcome", "token_sha256", "target"])
+        .await;
+    rows.into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone(), r[2].clone()))
+        .collect()
 }
 
 async fn app(store: &Store) -> TestApp {
@@ -84,9 +39,11 @@ async fn every_decision_is_committed_with_the_token_hash(store: Store) {
     .await;
     problem(app.post_token(json!({"target": "orders-db"})).await, 400).await;
 
-    let rows = store
-        .rows("SELECT outcome, token_sha256, target FROM audit_events ORDER BY seq")
-        .await;
+    let rows = decisions(
+        &store,
+        "SELECT outcome, token_sha256, target FROM audit_events ORDER BY seq",
+    )
+    .await;
     let sha = hex::encode(Sha256::digest(issued["token"].as_str().unwrap().as_bytes()));
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(
@@ -101,9 +58,11 @@ async fn every_decision_is_committed_with_the_token_hash(store: Store) {
         rows[2].0, "forbidden",
         "db_user omitted where several are allowed"
     );
-    let all = store
-        .rows("SELECT outcome, token_sha256, target FROM audit_events")
-        .await;
+    let all = decisions(
+        &store,
+        "SELECT outcome, token_sha256, target FROM audit_events",
+    )
+    .await;
     assert!(
         all.iter()
             .all(|r| r.1.as_deref() != issued["token"].as_str()),
@@ -119,7 +78,7 @@ async fn every_decision_is_committed_with_the_token_hash(store: Store) {
 
 #[tokio::test]
 async fn sqlite_every_decision_is_committed_with_the_token_hash() {
-    every_decision_is_committed_with_the_token_hash(Store::sqlite().await).await;
+    every_decision_is_committed_with_the_token_hash(Store::sqlite()).await;
 }
 
 #[tokio::test]
@@ -172,7 +131,7 @@ async fn tampering_is_detected_at_the_row(
 
 #[tokio::test]
 async fn sqlite_tampering_is_detected_at_the_row() {
-    tampering_is_detected_at_the_row(|| Box::pin(Store::sqlite())).await;
+    tampering_is_detected_at_the_row(|| Box::pin(async { Store::sqlite() })).await;
 }
 
 #[tokio::test]
@@ -204,7 +163,7 @@ async fn concurrent_requests_are_group_committed_into_one_valid_chain(store: Sto
 
 #[tokio::test]
 async fn sqlite_concurrent_requests_are_group_committed_into_one_valid_chain() {
-    concurrent_requests_are_group_committed_into_one_valid_chain(Store::sqlite().await).await;
+    concurrent_requests_are_group_committed_into_one_valid_chain(Store::sqlite()).await;
 }
 
 #[tokio::test]
@@ -292,10 +251,12 @@ async fn pruning_keeps_what_remains_verifiable(store: Store) {
         json!({"ok": true, "events_checked": 3, "first_broken": null})
     );
     assert_eq!(
-        store
-            .rows("SELECT outcome, token_sha256, target FROM audit_events")
-            .await
-            .len(),
+        decisions(
+            &store,
+            "SELECT outcome, token_sha256, target FROM audit_events"
+        )
+        .await
+        .len(),
         3
     );
     // Pruning again is a no-op; tampering with what remains is still found.
@@ -307,7 +268,7 @@ async fn pruning_keeps_what_remains_verifiable(store: Store) {
 
 #[tokio::test]
 async fn sqlite_pruning_keeps_what_remains_verifiable() {
-    pruning_keeps_what_remains_verifiable(Store::sqlite().await).await;
+    pruning_keeps_what_remains_verifiable(Store::sqlite()).await;
 }
 
 #[tokio::test]

@@ -251,7 +251,11 @@ async fn jwt_audited_app(idp: &TestIdp, dir: &tempfile::TempDir) -> TestApp {
                 .host("ledger.cluster-x.eu-west-1.rds.amazonaws.com")
                 .db_users(["svc"]),
         )
-        .grant(Grant::new("corp", "*").targets(["ledger"]).db_users(["svc"]))
+        .grant(
+            Grant::new("corp", "*")
+                .targets(["ledger"])
+                .db_users(["svc"]),
+        )
         .auditor(Auditor::new("corp", "*").claim("groups", "security"))
         .audit_sqlite(dir.path())
         // Floods at one frozen instant: the per-address budget has its own tests.

@@ -572,7 +572,10 @@ async fn output_files_are_private_and_kept_fresh_by_refresh() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    eventually(std::time::Duration::from_secs(10), || async { out.exists() }).await;
+    eventually(std::time::Duration::from_secs(10), || async {
+        out.exists()
+    })
+    .await;
     assert_eq!(std::fs::read_to_string(&out).unwrap(), text);
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -86,7 +86,7 @@ fn bad_values_are_named_by_key() {
         .server("listen", "nowhere")
         .server("tls_cert", "/x.crt")
         .server("trusted_proxies", vec!["10.0.0.0/33"])
-        .log("format", "xml")
+        .set("log", "format", "xml")
         .aws("region", "Europe")
         .aws("session_duration_seconds", 60)
         .target(

@@ -122,7 +122,11 @@ fn raw_requests_never_get_a_server_error_or_an_echo() {
         .rate_limit("per_client_ip_per_second", 0)
         .issuer(file_issuer(dir.path(), &key, ISS))
         .target(Target::postgres("orders-db"))
-        .grant(Grant::new("corp", "*").targets(["orders-db"]).db_users(["app"]));
+        .grant(
+            Grant::new("corp", "*")
+                .targets(["orders-db"])
+                .db_users(["app"]),
+        );
     let app = rt.block_on(TestApp::spawn_toml(config));
     rt.block_on(async { app.clock.set(std::time::SystemTime::now()) });
     let good = rs256(

@@ -45,7 +45,11 @@ impl Hardened {
             .rate_limit("per_principal_per_second", 100_000)
             .issuer(file_issuer(dir, key, ISS))
             .target(Target::postgres("orders-db"))
-            .grant(Grant::new("corp", "svc-*").targets(["orders-db"]).db_users(["app"]))
+            .grant(
+                Grant::new("corp", "svc-*")
+                    .targets(["orders-db"])
+                    .db_users(["app"]),
+            )
             .auditor(Auditor::new("corp", "auditor"))
     }
 
@@ -66,8 +70,7 @@ impl Hardened {
         let dir = tempfile::tempdir().unwrap();
         let key = RsaKey::generate("k1");
         let mut config = configure(Self::config(dir.path(), &key));
-        let metrics =
-            metrics_listen.then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let metrics = metrics_listen.then(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
         if let Some(m) = metrics {
             config = config.server("metrics_listen", m.to_string());
         }
@@ -346,7 +349,10 @@ async fn connections_per_address_are_capped() {
             .await
             .unwrap();
         let mut buf = [0u8; 1024];
-        assert!(s.read(&mut buf).await.unwrap() > 0, "a held connection was refused");
+        assert!(
+            s.read(&mut buf).await.unwrap() > 0,
+            "a held connection was refused"
+        );
         held.push(s);
     }
     let mut extra = connect_from([127, 0, 0, 5], h.addr).await.unwrap();
@@ -470,8 +476,7 @@ async fn floods_are_folded_and_fully_counted() {
 // Item 8: requested names never become metric labels, and unknown targets fold.
 #[tokio::test(flavor = "multi_thread")]
 async fn random_target_names_create_no_series_and_few_rows() {
-    let h =
-        Hardened::with_metrics_listener(|c| c.rate_limit("per_principal_per_second", 5)).await;
+    let h = Hardened::with_metrics_listener(|c| c.rate_limit("per_principal_per_second", 5)).await;
     let jwt = h.jwt("svc-orders");
     for i in 0..300 {
         let s = h.token_for(&jwt, &format!("random-target-{i}")).await.0;

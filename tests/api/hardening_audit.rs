@@ -13,57 +13,7 @@ use serde_json::{Value, json};
 use crate::support::app::{TestApp, problem};
 use crate::support::binary::BIN;
 use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
-use crate::support::pg::TempDb;
-
-/// A store under test: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
-enum Store {
-    Sqlite(tempfile::TempDir),
-    Postgres(TempDb),
-}
-
-impl Store {
-    fn sqlite() -> Self {
-        Self::Sqlite(tempfile::tempdir().unwrap())
-    }
-
-    async fn postgres() -> Self {
-        Self::Postgres(TempDb::create().await)
-    }
-
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite(d) => format!("sqlite://{}/audit.db", d.path().display()),
-            Self::Postgres(db) => db.url(),
-        }
-    }
-
-    async fn exec(&self, sql: &str) {
-        match self {
-            Self::Sqlite(_) => {
-                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            Self::Postgres(db) => db.admin(sql, true).await,
-        }
-    }
-
-    /// The first row of `sql`, every column read as text.
-    async fn row(&self, sql: &str, columns: &[&str]) -> Vec<String> {
-        use sqlx::Row;
-        match self {
-            Self::Sqlite(_) => {
-                let pool = sqlx::SqlitePool::connect(&self.url()).await.unwrap();
-                let r = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-                columns.iter().map(|c| r.try_get(*c).unwrap()).collect()
-            }
-            Self::Postgres(_) => {
-                let pool = sqlx::PgPool::connect(&self.url()).await.unwrap();
-                let r = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-                columns.iter().map(|c| r.try_get(*c).unwrap()).collect()
-            }
-        }
-    }
-}
+use crate::support::store::Store;
 
 /// The test configuration (the anonymous caller is an auditor) with the audit trail on
 /// `store`, changed by `configure`.
@@ -446,9 +396,7 @@ fn only_the_anonymous_caller_matches_an_anonymous_auditor_entry() {
         assert!(!is_auditor(&config, &p), "{auth_method:?}");
     }
     let without = rds_token_broker::config::load_str(
-        &BrokerToml::unauthenticated()
-            .without_auditors()
-            .to_string(),
+        &BrokerToml::unauthenticated().without_auditors().to_string(),
     )
     .unwrap();
     assert!(!is_auditor(&without, &Principal::anonymous()));

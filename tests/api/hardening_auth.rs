@@ -215,9 +215,7 @@ async fn counting_discovery() -> (String, Arc<AtomicUsize>, tokio::task::JoinHan
 /// Issuer `corp` at `idp` for the console's client id, which signs in to the console.
 fn console_config(idp: &str) -> BrokerToml {
     BrokerToml::new()
-        .issuer(
-            Issuer::jwks_uri("corp", idp, &format!("{idp}/jwks")).audiences(["audit-console"]),
-        )
+        .issuer(Issuer::jwks_uri("corp", idp, &format!("{idp}/jwks")).audiences(["audit-console"]))
         .target(Target::postgres("orders-db").db_users(["app_rw"]))
         .ui_oidc("issuer", "corp")
         .ui_oidc("client_id", "audit-console")
@@ -388,7 +386,11 @@ fn plain_http_key_sources_need_loopback_or_insecure_http() {
         assert!(err.contains(want), "{config}: {err}");
     }
     for config in [
-        file(Issuer::jwks_uri("corp", https, "http://127.0.0.1:8080/jwks")),
+        file(Issuer::jwks_uri(
+            "corp",
+            https,
+            "http://127.0.0.1:8080/jwks",
+        )),
         file(Issuer::jwks_uri("corp", https, "http://localhost/jwks")),
         file(Issuer::jwks_uri("corp", https, "http://[::1]:80/jwks")),
         file(Issuer::discovery("corp", "http://127.0.0.1:9000")),

@@ -139,7 +139,9 @@ async fn the_default_chain_recovers_when_credentials_appear_and_caps_expiry() {
     let config = BrokerToml::new()
         .server("allow_unauthenticated", true)
         .json_logs()
-        .target(Target::postgres("orders-db").host("orders.cluster-abc.eu-west-1.rds.amazonaws.com"))
+        .target(
+            Target::postgres("orders-db").host("orders.cluster-abc.eu-west-1.rds.amazonaws.com"),
+        )
         .write_to(home.path());
     let mut cmd = binary::command(home.path());
     cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint)

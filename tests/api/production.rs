@@ -45,7 +45,11 @@ async fn metrics_after_a_scenario_name_every_area_by_convention() {
             Target::postgres("orders-db")
                 .role_arn("arn:aws:iam::123456789012:role/orders-db-connect"),
         )
-        .grant(Grant::new("corp", "*").targets(["orders-db"]).db_users(["app"]));
+        .grant(
+            Grant::new("corp", "*")
+                .targets(["orders-db"])
+                .db_users(["app"]),
+        );
     let app = TestApp::spawn_toml(config).await;
     app.clock.set(std::time::SystemTime::now());
     let jwt = rs256(

@@ -18,7 +18,9 @@ fn config(targets: &[&str]) -> BrokerToml {
             .json_logs()
             .rate_limit("per_principal_per_second", 1_000_000),
         |c, t| {
-            c.target(Target::postgres(t).host(&format!("{t}.cluster-x.eu-west-1.rds.amazonaws.com")))
+            c.target(
+                Target::postgres(t).host(&format!("{t}.cluster-x.eu-west-1.rds.amazonaws.com")),
+            )
         },
     )
 }

@@ -54,7 +54,11 @@ async fn issues_a_token_byte_identical_to_the_signer_with_every_field() {
 #[tokio::test]
 async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
     let creds = session_keys("ASIAEXAMPLESESSION01", t0() + Duration::from_secs(3600));
-    let app = TestApp::spawn_with(BrokerToml::unauthenticated(), Switchable::with(creds.clone())).await;
+    let app = TestApp::spawn_with(
+        BrokerToml::unauthenticated(),
+        Switchable::with(creds.clone()),
+    )
+    .await;
     for user in ["app_rw", "app_ro", "mario.rossi@example.com"] {
         let expected = sign_token(
             TokenParams {
@@ -322,7 +326,11 @@ async fn tokens_are_refreshed_ahead_and_never_served_below_min_remaining() {
     assert_eq!(during["token"], first["token"]);
     // One background refresh happens.
     let app_ref = &app;
-    eventually(Duration::from_secs(2), || async move { app_ref.minted() == 2 }).await;
+    eventually(
+        Duration::from_secs(2),
+        || async move { app_ref.minted() == 2 },
+    )
+    .await;
     let refreshed = app.token(req.clone()).await;
     assert_eq!(app.minted(), 2, "only one background refresh happened");
     assert_ne!(refreshed["token"], first["token"]);

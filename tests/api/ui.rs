@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::support::app::{TestApp, problem};
 use crate::support::binary::RunningBroker;
 use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
-use crate::support::{eventually, get_json};
 use crate::support::idp::RsaKey;
 use crate::support::oidc::OidcProvider;
+use crate::support::{eventually, get_json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -19,7 +19,6 @@ pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489)
 }
 
-
 /// [`BrokerToml::unauthenticated`] as text, for the files that still paste their
 /// configuration (see `support::config`).
 pub const CONFIG: &str = r#"

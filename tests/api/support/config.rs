@@ -13,6 +13,7 @@
 //! let app = TestApp::spawn_toml(toml).await;
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -23,17 +24,23 @@ use super::idp::TestIdp;
 /// The audience every test issuer accepts and every test JWT carries.
 pub const AUDIENCE: &str = "rds-token-broker";
 
+/// The single tables, in the order they are written.
+const TABLES: [&str; 8] = [
+    "server",
+    "log",
+    "aws",
+    "tokens",
+    "audit",
+    "rate_limit",
+    "ui",
+    "ui.oidc",
+];
+
 /// A whole configuration file. `Display` renders it.
 #[derive(Clone, Debug, Default)]
 pub struct BrokerToml {
-    server: Section,
-    log: Section,
-    aws: Section,
-    tokens: Section,
-    audit: Option<Section>,
-    rate_limit: Section,
-    ui: Section,
-    ui_oidc: Section,
+    /// `[server]`, `[audit]`, ...: one of [`TABLES`] each, present once a key is set.
+    tables: BTreeMap<&'static str, Section>,
     issuers: Vec<Issuer>,
     targets: Vec<Target>,
     grants: Vec<Grant>,
@@ -67,39 +74,42 @@ impl BrokerToml {
         Self::default().raw(text)
     }
 
-    /// Sets `key` under `[server]` (replacing an earlier value).
-    pub fn server(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.server.set(key, value);
+    /// Sets `key` under `[table]` (one of [`TABLES`]), replacing an earlier value.
+    pub fn set(mut self, table: &'static str, key: &str, value: impl Into<Value>) -> Self {
+        assert!(
+            TABLES.contains(&table),
+            "no table [{table}] in the broker's config"
+        );
+        self.tables.entry(table).or_default().set(key, value);
         self
+    }
+
+    /// Removes `key` from `[table]`.
+    pub fn unset(mut self, table: &'static str, key: &str) -> Self {
+        if let Some(t) = self.tables.get_mut(table) {
+            t.remove(key);
+        }
+        self
+    }
+
+    /// Sets `key` under `[server]`.
+    pub fn server(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("server", key, value)
     }
 
     /// Removes `key` from `[server]`.
-    pub fn without_server(mut self, key: &str) -> Self {
-        self.server.remove(key);
-        self
-    }
-
-    /// Sets `key` under `[log]`.
-    pub fn log(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.log.set(key, value);
-        self
+    pub fn without_server(self, key: &str) -> Self {
+        self.unset("server", key)
     }
 
     /// JSON log lines (`[log] format = "json"`), as in production.
     pub fn json_logs(self) -> Self {
-        self.log("format", "json")
+        self.set("log", "format", "json")
     }
 
     /// Sets `key` under `[aws]`.
-    pub fn aws(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.aws.set(key, value);
-        self
-    }
-
-    /// Sets `key` under `[tokens]`.
-    pub fn tokens(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.tokens.set(key, value);
-        self
+    pub fn aws(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("aws", key, value)
     }
 
     /// The audit trail at `url` (`sqlite://...` or `postgres://...`).
@@ -118,33 +128,23 @@ impl BrokerToml {
     }
 
     /// Sets `key` under `[audit]` (`retention_days`, `mirror`, ...).
-    pub fn audit(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.audit.get_or_insert_with(Section::default).set(key, value);
-        self
+    pub fn audit(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("audit", key, value)
     }
 
     /// Sets `key` under `[rate_limit]`.
-    pub fn rate_limit(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.rate_limit.set(key, value);
-        self
-    }
-
-    /// Removes `key` from `[rate_limit]`.
-    pub fn without_rate_limit(mut self, key: &str) -> Self {
-        self.rate_limit.remove(key);
-        self
+    pub fn rate_limit(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("rate_limit", key, value)
     }
 
     /// Sets `key` under `[ui]`.
-    pub fn ui(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.ui.set(key, value);
-        self
+    pub fn ui(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("ui", key, value)
     }
 
     /// Sets `key` under `[ui.oidc]`.
-    pub fn ui_oidc(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.ui_oidc.set(key, value);
-        self
+    pub fn ui_oidc(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("ui.oidc", key, value)
     }
 
     /// Adds an `[[issuers]]` entry (a [`TestIdp`] converts to issuer `corp`).
@@ -177,12 +177,6 @@ impl BrokerToml {
         self
     }
 
-    /// Drops every `[[targets]]` entry so far.
-    pub fn without_targets(mut self) -> Self {
-        self.targets.clear();
-        self
-    }
-
     /// Appends `text` as written, after everything the builder renders. It should open
     /// with a table header of its own (bare keys would land in the last table written).
     pub fn raw(mut self, text: impl Into<String>) -> Self {
@@ -200,27 +194,22 @@ impl BrokerToml {
 
 impl fmt::Display for BrokerToml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.server.write(f, "[server]")?;
-        self.log.write(f, "[log]")?;
-        self.aws.write(f, "[aws]")?;
-        self.tokens.write(f, "[tokens]")?;
-        if let Some(audit) = &self.audit {
-            audit.write_always(f, "[audit]")?;
+        for name in TABLES {
+            if let Some(table) = self.tables.get(name) {
+                table.write(f, &format!("[{name}]"))?;
+            }
         }
-        self.rate_limit.write(f, "[rate_limit]")?;
-        self.ui.write(f, "[ui]")?;
-        self.ui_oidc.write(f, "[ui.oidc]")?;
         for i in &self.issuers {
-            i.section().write_always(f, "[[issuers]]")?;
+            i.section().write(f, "[[issuers]]")?;
         }
         for t in &self.targets {
-            t.section().write_always(f, "[[targets]]")?;
+            t.section().write(f, "[[targets]]")?;
         }
         for g in &self.grants {
-            g.section().write_always(f, "[[grants]]")?;
+            g.section().write(f, "[[grants]]")?;
         }
         for a in &self.auditors {
-            a.section().write_always(f, "[[auditors]]")?;
+            a.section().write(f, "[[auditors]]")?;
         }
         for r in &self.raw {
             writeln!(f, "{r}")?;
@@ -272,13 +261,6 @@ impl Section {
     }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, header: &str) -> fmt::Result {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        self.write_always(f, header)
-    }
-
-    fn write_always(&self, f: &mut fmt::Formatter<'_>, header: &str) -> fmt::Result {
         writeln!(f, "{header}")?;
         for (k, v) in &self.0 {
             // Values render inline (`{ a = 1 }` for tables), keys bare.
@@ -433,7 +415,10 @@ impl Target {
         s.opt("role_arn", self.role_arn.as_deref());
         s.opt("resource_id", self.resource_id.as_deref());
         s.opt("external_id", self.external_id.as_deref());
-        s.opt("max_connections_per_second", self.max_connections_per_second);
+        s.opt(
+            "max_connections_per_second",
+            self.max_connections_per_second,
+        );
         s.opt("burst", self.burst);
         s.opt("share_tokens", self.share_tokens);
         for (k, v) in &self.extra.0 {
@@ -535,7 +520,7 @@ impl Issuer {
 impl fmt::Display for Issuer {
     /// The `[[issuers]]` block.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.section().write_always(f, "[[issuers]]")
+        self.section().write(f, "[[issuers]]")
     }
 }
 
@@ -667,6 +652,12 @@ fn values_are_quoted_and_escaped_as_toml() {
         Some("a\"b"),
         "{text}"
     );
-    assert_eq!(parsed["grants"][0]["claims"]["groups"].as_str(), Some("dba"));
-    assert_eq!(parsed["server"]["trusted_proxies"][0].as_str(), Some("10.0.0.0/8"));
+    assert_eq!(
+        parsed["grants"][0]["claims"]["groups"].as_str(),
+        Some("dba")
+    );
+    assert_eq!(
+        parsed["server"]["trusted_proxies"][0].as_str(),
+        Some("10.0.0.0/8")
+    );
 }

@@ -15,6 +15,7 @@ pub mod moto;
 pub mod oidc;
 pub mod oracle;
 pub mod pg;
+pub mod store;
 
 /// An HTTP client for tests (installs rustls' aws-lc-rs provider first, as the broker does).
 pub fn client() -> reqwest::Client {
