@@ -72,7 +72,7 @@ impl Fixture {
                     .db_users(["app_rw"]),
             );
         let config = configure(config);
-        let app = TestApp::spawn_with(&config, Switchable::with(broker_credentials(&creds))).await;
+        let app = TestApp::spawn_with(config, Switchable::with(broker_credentials(&creds))).await;
         // moto's session credentials and the signatures' dates are real time.
         app.clock.set(SystemTime::now());
         Self {
