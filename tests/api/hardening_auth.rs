@@ -449,19 +449,10 @@ async fn an_endless_jwks_is_abandoned_once_it_passes_1_mib() {
 
 /// Headers (lower-case names) of every request for `action` moto recorded.
 async fn recorded_headers(f: &Fixture, action: &str) -> Vec<Vec<String>> {
-    let text = crate::support::client()
-        .get(format!(
-            "{}/moto-api/recorder/download-recording",
-            f.moto.url()
-        ))
-        .send()
+    f.moto
+        .recording()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .into_iter()
         .filter(|r| {
             let body = r["body"].as_str().unwrap_or_default();
             let body = base64::engine::general_purpose::STANDARD

@@ -109,8 +109,8 @@ impl Moto {
         self.calls("AssumeRole").await
     }
 
-    /// Parameters of every call of `action` recorded since the server started.
-    pub async fn calls(&self, action: &str) -> Vec<HashMap<String, String>> {
+    /// Every request moto recorded since the server started (its JSON records).
+    pub async fn recording(&self) -> Vec<serde_json::Value> {
         let text = super::client()
             .get(format!(
                 "{}/moto-api/recorder/download-recording",
@@ -123,7 +123,15 @@ impl Moto {
             .await
             .unwrap();
         text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Parameters of every call of `action` recorded since the server started.
+    pub async fn calls(&self, action: &str) -> Vec<HashMap<String, String>> {
+        self.recording()
+            .await
+            .into_iter()
             .filter_map(|r| r["body"].as_str().map(str::to_owned))
             .filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
             .map(|b| form_decode(&String::from_utf8_lossy(&b)))
