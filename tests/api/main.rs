@@ -23,6 +23,7 @@ mod fuzz;
 mod hardening;
 mod hardening_audit;
 mod hardening_auth;
+mod nonblocking;
 mod openapi;
 mod policy;
 mod process;
