@@ -18,7 +18,6 @@ mod cli;
 mod config;
 mod crash;
 mod credentials;
-mod deploy;
 mod fuzz;
 mod hardening;
 mod hardening_audit;
