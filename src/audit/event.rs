@@ -1,4 +1,4 @@
-//! The audit event (SPEC section 6) and its hash chain.
+//! The audit event (`docs/audit.md#event-fields`) and its hash chain.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
