@@ -143,7 +143,7 @@ pub mod names {
     pub const THROTTLED: Metric = counter(
         "rds_token_broker_throttled_total",
         &["target", "limit"],
-        "Requests refused by a rate limit, by target and limit kind (target, principal).",
+        "Requests refused (429) by a rate limit, by target and limit kind (target, principal).",
     );
     /// Signing time.
     pub const SIGNING_DURATION: Metric = seconds(
@@ -197,13 +197,13 @@ pub mod names {
     pub const AUDIT_COMMIT_FAILURES: Metric = counter(
         "rds_token_broker_audit_commit_failures_total",
         &[],
-        "Audit batches the store could not commit (their requests were refused).",
+        "Audit batches the store could not commit; a failed batch is retried event by event.",
     );
     /// Audit events refused on their own.
     pub const AUDIT_EVENTS_REJECTED: Metric = counter(
         "rds_token_broker_audit_events_rejected_total",
         &[],
-        "Audit events the store refused on their own (retried alone after their batch failed); only their requests were refused.",
+        "Audit events the store refused on their own while it otherwise answered; only their requests were refused (503).",
     );
     /// Mirror lines not written.
     pub const AUDIT_MIRROR_DROPPED: Metric = counter(

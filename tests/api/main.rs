@@ -17,6 +17,7 @@ mod aws_iam;
 mod cli;
 mod config;
 mod crash;
+mod docs;
 mod credentials;
 mod fuzz;
 mod hardening;
