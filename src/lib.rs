@@ -3,7 +3,8 @@
 //!
 //! Callers ask for a target by name; the broker decides by policy which DB user they may
 //! become, mints the 15-minute RDS auth token (byte-identical to botocore), caches it, and
-//! returns it with the real endpoint. See `README.md` and the product specification.
+//! returns it with the real endpoint. See `README.md`, the operator guide in `docs/`, and
+//! `docs/architecture.md` for the module map.
 
 pub mod audit;
 pub mod auth;

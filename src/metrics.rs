@@ -24,10 +24,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
             .and_then(|b| {
-                b.set_buckets_for_metric(
-                    Matcher::Full("rds_token_broker_audit_batch_size".into()),
-                    BATCH,
-                )
+                b.set_buckets_for_metric(Matcher::Full(names::AUDIT_BATCH_SIZE.name.into()), BATCH)
             })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
@@ -41,80 +38,223 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
+    for m in names::ALL {
+        match (m.kind, m.unit) {
+            (names::Kind::Counter, _) => describe_counter!(m.name, m.help),
+            (names::Kind::Gauge, _) => describe_gauge!(m.name, m.help),
+            (names::Kind::Histogram, Some(unit)) => describe_histogram!(m.name, unit, m.help),
+            (names::Kind::Histogram, None) => describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+/// Every metric the broker exports, defined once: the code records through these, and the
+/// tests check the operator guide's table and `deploy/monitoring` against [`names::ALL`].
+pub mod names {
+    /// A Prometheus metric type.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        /// Only goes up (`_total`).
+        Counter,
+        /// A value that goes up and down.
+        Gauge,
+        /// Observations in buckets (`_bucket`, `_sum`, `_count` series).
+        Histogram,
+    }
+
+    /// One exported metric.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Metric {
+        /// Its name.
+        pub name: &'static str,
+        /// Its type.
+        pub kind: Kind,
+        /// Its unit, when it has one.
+        pub unit: Option<metrics::Unit>,
+        /// Its labels; none ever holds a token, a JWT, a key or a subject.
+        pub labels: &'static [&'static str],
+        /// What it counts (`# HELP`).
+        pub help: &'static str,
+    }
+
+    const fn counter(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Metric {
+        Metric {
+            name,
+            kind: Kind::Counter,
+            unit: None,
+            labels,
+            help,
+        }
+    }
+
+    const fn gauge(name: &'static str, help: &'static str) -> Metric {
+        Metric {
+            name,
+            kind: Kind::Gauge,
+            unit: None,
+            labels: &[],
+            help,
+        }
+    }
+
+    const fn seconds(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Metric {
+        Metric {
+            name,
+            kind: Kind::Histogram,
+            unit: Some(metrics::Unit::Seconds),
+            labels,
+            help,
+        }
+    }
+
+    /// HTTP requests.
+    pub const HTTP_REQUESTS: Metric = counter(
         "rds_token_broker_http_requests_total",
-        "HTTP requests by route, method and status."
+        &["route", "method", "status"],
+        "HTTP requests by route, method and status.",
     );
-    describe_histogram!(
+    /// HTTP latency.
+    pub const HTTP_DURATION: Metric = seconds(
         "rds_token_broker_http_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "HTTP request latency by route."
+        &["route"],
+        "HTTP request latency by route.",
     );
-    describe_counter!(
+    /// Tokens handed out.
+    pub const TOKENS: Metric = counter(
         "rds_token_broker_tokens_total",
-        "Tokens handed out by target and cache result (hit: reused, miss: newly minted)."
+        &["target", "cache"],
+        "Tokens handed out by target and cache result (hit: reused, miss: newly minted).",
     );
-    describe_counter!(
+    /// Tokens signed.
+    pub const TOKENS_MINTED: Metric = counter(
         "rds_token_broker_tokens_minted_total",
-        "Tokens signed by target (cache misses and refresh-ahead): what RDS's IAM throttle counts."
+        &["target"],
+        "Tokens signed by target (cache misses and refresh-ahead): what RDS's IAM throttle counts.",
     );
-    describe_counter!(
+    /// Requests refused by a rate limit.
+    pub const THROTTLED: Metric = counter(
         "rds_token_broker_throttled_total",
-        "Requests refused by a rate limit, by target and limit kind (target, principal)."
+        &["target", "limit"],
+        "Requests refused (429) by a rate limit, by target and limit kind (target, principal).",
     );
-    describe_histogram!(
+    /// Signing time.
+    pub const SIGNING_DURATION: Metric = seconds(
         "rds_token_broker_signing_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time to sign one token."
+        &[],
+        "Time to sign one token.",
     );
-    describe_counter!(
+    /// AssumeRole calls.
+    pub const STS_CALLS: Metric = counter(
         "rds_token_broker_sts_calls_total",
-        "AssumeRole calls by outcome (ok, refused, unavailable)."
+        &["outcome"],
+        "AssumeRole calls by outcome (ok, refused, unavailable).",
     );
-    describe_histogram!(
+    /// AssumeRole latency.
+    pub const STS_DURATION: Metric = seconds(
         "rds_token_broker_sts_duration_seconds",
-        metrics::Unit::Seconds,
-        "AssumeRole latency."
+        &[],
+        "AssumeRole latency.",
     );
-    describe_counter!(
+    /// JWKS fetches.
+    pub const JWKS_REFRESHES: Metric = counter(
         "rds_token_broker_jwks_refreshes_total",
-        "JWKS fetches by issuer and outcome (ok, error)."
+        &["issuer", "outcome"],
+        "JWKS fetches by issuer and outcome (ok, error).",
     );
-    describe_gauge!(
+    /// Tokens in the cache.
+    pub const TOKEN_CACHE_ENTRIES: Metric = gauge(
         "rds_token_broker_token_cache_entries",
-        "Tokens in the cache."
+        "Tokens in the cache.",
     );
-    describe_histogram!(
+    /// Audit commit time.
+    pub const AUDIT_COMMIT_DURATION: Metric = seconds(
         "rds_token_broker_audit_commit_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time to commit one batch of audit events."
+        &[],
+        "Time to commit one batch of audit events.",
     );
-    describe_histogram!(
-        "rds_token_broker_audit_batch_size",
-        "Audit events per commit (group commit)."
-    );
-    describe_gauge!(
+    /// Audit events per commit.
+    pub const AUDIT_BATCH_SIZE: Metric = Metric {
+        name: "rds_token_broker_audit_batch_size",
+        kind: Kind::Histogram,
+        unit: None,
+        labels: &[],
+        help: "Audit events per commit (group commit).",
+    };
+    /// Audit events waiting.
+    pub const AUDIT_QUEUE_DEPTH: Metric = gauge(
         "rds_token_broker_audit_queue_depth",
-        "Audit events waiting for the writer."
+        "Audit events waiting for the writer.",
     );
-    describe_counter!(
+    /// Failed audit batches.
+    pub const AUDIT_COMMIT_FAILURES: Metric = counter(
         "rds_token_broker_audit_commit_failures_total",
-        "Audit batches the store could not commit (their requests were refused)."
+        &[],
+        "Audit batches the store could not commit; a failed batch is retried event by event.",
     );
-    describe_counter!(
+    /// Audit events refused on their own.
+    pub const AUDIT_EVENTS_REJECTED: Metric = counter(
         "rds_token_broker_audit_events_rejected_total",
-        "Audit events the store refused on their own (retried alone after their batch failed); only their requests were refused."
+        &[],
+        "Audit events the store refused on their own while it otherwise answered; only their requests were refused (503).",
     );
-    describe_counter!(
+    /// Mirror lines not written.
+    pub const AUDIT_MIRROR_DROPPED: Metric = counter(
+        "rds_token_broker_audit_mirror_dropped_total",
+        &[],
+        "Committed audit events not copied to [audit] mirror (its reader stalled or writing failed); the store has them.",
+    );
+    /// Log lines not written.
+    pub const LOG_LINES_DROPPED: Metric = counter(
+        "rds_token_broker_log_lines_dropped_total",
+        &[],
+        "Log lines dropped because the log queue was full (stderr's reader too slow); no request waits for the log.",
+    );
+    /// Connections refused by the connection caps.
+    pub const CONNECTIONS_REFUSED: Metric = counter(
         "rds_token_broker_connections_refused_total",
-        "Connections closed on arrival because server.max_connections or server.max_connections_per_ip was reached."
+        &[],
+        "Connections closed on arrival because server.max_connections or server.max_connections_per_ip was reached.",
     );
-    describe_gauge!(
+    /// Credentials status.
+    pub const CREDENTIALS_AVAILABLE: Metric = gauge(
         "rds_token_broker_credentials_available",
-        "1 when the broker has usable AWS credentials."
+        "1 when the broker has usable AWS credentials.",
     );
-    describe_gauge!(
+    /// Redis fallback status.
+    pub const RATE_LIMIT_FALLBACK: Metric = gauge(
         "rds_token_broker_rate_limit_fallback",
-        "1 while Redis does not answer and budgets are local."
+        "1 while Redis does not answer and budgets are local.",
     );
+
+    /// Every metric above.
+    pub const ALL: &[Metric] = &[
+        HTTP_REQUESTS,
+        HTTP_DURATION,
+        TOKENS,
+        TOKENS_MINTED,
+        THROTTLED,
+        SIGNING_DURATION,
+        STS_CALLS,
+        STS_DURATION,
+        JWKS_REFRESHES,
+        TOKEN_CACHE_ENTRIES,
+        AUDIT_COMMIT_DURATION,
+        AUDIT_BATCH_SIZE,
+        AUDIT_QUEUE_DEPTH,
+        AUDIT_COMMIT_FAILURES,
+        AUDIT_EVENTS_REJECTED,
+        AUDIT_MIRROR_DROPPED,
+        LOG_LINES_DROPPED,
+        CONNECTIONS_REFUSED,
+        CREDENTIALS_AVAILABLE,
+        RATE_LIMIT_FALLBACK,
+    ];
 }

@@ -114,6 +114,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let coalescer = self.state.broker.coalescer.clone();
+        let audit = self.state.broker.audit.clone();
         let server = self.state.generation().config.server.clone();
         let limits = http::serve::Limits::of(&server);
         let metrics_server = self.metrics_listener.map(|l| {
@@ -150,6 +151,13 @@ impl Application {
         // In-flight requests are done (their events committed); write what floods folded.
         if let Some(c) = coalescer {
             c.flush().await;
+        }
+        if let Some(a) = audit
+            && !a.flush_mirror(http::SHUTDOWN_GRACE).await
+        {
+            tracing::warn!(
+                "the audit mirror was not fully written within the shutdown grace; the events are committed in the store"
+            );
         }
         tracing::info!("stopped: requests in flight answered, their audit events committed");
         Ok(())

@@ -3,8 +3,12 @@
 //! Lines are formatted by the thread that logs and written to stderr by a thread of their
 //! own, in batches (it pauses 1 ms after each write): under load one `write` carries many
 //! lines, and no request waits for the terminal or the log collector's pipe. The queue is
-//! bounded; when it is full, loggers wait (no line is dropped). [`flush`] waits until
-//! every queued line is written.
+//! bounded ([`QUEUE`] lines) and a logger never waits for it: a tokio worker that blocked
+//! on a full queue would stall every request it serves. When the reader of stderr falls
+//! that far behind, new lines are dropped and counted
+//! (`rds_token_broker_log_lines_dropped_total`), and the writer says how many were lost
+//! once the queue drains. The audit trail, not the log, is the record of decisions.
+//! [`flush`] waits until every queued line is written.
 //!
 //! JSON lines are one object each: `timestamp` (RFC 3339 UTC, microseconds), `level`, the
 //! event's fields (`message` first), `module` (where it was logged), and `span` with the
@@ -16,7 +20,8 @@
 use std::fmt::{self, Write as _};
 use std::io::{BufWriter, Write};
 use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use tracing::field::{Field, Visit};
@@ -29,8 +34,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// Lines waiting for the writer thread before loggers wait.
-const QUEUE: usize = 16 * 1024;
+/// Lines waiting for the writer thread before new lines are dropped.
+pub const QUEUE: usize = 16 * 1024;
 /// How long the writer thread pauses after each write, letting lines gather.
 const GATHER: Duration = Duration::from_millis(1);
 
@@ -40,6 +45,8 @@ enum Msg {
 }
 
 static QUEUE_TX: OnceLock<SyncSender<Msg>> = OnceLock::new();
+/// Lines dropped since the writer last reported it.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init(format: LogFormat) {
@@ -59,13 +66,23 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// Waits (at most 5 s) until every line logged so far is written to stderr.
+/// Waits (at most about 5 s) until every line logged so far is written to stderr; at exit.
 pub fn flush() {
     let Some(tx) = QUEUE_TX.get() else { return };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let (done_tx, done) = sync_channel(1);
-    if tx.send(Msg::Flush(done_tx)).is_ok() {
-        let _ = done.recv_timeout(Duration::from_secs(5));
+    let mut msg = Msg::Flush(done_tx);
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => break,
+            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(GATHER);
+            }
+            Err(_) => return,
+        }
     }
+    let _ = done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
 }
 
 /// The subscriber's writer: each line goes to the writer thread's queue.
@@ -122,11 +139,17 @@ impl Drop for Line {
             return;
         }
         let line = std::mem::take(&mut self.buf);
-        if let Err(e) = self.tx.send(Msg::Line(line)) {
+        match self.tx.try_send(Msg::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(crate::metrics::names::LOG_LINES_DROPPED.name).increment(1);
+            }
             // The writer thread is gone: write directly rather than lose the line.
-            if let Msg::Line(line) = e.0 {
+            Err(TrySendError::Disconnected(Msg::Line(line))) => {
                 let _ = std::io::stderr().write_all(&line);
             }
+            Err(TrySendError::Disconnected(Msg::Flush(_))) => {}
         }
     }
 }
@@ -147,6 +170,14 @@ fn write_lines(rx: &Receiver<Msg>) {
                 }
             }
             next = rx.try_recv().ok();
+        }
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            // Queued like any line (there is room now), in the configured format.
+            tracing::warn!(
+                dropped,
+                "log lines were dropped: the log queue was full (stderr is read too slowly)"
+            );
         }
         let _ = out.flush();
         // Let lines gather for a moment: under load one write (and no wake-up of this

@@ -1,4 +1,4 @@
-//! The audit event (SPEC section 6) and its hash chain.
+//! The audit event (`docs/audit.md#event-fields`) and its hash chain.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,5 +136,39 @@ impl AuditEvent {
         h.update(b"\n");
         h.update(self.canonical().as_bytes());
         hex::encode(h.finalize())
+    }
+}
+
+#[cfg(test)]
+impl AuditEvent {
+    /// An issued event for "svc" with the optional fields empty and no chain, for unit tests.
+    pub(crate) fn sample_for_tests() -> Self {
+        Self {
+            id: "00000000-0000-7000-8000-000000000000".into(),
+            time: "2026-03-09T14:11:29.000Z".into(),
+            request_id: None,
+            outcome: Outcome::Issued,
+            reason: None,
+            issuer: None,
+            subject: Some("svc".into()),
+            auth_method: None,
+            client_ip: None,
+            user_agent: None,
+            target: None,
+            host: None,
+            port: None,
+            db_user: None,
+            region: None,
+            role_arn: None,
+            session_name: None,
+            cache: None,
+            token_sha256: None,
+            expires_at: None,
+            count: 1,
+            chain_id: String::new(),
+            seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod coalesce;
 pub mod csv;
 pub mod display;
 mod event;
+mod mirror;
 pub mod query;
 pub mod stats;
 mod verify;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 pub use event::{AuditEvent, GENESIS, Outcome};
+pub use mirror::Mirror;
 pub use store::{AuditStore, HeldConnection, StoreError};
 pub use verify::{
     Broken, CHECKPOINT_MARGIN, ChainWalker, Checkpoint, VERIFY_PAGE, Verification,
@@ -41,6 +43,7 @@ type Pending = (AuditEvent, oneshot::Sender<Result<(), StoreError>>);
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
+    mirror: Option<Mirror>,
     store: AuditStore,
     healthy: Arc<AtomicBool>,
     chain_id: String,
@@ -57,10 +60,11 @@ impl AuditLog {
             store.clone(),
             chain_id.clone(),
             Arc::clone(&healthy),
-            mirror,
+            mirror.clone(),
         ));
         Self {
             tx,
+            mirror,
             store,
             healthy,
             chain_id,
@@ -70,6 +74,15 @@ impl AuditLog {
     /// Events waiting for the writer.
     pub fn queue_depth(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Waits (at most `timeout`) until the mirror has written every event committed so
+    /// far; `true` when there is no mirror. For shutdown.
+    pub async fn flush_mirror(&self, timeout: std::time::Duration) -> bool {
+        match &self.mirror {
+            Some(m) => m.flush(timeout).await,
+            None => true,
+        }
     }
 
     /// This instance's chain.
@@ -145,51 +158,12 @@ impl AuditLog {
     }
 }
 
-/// Where committed events are copied as JSON lines, for SIEM shippers (Fluent Bit, Vector).
-#[derive(Debug)]
-pub enum Mirror {
-    /// Standard output.
-    Stdout,
-    /// A file, appended to.
-    File(std::fs::File),
-}
-
-impl Mirror {
-    /// `stdout`, or a file path opened for appending.
-    pub fn open(spec: &str) -> std::io::Result<Self> {
-        if spec == "stdout" {
-            return Ok(Self::Stdout);
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(spec)
-            .map(Self::File)
-    }
-
-    fn write(&mut self, events: &[AuditEvent]) {
-        use std::io::Write as _;
-        let mut lines = String::new();
-        for e in events {
-            lines.push_str(&serde_json::to_string(e).unwrap_or_default());
-            lines.push('\n');
-        }
-        let result = match self {
-            Self::Stdout => std::io::stdout().lock().write_all(lines.as_bytes()),
-            Self::File(f) => f.write_all(lines.as_bytes()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "writing the audit mirror failed; the events are committed in the store");
-        }
-    }
-}
-
 async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     store: AuditStore,
     chain_id: String,
     healthy: Arc<AtomicBool>,
-    mut mirror: Option<Mirror>,
+    mirror: Option<Mirror>,
 ) {
     let mut head = Head {
         seq: 0,
@@ -204,8 +178,8 @@ async fn writer(
         match result {
             Ok(()) => {
                 healthy.store(true, Ordering::Relaxed);
-                if let Some(m) = mirror.as_mut() {
-                    m.write(&events);
+                if let Some(m) = &mirror {
+                    m.send(&events);
                 }
                 for ack in acks {
                     let _ = ack.send(Ok(()));
@@ -229,7 +203,7 @@ async fn writer(
                     &mut head,
                     events.into_iter().zip(acks),
                     &healthy,
-                    mirror.as_mut(),
+                    mirror.as_ref(),
                 )
                 .await;
             }
@@ -322,7 +296,7 @@ async fn one_by_one(
     head: &mut Head,
     pending: impl Iterator<Item = Pending>,
     healthy: &AtomicBool,
-    mut mirror: Option<&mut Mirror>,
+    mirror: Option<&Mirror>,
 ) {
     let mut down: Option<StoreError> = None;
     for (event, ack) in pending {
@@ -334,8 +308,8 @@ async fn one_by_one(
         match commit(store, conn, chain_id, head, &mut one).await {
             Ok(()) => {
                 healthy.store(true, Ordering::Relaxed);
-                if let Some(m) = mirror.as_deref_mut() {
-                    m.write(&one);
+                if let Some(m) = mirror {
+                    m.send(&one);
                 }
                 let _ = ack.send(Ok(()));
             }

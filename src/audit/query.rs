@@ -1,4 +1,5 @@
-//! Searching the trail: SPEC filters, newest first, keyset pagination by (time, id).
+//! Searching the trail: the filters of `docs/api.md` (`GET /v1/audit/events`), newest first,
+//! keyset pagination by (time, id).
 
 use std::collections::HashMap;
 

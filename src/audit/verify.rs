@@ -208,7 +208,6 @@ pub fn verify_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Outcome;
 
     fn chain(id: &str, n: i64, start: (i64, &str)) -> Vec<AuditEvent> {
         let (mut seq, mut prev) = (start.0, start.1.to_owned());
@@ -216,30 +215,10 @@ mod tests {
         for i in 0..n {
             let mut e = AuditEvent {
                 id: format!("{id}-{i}"),
-                time: "2026-03-09T14:11:29.000Z".into(),
-                request_id: None,
-                outcome: Outcome::Issued,
-                reason: None,
-                issuer: None,
-                subject: Some("svc".into()),
-                auth_method: None,
-                client_ip: None,
-                user_agent: None,
-                target: None,
-                host: None,
-                port: None,
-                db_user: None,
-                region: None,
-                role_arn: None,
-                session_name: None,
-                cache: None,
-                token_sha256: None,
-                expires_at: None,
-                count: 1,
                 chain_id: id.into(),
                 seq,
                 prev_hash: prev.clone(),
-                hash: String::new(),
+                ..AuditEvent::sample_for_tests()
             };
             e.hash = e.compute_hash();
             prev.clone_from(&e.hash);

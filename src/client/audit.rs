@@ -12,7 +12,7 @@ use super::{BrokerClient, ClientError, fail};
 use crate::audit::display::{escape_json, neutralise};
 use crate::clock::{Clock, SystemClock, rfc3339};
 
-/// The SPEC filters of `GET /v1/audit/events`.
+/// The filters of `GET /v1/audit/events` (`docs/api.md`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct Filters {
     /// Events at or after this time: RFC 3339, or an age such as 90s, 30m, 24h, 7d.

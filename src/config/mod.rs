@@ -1,6 +1,6 @@
 //! Configuration: loaded once, fully checked, then immutable.
 //!
-//! [`load_file`] reads TOML (SPEC section 4), reports every problem by key at once
+//! [`load_file`] reads TOML (`docs/configuration.md`), reports every problem by key at once
 //! ([`ConfigErrors`]), and yields a [`Config`] whose fields are already parsed newtypes.
 
 mod access;

@@ -1,4 +1,4 @@
-//! The configuration file as written (SPEC section 4), before validation.
+//! The configuration file as written (`docs/configuration.md`), before validation.
 //!
 //! Unknown keys are errors. Rather than `deny_unknown_fields`, which stops at the first one,
 //! [`super::load_str`] deserializes through `serde_ignored` and reports every key these

@@ -13,7 +13,7 @@ use crate::broker::RequestMeta;
 use crate::domain::text;
 use crate::state::{AppState, Generation};
 
-/// Largest request body accepted (SPEC section 3).
+/// Largest request body accepted (`docs/api.md`, `docs/operating.md#security-limits`).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Largest `Authorization` header accepted.
 pub const MAX_AUTHORIZATION_BYTES: usize = 16 * 1024;

@@ -1,4 +1,4 @@
-//! Pacing (SPEC section 4, `[rate_limit]` and the targets' budgets).
+//! Pacing (`docs/rate-limits.md`: `[rate_limit]` and the targets' budgets).
 //!
 //! - **Per target**, on new tokens only: every signing (cache miss or refresh-ahead) takes a
 //!   slot of the target's GCRA budget (`max_connections_per_second`, `burst`); cache hits

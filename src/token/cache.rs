@@ -1,4 +1,4 @@
-//! Token cache with refresh-ahead and single-flight minting (SPEC section 5).
+//! Token cache with refresh-ahead and single-flight minting (`docs/tokens.md`).
 //!
 //! Entries are keyed by (signing identity, host, port, region, DB user). A cached token is
 //! served only while at least `min_remaining` of its real validity is left. Once it is

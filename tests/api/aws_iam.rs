@@ -1,5 +1,5 @@
 //! AWS IAM callers (`aws-iam` grants): signed GetCallerIdentity requests made by botocore
-//! (the README's recipe) and by the CLI's `--aws-iam`, checked by the broker and by a moto
+//! (docs/recipes.md's recipe) and by the CLI's `--aws-iam`, checked by the broker and by a moto
 //! STS that verifies SigV4 signatures.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The README's client recipes, each run for real against a broker: curl, psql through
+//! The client recipes of docs/recipes.md, each run for real against a broker: curl, psql through
 //! `exec`, psycopg, node-postgres and the Kubernetes sidecar. The database is a fake
 //! PostgreSQL server on loopback that answers the TLS request with "no", so the clients
 //! stop there, after getting their password from the broker.
@@ -123,7 +123,7 @@ db_users = ["app_rw"]
             .to_owned()
     }
 
-    /// A recipe's process: clean environment, the broker URL and JWT as the README says,
+    /// A recipe's process: clean environment, the broker URL and JWT as docs/recipes.md says,
     /// `rds-token-broker` and the virtualenv's tools on PATH.
     fn command(&self, program: &str) -> tokio::process::Command {
         let bin_dir = Path::new(BIN).parent().unwrap();
@@ -303,8 +303,8 @@ async fn kubernetes_sidecar_recipe_keeps_a_pgpass_file() {
 }
 
 #[test]
-fn the_readme_shows_each_recipe_as_tested() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+fn the_docs_show_each_recipe_as_tested() {
+    let readme = std::fs::read_to_string(repo().join("docs/recipes.md")).unwrap();
     for name in [
         "curl.sh",
         "psql.sh",
@@ -317,7 +317,7 @@ fn the_readme_shows_each_recipe_as_tested() {
         let text = std::fs::read_to_string(recipe(name)).unwrap();
         assert!(
             readme.contains(text.trim_end()),
-            "README.md must show examples/recipes/{name} as it is"
+            "docs/recipes.md must show examples/recipes/{name} as it is"
         );
     }
 }

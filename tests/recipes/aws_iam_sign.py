@@ -1,4 +1,4 @@
-"""Prints, as JSON, Authorization values made by the README's botocore recipe for the
+"""Prints, as JSON, Authorization values made by the botocore recipe (docs/recipes.md) for the
 credentials in the environment: `valid`, and `other_action` (a correctly signed request
 for another STS action, which the broker must refuse)."""
 

@@ -14,7 +14,7 @@ impl TempDb {
         let name = format!("rtb_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(ADMIN_URL)
             .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 (see README, Development)");
+            .expect("PostgreSQL must be running on 127.0.0.1:5432 (see CONTRIBUTING.md, Test)");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await

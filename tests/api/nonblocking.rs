@@ -1,0 +1,108 @@
+//! Nothing a log collector or a SIEM shipper does can stall issuance: the real binary with
+//! its stdout (the audit mirror) and stderr (the log) pipes never read.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::binary;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_stdout_and_stderr_pipes_do_not_stall_issuance() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+allow_unauthenticated = true
+metrics_on_listen = true
+[audit]
+url = "sqlite://{dir}/audit.db"
+mirror = "stdout"
+[rate_limit]
+per_principal_per_second = 1000000
+per_client_ip_per_second = 0
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app_rw"]
+"#,
+            dir = home.path().display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = binary::command_with_example_keys(home.path());
+    // Every library's trace lines: four lines a request, so the 16,384-line log queue
+    // fills after about 4,200 requests once the pipe is full.
+    cmd.env("RUST_LOG", "trace")
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Read stderr only until the address is logged; then neither pipe is read again.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let _unread_stdout = child.stdout.take().unwrap();
+    let marker = "listening on http://";
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "broker exited");
+        if let Some(i) = line.find(marker) {
+            let addr: String = line[i + marker.len()..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            break format!("http://{addr}");
+        }
+    };
+    let client = crate::support::client();
+    // More log lines than the queue plus the pipe's buffer, and far more mirror bytes than
+    // a pipe holds: before, the log writer and then every tokio worker blocked, and the
+    // audit writer blocked on stdout, so requests hung.
+    let issue = async {
+        for round in 0..110 {
+            let mut batch = Vec::new();
+            for _ in 0..50 {
+                batch.push(
+                    client
+                        .post(format!("{base}/v1/tokens"))
+                        .json(&serde_json::json!({"target": "orders-db"}))
+                        .send(),
+                );
+            }
+            for res in futures_util::future::join_all(batch).await {
+                let res = res.unwrap();
+                assert_eq!(res.status(), 200, "round {round}");
+            }
+        }
+    };
+    // A bound for a hang, not a timing: 5,500 requests take about ten seconds here.
+    tokio::time::timeout(Duration::from_secs(120), issue)
+        .await
+        .expect("issuance stalled behind unread pipes");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("rds_token_broker_log_lines_dropped_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        dropped > 0.0,
+        "the log queue never filled, so this test proved nothing"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
