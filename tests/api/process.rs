@@ -74,7 +74,7 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
         200
     );
 
-    let status = broker.terminate();
+    let status = broker.terminate().await;
     assert!(status.success(), "exit status {status:?}");
     let logs = broker.stderr();
     assert!(logs.contains("SIGTERM received"), "{logs}");
@@ -252,7 +252,7 @@ async fn sigterm_writes_the_counts_of_coalesced_floods_before_exiting() {
         assert_eq!(res.status(), 401);
     }
     // Well inside the one-second window: the folded 49 exist only in memory.
-    assert!(broker.terminate().success());
+    assert!(broker.terminate().await.success());
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();

@@ -291,7 +291,7 @@ async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() 
         .await
         .unwrap();
     answers.push_str(&res.text().await.unwrap());
-    assert!(broker.terminate().success());
+    assert!(broker.terminate().await.success());
     // Every log line is one JSON object; each issuance is logged once with its target,
     // DB user, issuance id and the request id the client got back (no duplicate keys).
     let mut logged = Vec::new();
@@ -450,7 +450,7 @@ async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
     })
     .await;
     assert!(trusted_by(&ca2, &health).await);
-    assert!(broker.terminate().success());
+    assert!(broker.terminate().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -487,7 +487,7 @@ async fn sigterm_drains_requests_in_flight_then_exits_0_with_their_events_commit
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!in_flight.is_finished());
     let started = std::time::Instant::now();
-    let status = broker.terminate();
+    let status = broker.terminate().await;
     let res = in_flight.await.unwrap().unwrap();
     assert_eq!(
         res.status(),

@@ -43,52 +43,33 @@ fn the_served_json_is_the_yaml() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema() {
-    use crate::support::binary::{self, RunningBroker};
+    use crate::support::binary::RunningBroker;
+    use crate::support::config::{Auditor, BrokerToml, Grant, Target};
     use crate::support::idp::{RsaKey, rs256};
     let home = tempfile::tempdir().unwrap();
     let key = RsaKey::generate("k1");
     let iss = "https://idp.schemathesis.invalid";
     let issuer = crate::support::idp::file_issuer(home.path(), &key, iss);
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-metrics_on_listen = true
-[audit]
-url = "sqlite://{dir}/audit.db"
-[rate_limit]
-per_principal_per_second = 100000
-# Thousands of generated requests from one address: the budget has its own tests.
-per_client_ip_per_second = 0
-{issuer}[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw", "app_ro"]
-[[grants]]
-issuer = "corp"
-subject = "tester"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-[[auditors]]
-issuer = "corp"
-subject = "tester"
-# The identity provider's endpoints are a closed loopback port: redeeming codes reaches
-# the broker's checks and then answers 503.
-[ui.oidc]
-issuer = "corp"
-client_id = "rds-token-broker"
-authorization_endpoint = "http://127.0.0.1:9/authorize"
-token_endpoint = "http://127.0.0.1:9/token"
-"#,
-            dir = home.path().display(),
-        ),
-    )
-    .unwrap();
+    let config = BrokerToml::new()
+        .server("metrics_on_listen", true)
+        .audit_sqlite(home.path())
+        .rate_limit("per_principal_per_second", 100_000)
+        // Thousands of generated requests from one address: the budget has its own tests.
+        .rate_limit("per_client_ip_per_second", 0)
+        .issuer(issuer)
+        .target(Target::postgres("orders-db").db_users(["app_rw", "app_ro"]))
+        .grant(
+            Grant::new("corp", "tester")
+                .targets(["orders-db"])
+                .db_users(["app_rw"]),
+        )
+        .auditor(Auditor::new("corp", "tester"))
+        // The identity provider's endpoints are a closed loopback port: redeeming codes
+        // reaches the broker's checks and then answers 503.
+        .ui_oidc("issuer", "corp")
+        .ui_oidc("client_id", "rds-token-broker")
+        .ui_oidc("authorization_endpoint", "http://127.0.0.1:9/authorize")
+        .ui_oidc("token_endpoint", "http://127.0.0.1:9/token");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -97,9 +78,7 @@ token_endpoint = "http://127.0.0.1:9/token"
         &key,
         &serde_json::json!({"iss": iss, "sub": "tester", "aud": "rds-token-broker", "exp": now + 3600}),
     );
-    let mut cmd = binary::command_with_example_keys(home.path());
-    cmd.args(["serve", "--config", config.to_str().unwrap()]);
-    let mut broker = RunningBroker::start(cmd);
+    let mut broker = RunningBroker::serve(home.path(), &config);
     let out = tokio::process::Command::new(venv("schemathesis"))
         .current_dir(home.path())
         .env("SCHEMATHESIS_HOOKS", "")
@@ -139,6 +118,6 @@ token_endpoint = "http://127.0.0.1:9/token"
         "{text}"
     );
     assert!(text.contains("passed"), "{text}");
-    assert!(broker.terminate().success());
+    assert!(broker.terminate().await.success());
     assert!(!broker.stderr().contains("panicked"), "{}", broker.stderr());
 }

@@ -130,19 +130,20 @@ impl RunningBroker {
         }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
+    /// Sends SIGTERM and waits (at most 10 s, without blocking the runtime) for the exit
+    /// status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = tokio::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("broker did not exit within 10 s of SIGTERM");
+            .status()
+            .await;
+        let child = &mut self.child;
+        // (If it never exits, the failure kills it: see `Drop`.)
+        super::eventually(Duration::from_secs(10), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
     }
 
     pub fn stderr(&self) -> String {
