@@ -6,36 +6,20 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::binary;
+use crate::support::config::{BrokerToml, Target};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unread_stdout_and_stderr_pipes_do_not_stall_issuance() {
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join("broker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-allow_unauthenticated = true
-metrics_on_listen = true
-[audit]
-url = "sqlite://{dir}/audit.db"
-mirror = "stdout"
-[rate_limit]
-per_principal_per_second = 1000000
-per_client_ip_per_second = 0
-[[targets]]
-name = "orders-db"
-host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw"]
-"#,
-            dir = home.path().display()
-        ),
-    )
-    .unwrap();
+    let config = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .server("metrics_on_listen", true)
+        .audit_sqlite(home.path())
+        .audit("mirror", "stdout")
+        .rate_limit("per_principal_per_second", 1_000_000)
+        .rate_limit("per_client_ip_per_second", 0)
+        .target(Target::postgres("orders-db").db_users(["app_rw"]))
+        .write_to(home.path());
     let mut cmd = binary::command_with_example_keys(home.path());
     // Every library's trace lines: four lines a request, so the 16,384-line log queue
     // fills after about 4,200 requests once the pipe is full.

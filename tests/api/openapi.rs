@@ -1,6 +1,7 @@
 //! `openapi/openapi.yaml` describes the routes the broker really serves.
 
 use crate::support::app::TestApp;
+use crate::support::config::{BrokerToml, Issuer};
 
 /// (method, path) pairs documented in the OpenAPI file, read line by line: paths are the
 /// two-space-indented keys under `paths:`, methods the four-space-indented keys below.
@@ -36,14 +37,14 @@ async fn every_documented_operation_is_served_and_others_are_not() {
     assert_eq!(ops.len(), 13, "{ops:?}");
     let app = TestApp::spawn().await;
     // The console's code redemption is served only with [ui.oidc] (404 without it).
-    let with_oidc = TestApp::spawn_with(
-        &format!(
-            "{}\n[[issuers]]\nname = \"corp\"\nissuer = \"https://sso.example\"\n\
-             jwks_uri = \"https://sso.example/jwks\"\naudiences = [\"console\"]\n\
-             [ui.oidc]\nissuer = \"corp\"\nclient_id = \"console\"\n",
-            crate::support::app::CONFIG
-        ),
-        crate::support::creds::Switchable::with(crate::support::creds::static_keys()),
+    let with_oidc = TestApp::spawn_toml(
+        BrokerToml::unauthenticated()
+            .issuer(
+                Issuer::jwks_uri("corp", "https://sso.example", "https://sso.example/jwks")
+                    .audiences(["console"]),
+            )
+            .ui_oidc("issuer", "corp")
+            .ui_oidc("client_id", "console"),
     )
     .await;
     for (method, path) in &ops {

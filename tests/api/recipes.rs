@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::TestApp;
 use crate::support::binary::BIN;
-use crate::support::creds::{Switchable, static_keys};
+use crate::support::config::{BrokerToml, Grant, Target};
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 
 /// Accepts connections, counts PostgreSQL SSLRequests, and declines TLS.
@@ -65,33 +66,21 @@ impl Fixture {
         let key = RsaKey::generate("k1");
         let idp = TestIdp::start(vec![key.jwk()]).await;
         let db = FakePostgres::start().await;
-        let config = format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-[[issuers]]
-name = "corp"
-issuer = "{iss}"
-jwks_uri = "{jwks}"
-audiences = ["rds-token-broker"]
-[[targets]]
-name = "orders-db"
-host = "127.0.0.1"
-port = {port}
-engine = "postgres"
-region = "eu-west-1"
-db_users = ["app_rw"]
-[[grants]]
-issuer = "corp"
-subject = "orders-api"
-targets = ["orders-db"]
-db_users = ["app_rw"]
-"#,
-            iss = idp.issuer,
-            jwks = idp.jwks_uri(),
-            port = db.port
-        );
-        let app = TestApp::spawn_with(&config, Switchable::with(static_keys())).await;
+        let config = BrokerToml::new()
+            .issuer(&idp)
+            .target(
+                Target::postgres("orders-db")
+                    .host("127.0.0.1")
+                    .port(i64::from(db.port))
+                    .region("eu-west-1")
+                    .db_users(["app_rw"]),
+            )
+            .grant(
+                Grant::new("corp", "orders-api")
+                    .targets(["orders-db"])
+                    .db_users(["app_rw"]),
+            );
+        let app = TestApp::spawn_toml(config).await;
         let jwt = rs256(
             &key,
             &json!({"iss": idp.issuer, "sub": "orders-api", "aud": "rds-token-broker", "exp": 1_773_065_489 + 600}),
@@ -283,12 +272,10 @@ async fn kubernetes_sidecar_recipe_keeps_a_pgpass_file() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if pgpass.exists() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(std::time::Duration::from_secs(10), || async {
+        pgpass.exists()
+    })
+    .await;
     let line = std::fs::read_to_string(&pgpass).unwrap();
     assert_eq!(
         line,
