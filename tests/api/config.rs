@@ -245,3 +245,41 @@ fn check_config_exits_0_for_valid_and_1_listing_every_error_with_the_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+// The tests' own config builder (`support::config`) writes what the broker reads.
+
+#[test]
+fn the_test_builders_unauthenticated_config_loads_with_both_targets_and_the_anonymous_auditor() {
+    let text = BrokerToml::unauthenticated().to_string();
+    let c = rds_token_broker::config::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.targets.len(), 2, "{text}");
+    assert!(c.server.allow_unauthenticated);
+}
+
+#[test]
+fn the_test_builder_quotes_and_escapes_values_as_toml() {
+    let text = BrokerToml::new()
+        .server("trusted_proxies", vec!["10.0.0.0/8"])
+        .target(Target::postgres("orders-db").db_users(["a\"b", "c\\d"]))
+        .grant(
+            Grant::new("corp", "*")
+                .claim("groups", "dba")
+                .targets(["orders-db"])
+                .db_users(["a\"b"]),
+        )
+        .to_string();
+    let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        parsed["targets"][0]["db_users"][0].as_str(),
+        Some("a\"b"),
+        "{text}"
+    );
+    assert_eq!(
+        parsed["grants"][0]["claims"]["groups"].as_str(),
+        Some("dba")
+    );
+    assert_eq!(
+        parsed["server"]["trusted_proxies"][0].as_str(),
+        Some("10.0.0.0/8")
+    );
+}

@@ -19,39 +19,6 @@ pub fn t0() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_773_065_489)
 }
 
-/// [`BrokerToml::unauthenticated`] as text, for the files that still paste their
-/// configuration (see `support::config`).
-pub const CONFIG: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-allow_unauthenticated = true
-metrics_on_listen = true
-
-[[auditors]]
-issuer = "none"
-subject = "anonymous"
-
-[[targets]]
-name = "orders-db"
-host = "Orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
-port = 5432
-engine = "postgres"
-db_users = ["app_rw", "app_ro", "mario.rossi@example.com"]
-
-[[targets]]
-name = "ledger"
-host = "ledger.example.internal"
-port = 3306
-engine = "mysql"
-region = "us-east-1"
-db_users = ["ledger_svc"]
-
-# Load tests send thousands of requests as one caller at one frozen instant; the
-# per-caller limit has its own tests.
-[rate_limit]
-per_principal_per_second = 1000000
-"#;
-
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -74,12 +41,12 @@ impl TestApp {
     }
 
     /// `config` with static credentials.
-    pub async fn spawn_toml(config: impl Into<BrokerToml>) -> Self {
+    pub async fn spawn_toml(config: BrokerToml) -> Self {
         Self::spawn_with(config, Switchable::with(static_keys())).await
     }
 
     /// `config` with credentials the test controls through [`TestApp::creds`].
-    pub async fn spawn_with(config: impl Into<BrokerToml>, creds: Switchable) -> Self {
+    pub async fn spawn_with(config: BrokerToml, creds: Switchable) -> Self {
         let creds = Arc::new(creds);
         Self::spawn_with_provider(
             config,
@@ -91,12 +58,12 @@ impl TestApp {
 
     /// Like `spawn_with`, with any provider (`creds` is then only a handle for the test).
     pub async fn spawn_with_provider(
-        config: impl Into<BrokerToml>,
+        config: BrokerToml,
         creds: Arc<Switchable>,
         provider: SharedCredentialsProvider,
     ) -> Self {
         super::logs::init();
-        let text = config.into().to_string();
+        let text = config.to_string();
         let config = config::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let clock = Arc::new(ManualClock::new(t0()));
         let deps = Dependencies {

@@ -218,25 +218,6 @@ impl fmt::Display for BrokerToml {
     }
 }
 
-/// Pasted text, as the escape hatch [`BrokerToml::raw_only`].
-impl From<&str> for BrokerToml {
-    fn from(text: &str) -> Self {
-        Self::raw_only(text)
-    }
-}
-
-impl From<&String> for BrokerToml {
-    fn from(text: &String) -> Self {
-        Self::raw_only(text.as_str())
-    }
-}
-
-impl From<&BrokerToml> for BrokerToml {
-    fn from(toml: &BrokerToml) -> Self {
-        toml.clone()
-    }
-}
-
 /// Ordered `key = value` lines.
 #[derive(Clone, Debug, Default)]
 struct Section(Vec<(String, Value)>);
@@ -624,40 +605,4 @@ impl Auditor {
         }
         s
     }
-}
-
-#[test]
-fn the_unauthenticated_config_loads_with_both_targets_and_the_anonymous_auditor() {
-    let text = BrokerToml::unauthenticated().to_string();
-    let c = rds_token_broker::config::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(c.targets.len(), 2, "{text}");
-    assert!(c.server.allow_unauthenticated);
-}
-
-#[test]
-fn values_are_quoted_and_escaped_as_toml() {
-    let text = BrokerToml::new()
-        .server("trusted_proxies", vec!["10.0.0.0/8"])
-        .target(Target::postgres("orders-db").db_users(["a\"b", "c\\d"]))
-        .grant(
-            Grant::new("corp", "*")
-                .claim("groups", "dba")
-                .targets(["orders-db"])
-                .db_users(["a\"b"]),
-        )
-        .to_string();
-    let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(
-        parsed["targets"][0]["db_users"][0].as_str(),
-        Some("a\"b"),
-        "{text}"
-    );
-    assert_eq!(
-        parsed["grants"][0]["claims"]["groups"].as_str(),
-        Some("dba")
-    );
-    assert_eq!(
-        parsed["server"]["trusted_proxies"][0].as_str(),
-        Some("10.0.0.0/8")
-    );
 }
