@@ -425,6 +425,7 @@ async fn an_endless_jwks_is_abandoned_once_it_passes_1_mib() {
                     let _ = conn.write_all(&chunk);
                     let _ = conn.write_all(b"\r\n");
                 }
+                // ...and never finishes (the attack; this is the fake server's thread).
                 std::thread::sleep(Duration::from_secs(30));
             });
         }

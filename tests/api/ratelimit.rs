@@ -543,6 +543,7 @@ async fn drive(brokers: [&RunningBroker; 2], next_user: &mut u32, seconds: f64) 
             other => panic!("status {other}: {}", res.text().await.unwrap()),
         }
         i += 1;
+        // Pacing at 30 requests a second (the load's shape, not a wait for a condition).
         let due = Duration::from_secs_f64(f64::from(i) / 30.0);
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
