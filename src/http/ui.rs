@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use crate::auth::jwks::read_capped;
 use crate::auth::oidc::{DiscoveryError, MAX_ANSWER_BYTES};
+use crate::auth::outbound::read_capped;
 use crate::config::is_loopback_host;
 use crate::state::{AppState, Generation};
 

@@ -507,7 +507,7 @@ audiences = ["rds-token-broker"]
     let issuer = app.state.generation().auth.issuers()[0].clone();
     let error = loop {
         if let (_, Some(e)) = issuer.status() {
-            break e;
+            break rds_token_broker::report::Report(&e).to_string();
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
