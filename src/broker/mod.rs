@@ -4,6 +4,7 @@ mod record;
 
 pub use record::RequestMeta;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -22,7 +23,8 @@ use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
 use crate::policy;
 use crate::ratelimit::client::ClientBudget;
-use crate::ratelimit::{Budget, LimitKind, Pacer, Throttled};
+use crate::ratelimit::{Budget, Pacer};
+pub use crate::ratelimit::{LimitKind, Throttled};
 use crate::token::{CacheKey, CacheOutcome, MintError, MintGate, TokenCache};
 
 /// A request for a token, parsed.
@@ -57,7 +59,8 @@ pub struct Issued {
     pub session_name: Option<String>,
 }
 
-/// Why no token was issued.
+/// Why no token was issued. [`IssueError::kind`] says, flat, what the HTTP edge needs to
+/// choose a status; the error itself (with its `source`s) is the cause, for the log.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     /// Unknown target, or a target or DB user the caller may not use; indistinguishable
@@ -70,9 +73,20 @@ pub enum IssueError {
     /// The broker has no usable AWS credentials.
     #[error(transparent)]
     NoCredentials(#[from] CredentialsUnavailable),
-    /// The token could not be minted.
+    /// The signing credentials expire too soon for a token to be useful.
+    #[error(
+        "the signing credentials expire in {left_seconds} s, less than the {min_seconds} s a token must have left"
+    )]
+    CredentialsExpiring {
+        /// Seconds the credentials have left.
+        left_seconds: u64,
+        /// `tokens.min_remaining_seconds`.
+        min_seconds: u64,
+    },
+    /// The token could not be signed. Never a throttle or expiring credentials: the
+    /// conversion from [`MintError`] sorts those into their own variants.
     #[error(transparent)]
-    Mint(#[from] MintError),
+    Mint(MintError),
     /// No role session for the target's `role_arn`.
     #[error(transparent)]
     Sts(#[from] StsError),
@@ -84,23 +98,128 @@ pub enum IssueError {
     Audit(#[from] crate::audit::StoreError),
 }
 
-/// The token broker: credentials and the token cache.
+/// What kind of failure an [`IssueError`] is, flat: one status per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueErrorKind {
+    /// Not permitted, or no such target or DB user (403).
+    Forbidden,
+    /// `db_user` must be given (400).
+    DbUserRequired,
+    /// A rate limit refused (429): which, and when to retry.
+    Throttled(Throttled),
+    /// The broker has no AWS credentials (503).
+    CredentialsUnavailable,
+    /// The broker's AWS credentials expire too soon to sign with (503).
+    CredentialsExpiring,
+    /// STS refused to assume the target's role (502).
+    RoleRefused,
+    /// STS could not be reached to assume the target's role (503).
+    RoleUnavailable,
+    /// The audit trail cannot record (503).
+    AuditUnavailable,
+    /// Signing failed: a bug, or a target host that cannot be signed (500).
+    Internal,
+}
+
+impl IssueError {
+    /// The kind of failure.
+    pub fn kind(&self) -> IssueErrorKind {
+        use IssueErrorKind as K;
+        match self {
+            Self::Forbidden => K::Forbidden,
+            Self::DbUserRequired => K::DbUserRequired,
+            Self::Throttled(t) => K::Throttled(*t),
+            Self::NoCredentials(_) => K::CredentialsUnavailable,
+            Self::CredentialsExpiring { .. } => K::CredentialsExpiring,
+            Self::Sts(StsError::Refused { .. }) => K::RoleRefused,
+            Self::Sts(StsError::Unavailable(_)) => K::RoleUnavailable,
+            Self::Audit(_) => K::AuditUnavailable,
+            Self::Mint(_) => K::Internal,
+        }
+    }
+}
+
+impl From<MintError> for IssueError {
+    /// The one place a throttle or expiring credentials met while minting become
+    /// issuance errors of their own.
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::Throttled(t) => Self::Throttled(t),
+            MintError::CredentialsExpiring {
+                left_seconds,
+                min_seconds,
+            } => Self::CredentialsExpiring {
+                left_seconds,
+                min_seconds,
+            },
+            e => Self::Mint(e),
+        }
+    }
+}
+
+/// What `/readyz` checks, answered now.
+#[derive(Debug)]
+pub struct Readiness {
+    /// Whether the broker has AWS credentials to sign with.
+    pub credentials: Result<(), CredentialsUnavailable>,
+    /// Whether the audit trail can record; `None` without `[audit]`.
+    pub audit: Option<Result<(), crate::audit::StoreError>>,
+}
+
+/// The broker's current state, for the gauges of `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    /// Tokens in the cache.
+    pub token_cache_entries: u64,
+    /// Whether AWS credentials are available.
+    pub credentials_available: bool,
+    /// Events waiting for the audit writer; `None` without `[audit]`.
+    pub audit_queue_depth: Option<usize>,
+    /// Whether Redis is configured and the pacing is local because it does not answer.
+    pub rate_limit_fallback: bool,
+}
+
+/// Counters of the token cache, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens in the cache.
+    pub entries: u64,
+    /// Tokens minted since start.
+    pub minted: u64,
+    /// Distinct shared pieces (endpoint, scope, session token) the cached tokens use.
+    pub shared_pieces: usize,
+}
+
+/// A refused authentication on `POST /v1/tokens`, as the audit trail records it (see
+/// [`Broker::record_denied`]).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    /// A fixed name for the kind of failure (flood control folds by it).
+    pub kind: &'static str,
+    /// Why, in words (fixed texts, never caller input).
+    pub reason: String,
+    /// The issuer and subject the token claims, unverified, when it had any.
+    pub unverified: Option<(String, String)>,
+}
+
+/// The token broker: credentials, role sessions, the token cache, rate limits and the
+/// audit trail. The HTTP layer uses it through its methods only.
 #[derive(Debug)]
 pub struct Broker {
     /// Base AWS credentials.
-    pub credentials: Arc<BrokerCredentials>,
+    credentials: Arc<BrokerCredentials>,
     /// Role sessions for targets with `role_arn`.
-    pub sessions: RoleSessions,
+    sessions: RoleSessions,
     /// The audit trail, when `[audit]` is configured.
-    pub audit: Option<AuditLog>,
+    audit: Option<AuditLog>,
     /// Folds floods of identical non-issued events.
-    pub coalescer: Option<Coalescer>,
+    coalescer: Option<Coalescer>,
     /// Issued-token cache.
-    pub cache: TokenCache,
+    cache: TokenCache,
     /// Rate limits.
-    pub pacer: Arc<Pacer>,
+    pacer: Arc<Pacer>,
     /// Time source.
-    pub clock: SharedClock,
+    clock: SharedClock,
     /// Budget of unauthenticated work per client address, with the settings it was
     /// built from (rebuilt when a reload changes them).
     client_budget: std::sync::Mutex<((u32, u32), Arc<ClientBudget>)>,
@@ -113,7 +232,7 @@ impl Broker {
         credentials: BrokerCredentials,
         audit: Option<AuditLog>,
         clock: SharedClock,
-    ) -> Result<Self, crate::ratelimit::RedisDown> {
+    ) -> Result<Self, crate::ratelimit::RedisError> {
         let t = &config.tokens;
         let cache = TokenCache::new(
             clock.clone(),
@@ -150,8 +269,76 @@ impl Broker {
         })
     }
 
+    /// The audit trail, when `[audit]` is configured.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// The broker's clock's time.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Whether the broker has credentials and its audit trail (if any) can record.
+    pub async fn readiness(&self) -> Readiness {
+        let credentials = self.credentials.get().await.map(|_| ());
+        let audit = match &self.audit {
+            None => None,
+            Some(a) => Some(a.check().await),
+        };
+        Readiness { credentials, audit }
+    }
+
+    /// The current values of the broker's gauges.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            token_cache_entries: self.cache.entry_count(),
+            credentials_available: self.credentials.available(),
+            audit_queue_depth: self.audit.as_ref().map(AuditLog::queue_depth),
+            rate_limit_fallback: self.pacer.in_fallback(),
+        }
+    }
+
+    /// The token cache's counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.cache.entry_count(),
+            minted: self.cache.minted(),
+            shared_pieces: self.cache.shared_pieces(),
+        }
+    }
+
+    /// The rate limits, for tests that watch the Redis fallback.
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
+    /// Once requests in flight are answered: writes the counts of folded floods to the
+    /// audit trail.
+    pub async fn drain(&self) {
+        if let Some(c) = &self.coalescer {
+            c.flush().await;
+        }
+    }
+
+    /// Before authenticating a caller from `ip`: refuses when the address has spent its
+    /// budget of failed authentications (`rate_limit.per_client_ip_*`).
+    pub fn check_client(&self, config: &Config, ip: IpAddr) -> Result<(), Throttled> {
+        self.client_budget(config).check(ip)
+    }
+
+    /// Charges a failed authentication (the caller's fault) to `ip`'s budget.
+    pub fn charge_failed_authentication(&self, config: &Config, ip: IpAddr) {
+        let _ = self.client_budget(config).charge_failure(ip);
+    }
+
+    /// Spends a slot of `ip`'s budget on unauthenticated work (console sign-in helpers).
+    pub fn spend_client(&self, config: &Config, ip: IpAddr) -> Result<(), Throttled> {
+        self.client_budget(config).spend(ip)
+    }
+
     /// The budget of unauthenticated work per client address for `config`.
-    pub fn client_budget(&self, config: &Config) -> Arc<ClientBudget> {
+    fn client_budget(&self, config: &Config) -> Arc<ClientBudget> {
         let rl = &config.rate_limit;
         let settings = (rl.per_client_ip_per_second, rl.per_client_ip_burst);
         let mut b = self.client_budget.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,14 +436,7 @@ impl Broker {
             },
             max_wait: config.rate_limit.max_wait,
         };
-        let (token, cache) =
-            self.cache
-                .get(key, &credentials, &gate)
-                .await
-                .map_err(|e| match e {
-                    MintError::Throttled(t) => IssueError::Throttled(t),
-                    e => IssueError::Mint(e),
-                })?;
+        let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
         metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
