@@ -1,0 +1,104 @@
+//! Start-up errors name the step that failed (the real binary's `error: ...` line), never
+//! a secret from the configuration.
+
+use crate::support::binary;
+
+/// A broker configuration on a free port whose audit store is `url`.
+fn config_with_audit_url(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join("broker.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[[targets]]
+name = "orders-db"
+host = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"
+port = 5432
+engine = "postgres"
+db_users = ["app"]
+[audit]
+url = "{url}"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `serve` with an audit store at `url`; returns stderr after checking the exit.
+fn serve_fails(url: &str) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let config = config_with_audit_url(home.path(), url);
+    let out = binary::run(
+        home.path(),
+        &["serve", "--config", config.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn an_unreachable_audit_database_is_reported_as_the_audit_store_not_the_listener() {
+    // A port nothing listens on: taken, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stderr = serve_fails(&format!(
+        "postgres://broker:s3cret-audit-pw@127.0.0.1:{port}/audit"
+    ));
+    assert!(
+        stderr.contains(
+            "error: cannot open the audit store (audit.url): cannot connect to the audit database: "
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("s3cret-audit-pw"), "{stderr}");
+}
+
+#[test]
+fn an_audit_database_refusing_the_credentials_is_reported_as_the_audit_store() {
+    // The test PostgreSQL trusts local connections, so a role that does not exist is what
+    // it refuses at sign-in (where a password would be checked).
+    let stderr = serve_fails("postgres://no_such_role_rtb:s3cret-audit-pw@127.0.0.1:5432/test");
+    assert!(
+        stderr.contains(
+            "error: cannot open the audit store (audit.url): cannot connect to the audit database: "
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no_such_role_rtb"), "{stderr}");
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("s3cret-audit-pw"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_still_reported_as_the_listener() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("audit.db");
+    let config = config_with_audit_url(home.path(), &format!("sqlite://{}", db.display()));
+    let out = binary::run(
+        home.path(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &addr.to_string(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    drop(taken);
+}
