@@ -293,3 +293,102 @@ async fn log_failures(req: axum::extract::Request, next: Next) -> Response {
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// Log output, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cause_is_logged_once_with_the_request_id_and_never_sent() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/x",
+                get(|| async {
+                    ApiError::unavailable("audit trail unavailable", 5)
+                        .caused_by(std::io::Error::other("connection to 10.0.0.7 refused"))
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_failures));
+        let req = Request::get("/x")
+            .header("x-request-id", "req-1")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        assert!(res.extensions().get::<error::Failure>().is_none());
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("\"detail\":\"audit trail unavailable\""),
+            "{body}"
+        );
+        assert!(!body.contains("10.0.0.7"), "{body}");
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("10.0.0.7").count(), 1, "{logs}");
+        assert!(
+            logs.contains("request_id=\"req-1\"") || logs.contains("request_id=req-1"),
+            "{logs}"
+        );
+        assert!(logs.contains("WARN"), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_as_an_error_and_answered_without_its_cause() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/x",
+                get(|| async {
+                    ApiError::Internal(error::Cause::new(std::io::Error::other("bug 42")))
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_failures));
+        let res = app
+            .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("bug 42"));
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("bug 42").count(), 1, "{logs}");
+        assert!(logs.contains("ERROR"), "{logs}");
+    }
+}

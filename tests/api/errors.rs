@@ -102,3 +102,48 @@ fn a_port_in_use_is_still_reported_as_the_listener() {
     );
     drop(taken);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_sign_ins_are_audited_by_the_token_route_only_and_before_its_body() {
+    use sqlx::Connection as _;
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("audit.db");
+    // No issuer: every caller is refused (401).
+    let config = config_with_audit_url(home.path(), &format!("sqlite://{}", db.display()));
+    let mut cmd = binary::command(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let mut broker = binary::RunningBroker::start(cmd);
+    let client = crate::support::client();
+    // Not JSON: still 401, not 415, and audited.
+    let res = client
+        .post(format!("{}/v1/tokens", broker.base))
+        .header("content-type", "text/plain")
+        .body("target=orders-db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    // Refused on other routes: answered alike, not audited.
+    for path in ["/v1/targets", "/v1/audit/events"] {
+        let res = client
+            .get(format!("{}{path}", broker.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    assert!(broker.terminate().success());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, Option<String>, i64)> =
+        sqlx::query_as("SELECT outcome, reason, count FROM audit_events")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (outcome, reason, count) = &rows[0];
+    assert_eq!((outcome.as_str(), *count), ("denied", 1));
+    assert_eq!(reason.as_deref(), Some("missing bearer token"));
+}
