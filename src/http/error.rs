@@ -4,7 +4,7 @@
 //! `detail` is written by us, in product terms ("the audit trail cannot record"): no error
 //! body repeats a token, a JWT, a secret, raw input or a dependency's error text. What
 //! really went wrong travels with the response as a [`Failure`] extension (never sent),
-//! and one middleware ([`super::log_failures`]) logs it with the request id.
+//! and one middleware (`http::log_failures`) logs it with the request id.
 
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl std::error::Error for Cause {
 }
 
 /// Attached to every server-error answer (and to any answer with a cause): the problem's
-/// kind and what caused it, for [`super::log_failures`] to log once.
+/// kind and what caused it, for `http::log_failures` to log once.
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// The problem's kind (`unavailable`, `internal`, ...).
