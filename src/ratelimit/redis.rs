@@ -50,7 +50,7 @@ impl std::fmt::Debug for RedisGcra {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisError {
     /// `rate_limit.redis_url` is not a Redis URL (found at start-up, not at first use).
-    #[error("rate_limit.redis_url is not a valid Redis URL")]
+    #[error("not a valid Redis URL")]
     InvalidUrl(#[source] Arc<redis::RedisError>),
     /// No connection could be made.
     #[error("cannot connect to Redis")]

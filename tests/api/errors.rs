@@ -103,6 +103,36 @@ fn a_port_in_use_is_still_reported_as_the_listener() {
     drop(taken);
 }
 
+#[test]
+fn an_unusable_redis_url_or_audit_mirror_is_reported_by_its_key() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("audit.db");
+    let config = config_with_audit_url(home.path(), &format!("sqlite://{}", db.display()));
+    let base = std::fs::read_to_string(&config).unwrap();
+    let cases = [
+        (
+            "[rate_limit]\nredis_url = \"redis://:s3cret-redis-pw@[::1\"\n",
+            "error: cannot use the rate limit store (rate_limit.redis_url): not a valid Redis URL",
+        ),
+        (
+            "mirror = \"/nonexistent-rtb/mirror.log\"\n",
+            "error: cannot open the audit mirror /nonexistent-rtb/mirror.log (audit.mirror): ",
+        ),
+    ];
+    for (extra, expected) in cases {
+        // `mirror` belongs to [audit], the last section; [rate_limit] starts its own.
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let out = binary::run(
+            home.path(),
+            &["serve", "--config", config.to_str().unwrap()],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("s3cret-redis-pw"), "{stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_sign_ins_are_audited_by_the_token_route_only_and_before_its_body() {
     use sqlx::Connection as _;
