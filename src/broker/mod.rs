@@ -1,8 +1,17 @@
 //! Issuing tokens: the domain operation behind `POST /v1/tokens`.
+//!
+//! [`Broker`] owns credentials, role sessions, the token cache, rate limits and the audit
+//! trail; the HTTP layer reaches them only through its methods ([`Broker::issue_recorded`],
+//! [`Broker::record_denied`], readiness, gauges, the per-address budget) and maps an
+//! [`IssueError`] by its [`IssueErrorKind`] alone.
 
+mod error;
 mod record;
+mod status;
 
+pub use error::{IssueError, IssueErrorKind};
 pub use record::RequestMeta;
+pub use status::{CacheStats, Gauges, Readiness};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,9 +24,7 @@ use crate::audit::AuditLog;
 use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
 use crate::aws::session::{connect_policy, session_name};
-use crate::aws::{
-    BrokerCredentials, CredentialsUnavailable, RoleSessions, SessionRequest, StsError,
-};
+use crate::aws::{BrokerCredentials, RoleSessions, SessionRequest};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
@@ -25,7 +32,7 @@ use crate::policy;
 use crate::ratelimit::client::ClientBudget;
 use crate::ratelimit::{Budget, Pacer};
 pub use crate::ratelimit::{LimitKind, Throttled};
-use crate::token::{CacheKey, CacheOutcome, MintError, MintGate, TokenCache};
+use crate::token::{CacheKey, CacheOutcome, MintGate, TokenCache};
 
 /// A request for a token, parsed.
 #[derive(Debug, Clone)]
@@ -57,137 +64,6 @@ pub struct Issued {
     pub role_arn: Option<String>,
     /// Its session name.
     pub session_name: Option<String>,
-}
-
-/// Why no token was issued. [`IssueError::kind`] says, flat, what the HTTP edge needs to
-/// choose a status; the error itself (with its `source`s) is the cause, for the log.
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    /// Unknown target, or a target or DB user the caller may not use; indistinguishable
-    /// on purpose so targets cannot be enumerated.
-    #[error("not permitted")]
-    Forbidden,
-    /// `db_user` was omitted but the caller may use several.
-    #[error("db_user is required: more than one DB user is allowed on this target")]
-    DbUserRequired,
-    /// The broker has no usable AWS credentials.
-    #[error(transparent)]
-    NoCredentials(#[from] CredentialsUnavailable),
-    /// The signing credentials expire too soon for a token to be useful.
-    #[error(
-        "the signing credentials expire in {left_seconds} s, less than the {min_seconds} s a token must have left"
-    )]
-    CredentialsExpiring {
-        /// Seconds the credentials have left.
-        left_seconds: u64,
-        /// `tokens.min_remaining_seconds`.
-        min_seconds: u64,
-    },
-    /// The token could not be signed. Never a throttle or expiring credentials: the
-    /// conversion from [`MintError`] sorts those into their own variants.
-    #[error(transparent)]
-    Mint(MintError),
-    /// No role session for the target's `role_arn`.
-    #[error(transparent)]
-    Sts(#[from] StsError),
-    /// A rate limit refused the request (429).
-    #[error(transparent)]
-    Throttled(#[from] Throttled),
-    /// The audit trail could not record the decision: nothing is issued.
-    #[error(transparent)]
-    Audit(#[from] crate::audit::StoreError),
-}
-
-/// What kind of failure an [`IssueError`] is, flat: one status per kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IssueErrorKind {
-    /// Not permitted, or no such target or DB user (403).
-    Forbidden,
-    /// `db_user` must be given (400).
-    DbUserRequired,
-    /// A rate limit refused (429): which, and when to retry.
-    Throttled(Throttled),
-    /// The broker has no AWS credentials (503).
-    CredentialsUnavailable,
-    /// The broker's AWS credentials expire too soon to sign with (503).
-    CredentialsExpiring,
-    /// STS refused to assume the target's role (502).
-    RoleRefused,
-    /// STS could not be reached to assume the target's role (503).
-    RoleUnavailable,
-    /// The audit trail cannot record (503).
-    AuditUnavailable,
-    /// Signing failed: a bug, or a target host that cannot be signed (500).
-    Internal,
-}
-
-impl IssueError {
-    /// The kind of failure.
-    pub fn kind(&self) -> IssueErrorKind {
-        use IssueErrorKind as K;
-        match self {
-            Self::Forbidden => K::Forbidden,
-            Self::DbUserRequired => K::DbUserRequired,
-            Self::Throttled(t) => K::Throttled(*t),
-            Self::NoCredentials(_) => K::CredentialsUnavailable,
-            Self::CredentialsExpiring { .. } => K::CredentialsExpiring,
-            Self::Sts(StsError::Refused { .. }) => K::RoleRefused,
-            Self::Sts(StsError::Unavailable(_)) => K::RoleUnavailable,
-            Self::Audit(_) => K::AuditUnavailable,
-            Self::Mint(_) => K::Internal,
-        }
-    }
-}
-
-impl From<MintError> for IssueError {
-    /// The one place a throttle or expiring credentials met while minting become
-    /// issuance errors of their own.
-    fn from(e: MintError) -> Self {
-        match e {
-            MintError::Throttled(t) => Self::Throttled(t),
-            MintError::CredentialsExpiring {
-                left_seconds,
-                min_seconds,
-            } => Self::CredentialsExpiring {
-                left_seconds,
-                min_seconds,
-            },
-            e => Self::Mint(e),
-        }
-    }
-}
-
-/// What `/readyz` checks, answered now.
-#[derive(Debug)]
-pub struct Readiness {
-    /// Whether the broker has AWS credentials to sign with.
-    pub credentials: Result<(), CredentialsUnavailable>,
-    /// Whether the audit trail can record; `None` without `[audit]`.
-    pub audit: Option<Result<(), crate::audit::StoreError>>,
-}
-
-/// The broker's current state, for the gauges of `/metrics`.
-#[derive(Debug, Clone, Copy)]
-pub struct Gauges {
-    /// Tokens in the cache.
-    pub token_cache_entries: u64,
-    /// Whether AWS credentials are available.
-    pub credentials_available: bool,
-    /// Events waiting for the audit writer; `None` without `[audit]`.
-    pub audit_queue_depth: Option<usize>,
-    /// Whether Redis is configured and the pacing is local because it does not answer.
-    pub rate_limit_fallback: bool,
-}
-
-/// Counters of the token cache, for tests and benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Tokens in the cache.
-    pub entries: u64,
-    /// Tokens minted since start.
-    pub minted: u64,
-    /// Distinct shared pieces (endpoint, scope, session token) the cached tokens use.
-    pub shared_pieces: usize,
 }
 
 /// A refused authentication on `POST /v1/tokens`, as the audit trail records it (see
@@ -277,48 +153,6 @@ impl Broker {
     /// The broker's clock's time.
     pub fn now(&self) -> SystemTime {
         self.clock.now()
-    }
-
-    /// Whether the broker has credentials and its audit trail (if any) can record.
-    pub async fn readiness(&self) -> Readiness {
-        let credentials = self.credentials.get().await.map(|_| ());
-        let audit = match &self.audit {
-            None => None,
-            Some(a) => Some(a.check().await),
-        };
-        Readiness { credentials, audit }
-    }
-
-    /// The current values of the broker's gauges.
-    pub fn gauges(&self) -> Gauges {
-        Gauges {
-            token_cache_entries: self.cache.entry_count(),
-            credentials_available: self.credentials.available(),
-            audit_queue_depth: self.audit.as_ref().map(AuditLog::queue_depth),
-            rate_limit_fallback: self.pacer.in_fallback(),
-        }
-    }
-
-    /// The token cache's counters.
-    pub fn cache_stats(&self) -> CacheStats {
-        CacheStats {
-            entries: self.cache.entry_count(),
-            minted: self.cache.minted(),
-            shared_pieces: self.cache.shared_pieces(),
-        }
-    }
-
-    /// The rate limits, for tests that watch the Redis fallback.
-    pub fn pacer(&self) -> &Pacer {
-        &self.pacer
-    }
-
-    /// Once requests in flight are answered: writes the counts of folded floods to the
-    /// audit trail.
-    pub async fn drain(&self) {
-        if let Some(c) = &self.coalescer {
-            c.flush().await;
-        }
     }
 
     /// Before authenticating a caller from `ip`: refuses when the address has spent its
