@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{self, output};
+use crate::client::{self, failed, output};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, Config, LogFormat};
+use crate::report::Report;
 use crate::startup::{Application, Dependencies, shutdown_signal};
 use crate::{aws, dev, reload, telemetry};
 
@@ -194,7 +195,8 @@ pub fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    let e: &(dyn std::error::Error + 'static) = e.as_ref();
+                    eprintln!("error: {}", Report(e));
                     ExitCode::FAILURE
                 }
             }
@@ -220,7 +222,7 @@ fn client_runtime(
     match runtime.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Report(&e));
             ExitCode::FAILURE
         }
     }
@@ -241,7 +243,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
         let text = output::render(args.format, &t, &tls);
         std::io::stdout()
             .write_all(text.as_bytes())
-            .map_err(|e| client::ClientError(format!("cannot write to stdout: {e}")))?;
+            .map_err(|e| failed("cannot write to stdout", e))?;
         return Ok(ExitCode::SUCCESS);
     };
     let broker = client::BrokerClient::new(&args.target.broker).await?;
@@ -270,7 +272,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
                 failures += 1;
                 let wait =
                     Duration::from_secs(5u64 << failures.min(4)).min(Duration::from_secs(60));
-                eprintln!("error: {e} (retrying in {} s)", wait.as_secs());
+                eprintln!("error: {} (retrying in {} s)", Report(&e), wait.as_secs());
                 wait
             }
             Err(e) => return Err(e),
@@ -285,7 +287,9 @@ async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {
         ssl_root_cert: args.target.ssl_root_cert.clone(),
     };
     let Some((program, rest)) = args.command.split_first() else {
-        return Err(client::ClientError("no command given after --".into()));
+        return Err(client::ClientError::Message(
+            "no command given after --".into(),
+        ));
     };
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest).envs(output::variables(&t, &tls));
@@ -294,16 +298,16 @@ async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {
         use std::os::unix::process::CommandExt as _;
         // Replaces this process: signals and the exit status belong to the command.
         let e = cmd.exec();
-        Err(client::ClientError(format!(
-            "cannot run {}: {e}",
-            program.to_string_lossy()
-        )))
+        Err(failed(
+            format!("cannot run {}", program.to_string_lossy()),
+            e,
+        ))
     }
     #[cfg(not(unix))]
     {
-        let status = cmd.status().map_err(|e| {
-            client::ClientError(format!("cannot run {}: {e}", program.to_string_lossy()))
-        })?;
+        let status = cmd
+            .status()
+            .map_err(|e| failed(format!("cannot run {}", program.to_string_lossy()), e))?;
         Ok(ExitCode::from(
             u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
         ))
@@ -379,7 +383,7 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                         Err(e) => Err(e),
                     }
                 }
-                (None, None) => Err(client::ClientError(
+                (None, None) => Err(client::ClientError::Message(
                     "give --broker URL or --audit-url URL".into(),
                 )),
             };
@@ -387,7 +391,7 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                 Ok(true) => Ok(ExitCode::SUCCESS),
                 Ok(false) => Ok(ExitCode::from(1)),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Report(&e));
                     Ok(ExitCode::from(2))
                 }
             }
@@ -442,7 +446,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some((cert, key)) = &config.server.tls {
         // Refuse to start with an unusable certificate rather than fail every handshake.
-        crate::tls::load(cert, key).map_err(|e| anyhow::anyhow!("server.tls_cert: {e}"))?;
+        crate::tls::load(cert, key).context("server.tls_cert")?;
     }
     if config.server.allow_unauthenticated {
         tracing::warn!(
@@ -455,19 +459,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         credentials,
         audit_store: None,
     };
-    let listen = config.server.listen;
-    let app = Application::build(config, deps)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    // The error names the step that failed (listen, audit store, Redis, ...) and its cause.
+    let app = Application::build(config, deps).await?;
     if let Some(banner) = banner {
         println!("{}", banner.render(app.local_addr()));
     }
     if let Some(path) = path {
         reload::spawn(app.state(), path, clock);
     }
-    app.run_until(shutdown_signal())
-        .await
-        .context("server failed")?;
+    app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
 pub mod reload;
+pub mod report;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

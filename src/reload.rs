@@ -22,11 +22,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The file does not validate.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] config::ConfigErrors),
     /// The new authenticator could not be built.
-    #[error("{0}")]
-    Refused(String),
+    #[error("the new configuration's caller authentication cannot be set up")]
+    Refused(#[source] crate::auth::AuthSetupError),
 }
 
 /// Reads `path` and, when valid, swaps it in.
@@ -83,7 +83,7 @@ pub fn spawn(state: AppState, path: PathBuf, clock: SharedClock) {
             match reload(&state, &path, &clock) {
                 Ok(()) => tracing::info!(trigger = why, file = %path.display(), "reload applied"),
                 Err(e) => {
-                    tracing::error!(trigger = why, file = %path.display(), error = %e, "configuration reload rejected; keeping the current configuration")
+                    tracing::error!(trigger = why, file = %path.display(), error = %crate::report::Report(&e), "configuration reload rejected; keeping the current configuration")
                 }
             }
         }

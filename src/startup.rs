@@ -7,14 +7,16 @@ use arc_swap::ArcSwap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
-use crate::audit::{AuditLog, AuditStore, Mirror};
-use crate::auth::Authenticator;
+use crate::audit::{AuditLog, AuditStore, Mirror, StoreError};
+use crate::auth::{AuthSetupError, Authenticator};
 use crate::aws::BrokerCredentials;
 use crate::broker::{Broker, uuid_v7};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http;
+use crate::ratelimit::RedisError;
 use crate::state::{AppState, Generation};
+use crate::tls::TlsError;
 
 /// What the application needs from outside, swappable in tests.
 #[derive(Debug, Clone)]
@@ -26,6 +28,54 @@ pub struct Dependencies {
     /// Use this audit store instead of opening `audit.url` (benchmarks compare stores,
     /// including [`AuditStore::Noop`], with everything else equal). Needs `[audit]`.
     pub audit_store: Option<AuditStore>,
+}
+
+/// Why the broker could not start: which step failed, with the cause as `source`. The
+/// messages name configuration keys and addresses, never a secret (a database URL's
+/// password is not in them).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// `server.listen` could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `server.metrics_listen` could not be bound.
+    #[error("cannot listen on {addr} (server.metrics_listen)")]
+    MetricsListen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Caller authentication (issuers, `AWS-IAM`, the console's provider) could not be
+    /// set up.
+    #[error("cannot set up caller authentication")]
+    Authentication(#[source] AuthSetupError),
+    /// The audit store (`audit.url`) could not be opened: unreachable, refused the
+    /// credentials, or its schema could not be migrated.
+    #[error("cannot open the audit store (audit.url)")]
+    AuditStore(#[source] StoreError),
+    /// The audit mirror (`audit.mirror`) could not be opened.
+    #[error("cannot open the audit mirror {path} (audit.mirror)")]
+    AuditMirror {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rate-limit store (`rate_limit.redis_url`) is unusable.
+    #[error("cannot use the rate limit store (rate_limit.redis_url)")]
+    Redis(#[source] RedisError),
+    /// The TLS certificate or key (`server.tls_cert`, `server.tls_key`) is unusable.
+    #[error("cannot serve TLS (server.tls_cert, server.tls_key)")]
+    Tls(#[source] TlsError),
 }
 
 /// A bound, not yet serving, broker.
@@ -40,16 +90,25 @@ pub struct Application {
 impl Application {
     /// Binds `config.server.listen` (port 0 picks a free port) and starts loading the
     /// issuers' signing keys in the background.
-    pub async fn build(config: Config, deps: Dependencies) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.server.listen).await?;
-        let addr = listener.local_addr()?;
+    pub async fn build(config: Config, deps: Dependencies) -> Result<Self, StartupError> {
+        let listen = config.server.listen;
+        let listen_failed = |source| StartupError::Listen {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(listen_failed)?;
+        let addr = listener.local_addr().map_err(listen_failed)?;
         let metrics_listener = match config.server.metrics_listen {
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::MetricsListen { addr, source })?,
+            ),
             None => None,
         };
         crate::metrics::handle();
-        let auth =
-            Authenticator::new(&config, deps.clock.clone()).map_err(std::io::Error::other)?;
+        let auth = Authenticator::new(&config, deps.clock.clone())
+            .map_err(StartupError::Authentication)?;
         auth.spawn_refresh();
         let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
         let audit = match &config.audit {
@@ -64,9 +123,18 @@ impl Application {
                     Some(store) => store,
                     None => AuditStore::open(&a.url)
                         .await
-                        .map_err(std::io::Error::other)?,
+                        .map_err(StartupError::AuditStore)?,
                 };
-                let mirror = a.mirror.as_deref().map(Mirror::open).transpose()?;
+                let mirror = a
+                    .mirror
+                    .as_deref()
+                    .map(|path| {
+                        Mirror::open(path).map_err(|source| StartupError::AuditMirror {
+                            path: path.to_owned(),
+                            source,
+                        })
+                    })
+                    .transpose()?;
                 let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror);
                 tracing::info!(chain_id = log.chain_id(), "audit trail open");
                 spawn_retention(log.clone(), a.retention_days, deps.clock.clone());
@@ -74,7 +142,7 @@ impl Application {
             }
         };
         let broker = Broker::new(&config, credentials, audit, deps.clock.clone())
-            .map_err(std::io::Error::other)?;
+            .map_err(StartupError::Redis)?;
         let generation = Generation {
             config: Arc::new(config),
             auth,
@@ -112,9 +180,8 @@ impl Application {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let coalescer = self.state.broker.coalescer.clone();
-        let audit = self.state.broker.audit.clone();
+    ) -> Result<(), StartupError> {
+        let broker = Arc::clone(&self.state.broker);
         let server = self.state.generation().config.server.clone();
         let limits = http::serve::Limits::of(&server);
         let metrics_server = self.metrics_listener.map(|l| {
@@ -131,7 +198,7 @@ impl Application {
         let (tls, scheme) = match server.tls {
             None => (None, "http"),
             Some((cert, key)) => (
-                Some(crate::tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+                Some(crate::tls::acceptor(cert, key).map_err(StartupError::Tls)?),
                 "https",
             ),
         };
@@ -149,16 +216,7 @@ impl Application {
             m.abort();
         }
         // In-flight requests are done (their events committed); write what floods folded.
-        if let Some(c) = coalescer {
-            c.flush().await;
-        }
-        if let Some(a) = audit
-            && !a.flush_mirror(http::SHUTDOWN_GRACE).await
-        {
-            tracing::warn!(
-                "the audit mirror was not fully written within the shutdown grace; the events are committed in the store"
-            );
-        }
+        broker.drain(http::SHUTDOWN_GRACE).await;
         tracing::info!("stopped: requests in flight answered, their audit events committed");
         Ok(())
     }
@@ -181,7 +239,7 @@ fn spawn_retention(log: AuditLog, days: u32, clock: SharedClock) {
                         tracing::info!(deleted = n, %cutoff, "pruned audit events past retention")
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "pruning the audit trail failed; will retry")
+                        tracing::warn!(error = %crate::report::Report(&e), "pruning the audit trail failed; will retry")
                     }
                 }
             }

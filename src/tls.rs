@@ -18,27 +18,57 @@ use tokio_rustls::TlsAcceptor;
 /// How often the certificate files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
+/// Why a certificate and key cannot be served. Each message names the file; the cause
+/// says what is wrong with it (never the key's contents).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file cannot be read or is not PEM.
+    #[error("{}", .0.display())]
+    Certificate(PathBuf, #[source] rustls_pki_types::pem::Error),
+    /// The certificate file holds no certificate.
+    #[error("{}: no certificate in it", .0.display())]
+    NoCertificate(PathBuf),
+    /// The key file cannot be read, is not PEM, or holds no private key.
+    #[error("{}", .0.display())]
+    Key(PathBuf, #[source] rustls_pki_types::pem::Error),
+    /// The key is of a type rustls cannot sign with.
+    #[error("{}", .0.display())]
+    UnsupportedKey(PathBuf, #[source] rustls::Error),
+    /// The key is not the certificate's.
+    #[error("{} and {} do not belong together", .cert.display(), .key.display())]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// rustls's reason.
+        #[source]
+        source: rustls::Error,
+    },
+}
+
 /// Reads a PEM certificate chain and private key into a rustls `CertifiedKey`.
-pub fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+pub fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let bad_cert = |e| TlsError::Certificate(cert.to_owned(), e);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .map_err(bad_cert)?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(bad_cert)?;
     if chain.is_empty() {
-        return Err(format!("{}: no certificate in it", cert.display()));
+        return Err(TlsError::NoCertificate(cert.to_owned()));
     }
     let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key(key.to_owned(), e))?;
     let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key_der)
-        .map_err(|e| format!("{}: {e}", key.display()))?;
+        .map_err(|e| TlsError::UnsupportedKey(key.to_owned(), e))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| {
-        format!(
-            "{} and {} do not belong together: {e}",
-            cert.display(),
-            key.display()
-        )
-    })?;
+    certified
+        .keys_match()
+        .map_err(|source| TlsError::Mismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
     Ok(certified)
 }
 
@@ -60,7 +90,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 /// An acceptor answering with the certificate in `cert`/`key` (an error if it is unusable)
 /// and the files watched, so a renewed certificate is served without a restart. The
 /// watcher stops when the acceptor is dropped.
-pub fn acceptor(cert: PathBuf, key: PathBuf) -> Result<TlsAcceptor, String> {
+pub fn acceptor(cert: PathBuf, key: PathBuf) -> Result<TlsAcceptor, TlsError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let current = Arc::new(Current(ArcSwap::from_pointee(load(&cert, &key)?)));
     let mut config = rustls::ServerConfig::builder()
@@ -90,7 +120,7 @@ async fn watch(current: Arc<Current>, cert: PathBuf, key: PathBuf) {
             }
             // Often a half-written pair during rotation: keep serving the old one.
             Err(e) => {
-                tracing::warn!(error = %e, "the new TLS certificate is unusable; keeping the current one")
+                tracing::warn!(error = %crate::report::Report(&e), "the new TLS certificate is unusable; keeping the current one")
             }
         }
     }

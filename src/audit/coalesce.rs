@@ -76,7 +76,7 @@ impl Coalescer {
     async fn write(&self, events: Vec<AuditEvent>) {
         for e in events {
             if let Err(err) = self.log.record(e).await {
-                tracing::warn!(error = %err, "recording coalesced audit events failed");
+                tracing::warn!(error = %crate::report::Report(&err), "recording coalesced audit events failed");
             }
         }
     }

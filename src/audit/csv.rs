@@ -73,9 +73,10 @@ pub fn row_from_json(event: &Value) -> String {
     format!("{}\r\n", cells.join(","))
 }
 
-/// One row, CRLF-terminated.
-pub fn row(event: &AuditEvent) -> String {
-    row_from_json(&serde_json::to_value(event).unwrap_or_default())
+/// One row, CRLF-terminated; an error rather than a row of empty cells if the event
+/// cannot be encoded.
+pub fn row(event: &AuditEvent) -> Result<String, serde_json::Error> {
+    Ok(row_from_json(&serde_json::to_value(event)?))
 }
 
 #[cfg(test)]

@@ -119,23 +119,25 @@ impl AuditEvent {
         }
     }
     /// The canonical encoding: this event as JSON, fields in declaration order, with an
-    /// empty `hash`.
-    pub fn canonical(&self) -> String {
+    /// empty `hash`. An error, never an empty string, if it cannot be encoded: a hash over
+    /// nothing would let any contents pass.
+    pub fn canonical(&self) -> Result<String, serde_json::Error> {
         if self.hash.is_empty() {
-            return serde_json::to_string(self).unwrap_or_default();
+            return serde_json::to_string(self);
         }
         let mut e = self.clone();
         e.hash = String::new();
-        serde_json::to_string(&e).unwrap_or_default()
+        serde_json::to_string(&e)
     }
 
     /// The hash this event must carry.
-    pub fn compute_hash(&self) -> String {
+    pub fn compute_hash(&self) -> Result<String, serde_json::Error> {
+        let canonical = self.canonical()?;
         let mut h = Sha256::new();
         h.update(self.prev_hash.as_bytes());
         h.update(b"\n");
-        h.update(self.canonical().as_bytes());
-        hex::encode(h.finalize())
+        h.update(canonical.as_bytes());
+        Ok(hex::encode(h.finalize()))
     }
 }
 

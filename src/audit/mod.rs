@@ -98,9 +98,8 @@ impl AuditLog {
         self.tx
             .send((event, ack))
             .await
-            .map_err(|_| StoreError("the audit writer has stopped".into()))?;
-        done.await
-            .map_err(|_| StoreError("the audit writer has stopped".into()))?
+            .map_err(|_| StoreError::WriterStopped)?;
+        done.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// Whether the last commit succeeded, and whether the store answers now.
@@ -109,7 +108,7 @@ impl AuditLog {
         if self.healthy.load(Ordering::Relaxed) {
             Ok(())
         } else {
-            Err(StoreError("the last commit failed".into()))
+            Err(StoreError::LastCommitFailed)
         }
     }
 
@@ -195,7 +194,7 @@ async fn writer(
             }
             // One bad event must not fail the others: store them one by one.
             Err(e) => {
-                tracing::warn!(error = %e, events = events.len(), "audit batch failed; storing its events one by one");
+                tracing::warn!(error = %crate::report::Report(&e), events = events.len(), "audit batch failed; storing its events one by one");
                 one_by_one(
                     &store,
                     &mut conn,
@@ -224,7 +223,7 @@ async fn refused(
         healthy.store(true, Ordering::Relaxed);
         metrics::counter!("rds_token_broker_audit_events_rejected_total").increment(1);
         tracing::error!(
-            error = %e,
+            error = %crate::report::Report(e),
             event_id = %event.id,
             outcome = event.outcome.as_str(),
             "the audit store refused one event; only its request is refused"
@@ -232,7 +231,7 @@ async fn refused(
         false
     } else {
         healthy.store(false, Ordering::Relaxed);
-        tracing::error!(error = %e, "audit commit failed; refusing the requests it carried");
+        tracing::error!(error = %crate::report::Report(e), "audit commit failed; refusing the requests it carried");
         true
     }
 }
@@ -269,7 +268,10 @@ async fn commit(
         e.chain_id.push_str(chain_id);
         e.seq = s;
         e.prev_hash = std::mem::take(&mut p);
-        e.hash = e.compute_hash();
+        // Not stored, and the chain does not advance, if an event cannot be encoded.
+        e.hash = e
+            .compute_hash()
+            .map_err(|err| StoreError::Encode(Arc::new(err)))?;
         p.clone_from(&e.hash);
     }
     let started = std::time::Instant::now();

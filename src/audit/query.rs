@@ -28,12 +28,50 @@ pub struct Filter {
     pub limit: u32,
 }
 
-/// Why a query was refused; safe to show.
+/// Why a query was refused; every message is safe to show (it names the parameter, never
+/// repeats its value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct QueryError(pub String);
+pub enum QueryError {
+    /// A known parameter with a value it does not accept.
+    #[error("{param}: {problem}")]
+    Invalid {
+        /// The parameter.
+        param: &'static str,
+        /// What its value must be.
+        problem: &'static str,
+    },
+    /// A parameter no audit query knows (its name cut to 40 characters).
+    #[error("unknown parameter {0:?}")]
+    Unknown(String),
+    /// A parameter this kind of query does not take.
+    #[error("{0}: not accepted by stats")]
+    NotAccepted(&'static str),
+    /// A stats bucket too narrow for the range.
+    #[error("bucket: {bucket} s makes more than {max} buckets for this range; choose a wider one")]
+    TooManyBuckets {
+        /// The bucket width asked for, in seconds.
+        bucket: u64,
+        /// The most buckets a range may have.
+        max: u64,
+    },
+}
 
 const OUTCOMES: [&str; 5] = ["issued", "denied", "forbidden", "throttled", "failed"];
+
+/// Every parameter an audit query takes.
+const PARAMS: [&str; 11] = [
+    "subject",
+    "issuer",
+    "target",
+    "db_user",
+    "outcome",
+    "token_sha256",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+    "format",
+];
 
 impl Filter {
     /// Parses query parameters; unknown ones are refused.
@@ -43,18 +81,16 @@ impl Filter {
             ..Self::default()
         };
         for (k, v) in params {
-            let bad = |what: &str| QueryError(format!("{k}: {what}"));
-            match k.as_str() {
+            let Some(param) = PARAMS.iter().copied().find(|p| *p == k.as_str()) else {
+                return Err(QueryError::Unknown(k.chars().take(40).collect()));
+            };
+            let bad = |problem: &'static str| QueryError::Invalid { param, problem };
+            match param {
                 "subject" | "issuer" | "target" | "db_user" => {
                     if v.is_empty() || v.len() > 512 {
                         return Err(bad("must be 1 to 512 characters"));
                     }
-                    let col = match k.as_str() {
-                        "subject" => "subject",
-                        "issuer" => "issuer",
-                        "target" => "target",
-                        _ => "db_user",
-                    };
+                    let col = param;
                     f.equals.push((col, v.clone()));
                 }
                 "outcome" => {
@@ -76,7 +112,7 @@ impl Filter {
                         bad("must be an RFC 3339 time such as 2026-03-09T14:11:29Z")
                     })?;
                     let t = crate::clock::rfc3339_millis(t);
-                    if k == "since" {
+                    if param == "since" {
                         f.since = Some(t)
                     } else {
                         f.until = Some(t)
@@ -95,13 +131,7 @@ impl Filter {
                             .ok_or_else(|| bad("is not a cursor this broker issued"))?,
                     )
                 }
-                "format" => {}
-                _ => {
-                    return Err(QueryError(format!(
-                        "unknown parameter {:?}",
-                        k.chars().take(40).collect::<String>()
-                    )));
-                }
+                _ => {} // "format": read by the handler
             }
         }
         f.equals.sort();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::query::{Filter, QueryError};
-use super::store::{AuditStore, StoreError};
+use super::store::{AuditStore, StoreError, err};
 
 /// Bucket widths the API accepts, in seconds.
 pub const BUCKETS: [u64; 6] = [60, 300, 900, 3600, 21_600, 86_400];
@@ -41,7 +41,7 @@ impl StatsQuery {
         let bucket = rest.remove("bucket");
         for k in ["cursor", "limit", "format", "token_sha256"] {
             if rest.contains_key(k) {
-                return Err(QueryError(format!("{k}: not accepted by stats")));
+                return Err(QueryError::NotAccepted(k));
             }
         }
         let mut filter = Filter::parse(&rest)?;
@@ -50,17 +50,22 @@ impl StatsQuery {
         let since = parse(&filter.since).unwrap_or(until - Duration::from_secs(86_400));
         let span = until
             .duration_since(since)
-            .map_err(|_| QueryError("since: must be before until".into()))?
+            .map_err(|_| QueryError::Invalid {
+                param: "since",
+                problem: "must be before until",
+            })?
             .as_secs()
             .max(1);
         let bucket = match bucket {
-            Some(b) => b
-                .parse()
-                .ok()
-                .filter(|b| BUCKETS.contains(b))
-                .ok_or_else(|| {
-                    QueryError("bucket: must be 60, 300, 900, 3600, 21600 or 86400".into())
-                })?,
+            Some(b) => {
+                b.parse()
+                    .ok()
+                    .filter(|b| BUCKETS.contains(b))
+                    .ok_or(QueryError::Invalid {
+                        param: "bucket",
+                        problem: "must be 60, 300, 900, 3600, 21600 or 86400",
+                    })?
+            }
             None => BUCKETS
                 .iter()
                 .copied()
@@ -68,9 +73,10 @@ impl StatsQuery {
                 .unwrap_or(86_400),
         };
         if span.div_ceil(bucket) > MAX_BUCKETS {
-            return Err(QueryError(format!(
-                "bucket: {bucket} s makes more than {MAX_BUCKETS} buckets for this range; choose a wider one"
-            )));
+            return Err(QueryError::TooManyBuckets {
+                bucket,
+                max: MAX_BUCKETS,
+            });
         }
         filter.since = Some(crate::clock::rfc3339_millis(since));
         // A defaulted `until` stays open: events stamped at this very instant count.
@@ -163,10 +169,6 @@ pub struct Stats {
 
 /// A configured target's budget: (name, rate, burst).
 pub type Budget = (String, u32, u32);
-
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
 
 /// Rows of `sql` with `args` bound, mapped by `read`.
 macro_rules! rows {

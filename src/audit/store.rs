@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -88,13 +89,44 @@ fn migrator() -> Migrator {
     }
 }
 
-/// A store failure; the message never contains event contents.
+/// A store failure. Neither the message nor its causes contain event contents; the
+/// cause (a database error, shared by every request of a failed batch, hence `Arc`) is
+/// for the log.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("audit store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// `audit.url` is not a database URL this broker can use.
+    #[error("audit.url is not a usable database URL")]
+    Url(#[source] Arc<sqlx::Error>),
+    /// The database could not be reached, or refused the connection (a wrong password).
+    #[error("cannot connect to the audit database")]
+    Connect(#[source] Arc<sqlx::Error>),
+    /// The schema migrations failed.
+    #[error("cannot bring the audit database's schema up to date")]
+    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
+    /// A statement failed.
+    #[error("the audit database failed")]
+    Database(#[source] Arc<sqlx::Error>),
+    /// An event could not be encoded for its hash; it is not stored.
+    #[error("an audit event cannot be encoded")]
+    Encode(#[source] Arc<serde_json::Error>),
+    /// A stored event has an outcome this broker does not know.
+    #[error("a stored audit event cannot be read")]
+    Decode(#[source] Arc<serde_json::Error>),
+    /// The writer task is gone (the process is stopping).
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+    /// The store answers, but the last commit failed.
+    #[error("the last audit commit failed")]
+    LastCommitFailed,
+}
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+/// A failed statement.
+pub(crate) fn err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(Arc::new(e))
+}
+
+fn decode(e: serde_json::Error) -> StoreError {
+    StoreError::Decode(Arc::new(e))
 }
 
 /// The audit store.
@@ -179,7 +211,7 @@ macro_rules! read_event {
             id: r.try_get("id").map_err(err)?,
             time: r.try_get("time").map_err(err)?,
             request_id: r.try_get("request_id").map_err(err)?,
-            outcome: serde_json::from_value(serde_json::Value::String(outcome)).map_err(err)?,
+            outcome: serde_json::from_value(serde_json::Value::String(outcome)).map_err(decode)?,
             reason: r.try_get("reason").map_err(err)?,
             issuer: r.try_get("issuer").map_err(err)?,
             subject: r.try_get("subject").map_err(err)?,
@@ -279,7 +311,7 @@ impl AuditStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let store = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
-                .map_err(err)?
+                .map_err(|e| StoreError::Url(Arc::new(e)))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -294,23 +326,34 @@ impl AuditStore {
                     .test_before_acquire(false)
                     .connect_with(opts)
                     .await
-                    .map_err(err)?,
+                    .map_err(|e| StoreError::Connect(Arc::new(e)))?,
             )
         } else {
             let opts = PgConnectOptions::from_str(url)
-                .map_err(err)?
+                .map_err(|e| StoreError::Url(Arc::new(e)))?
                 .statement_cache_capacity(2 * super::MAX_BATCH);
-            Self::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(8)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(opts)
-                    .await
-                    .map_err(err)?,
-            )
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .test_before_acquire(false)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts.clone())
+                .await;
+            match pool {
+                Ok(pool) => Self::Postgres(pool),
+                // The pool retried until its timeout and kept only "timed out": one more
+                // attempt of our own says why (refused, unknown host, ...).
+                Err(sqlx::Error::PoolTimedOut) => {
+                    let why =
+                        match <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await {
+                            Ok(_) => sqlx::Error::PoolTimedOut,
+                            Err(e) => e,
+                        };
+                    return Err(StoreError::Connect(Arc::new(why)));
+                }
+                Err(e) => return Err(StoreError::Connect(Arc::new(e))),
+            }
         };
-        on_pool!(&store, p => migrator().run(p).await.map_err(err)?, noop => ());
+        on_pool!(&store, p => migrator().run(p).await.map_err(|e| StoreError::Migrate(Arc::new(e)))?, noop => ());
         Ok(store)
     }
 

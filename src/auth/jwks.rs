@@ -12,8 +12,10 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::outbound::{self, ClientBuildError, ReadError, Redirects, read_capped};
 use crate::clock::SharedClock;
 use crate::config::IssuerConfig;
+use crate::report::Report;
 
 /// Largest JWKS or discovery document accepted.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -83,13 +85,13 @@ pub struct KeySet {
 impl KeySet {
     /// Parses a JWKS document, skipping keys that are not asymmetric signing keys or that
     /// fail to parse (one odd key must not disable an issuer).
-    pub fn parse(doc: &[u8]) -> Result<Self, String> {
+    pub fn parse(doc: &[u8]) -> Result<Self, JwksError> {
         let value: serde_json::Value =
-            serde_json::from_slice(doc).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+            serde_json::from_slice(doc).map_err(|e| JwksError::NotJson(Arc::new(e)))?;
         let keys = value
             .get("keys")
             .and_then(|k| k.as_array())
-            .ok_or("JWKS has no \"keys\" array")?;
+            .ok_or(JwksError::NoKeys)?;
         let mut set = Self::default();
         for k in keys {
             let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) else {
@@ -145,16 +147,83 @@ impl KeySet {
     }
 }
 
-/// Why keys could not be fetched.
+/// Why a JWKS document is unusable.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+pub enum JwksError {
+    /// It does not parse as JSON.
+    #[error("JWKS is not JSON")]
+    NotJson(#[source] Arc<serde_json::Error>),
+    /// It has no `keys` array.
+    #[error("JWKS has no \"keys\" array")]
+    NoKeys,
+}
+
+/// Why keys could not be fetched. The messages name the document (its URL or file), never
+/// a token; what went wrong underneath is the `source`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// `jwks_file` could not be read.
+    #[error("cannot read {}", .path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The request failed, or its answer could not be read whole.
+    #[error("{url}")]
+    Request {
+        /// The document's URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: ReadError,
+    },
+    /// The server answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The document's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The discovery document is not JSON.
+    #[error("{url}: discovery document is not JSON")]
+    DiscoveryNotJson {
+        /// The discovery URL.
+        url: String,
+    },
+    /// The discovery document names another issuer.
+    #[error("{url}: discovery document names another issuer")]
+    OtherIssuer {
+        /// The discovery URL.
+        url: String,
+    },
+    /// The discovery document has no `jwks_uri`.
+    #[error("{url}: discovery document has no jwks_uri")]
+    NoJwksUri {
+        /// The discovery URL.
+        url: String,
+    },
+    /// The discovered `jwks_uri` may not be fetched (plain `http://`, not a URL).
+    #[error("{url}: the discovered jwks_uri {why}")]
+    JwksUriRefused {
+        /// The discovery URL.
+        url: String,
+        /// Why (a fixed text).
+        why: &'static str,
+    },
+    /// The document is not a usable JWKS.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+}
 
 #[derive(Debug, Default)]
 struct FetchState {
     last_attempt: Option<SystemTime>,
     last_success: Option<SystemTime>,
-    last_error: Option<String>,
+    last_error: Option<FetchError>,
 }
 
 /// One issuer's configuration and cached keys.
@@ -195,7 +264,7 @@ impl IssuerKeys {
     }
 
     /// Whether keys were ever loaded, and the last fetch error.
-    pub fn status(&self) -> (bool, Option<String>) {
+    pub fn status(&self) -> (bool, Option<FetchError>) {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         (s.last_success.is_some(), s.last_error.clone())
     }
@@ -241,8 +310,8 @@ impl IssuerKeys {
                 Ok(n)
             }
             Err(e) => {
-                tracing::warn!(issuer = %self.config.name, error = %e, "fetching the issuer's signing keys failed; cached keys stay in use");
-                s.last_error = Some(e.0.clone());
+                tracing::warn!(issuer = %self.config.name, error = %Report(&e), "fetching the issuer's signing keys failed; cached keys stay in use");
+                s.last_error = Some(e.clone());
                 Err(e)
             }
         }
@@ -250,111 +319,62 @@ impl IssuerKeys {
 
     async fn fetch(&self) -> Result<KeySet, FetchError> {
         let doc = match &self.source {
-            KeySource::File(path) => tokio::fs::read(path)
-                .await
-                .map_err(|e| FetchError(format!("cannot read {}: {e}", path.display())))?,
+            KeySource::File(path) => tokio::fs::read(path).await.map_err(|e| FetchError::File {
+                path: path.clone(),
+                source: Arc::new(e),
+            })?,
             KeySource::Uri(uri) => self.get(uri).await?,
             KeySource::Discovery(issuer) => {
                 let url = format!(
                     "{}/.well-known/openid-configuration",
                     issuer.trim_end_matches('/')
                 );
-                let meta: serde_json::Value = serde_json::from_slice(&self.get(&url).await?)
-                    .map_err(|_| FetchError(format!("{url}: discovery document is not JSON")))?;
+                let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&self.get(&url).await?)
+                else {
+                    return Err(FetchError::DiscoveryNotJson { url });
+                };
                 if meta.get("issuer").and_then(|i| i.as_str()) != Some(issuer.as_str()) {
-                    return Err(FetchError(format!(
-                        "{url}: discovery document names another issuer"
-                    )));
+                    return Err(FetchError::OtherIssuer { url });
                 }
-                let jwks_uri = meta
-                    .get("jwks_uri")
-                    .and_then(|u| u.as_str())
-                    .ok_or_else(|| {
-                        FetchError(format!("{url}: discovery document has no jwks_uri"))
-                    })?;
-                crate::config::fetch_allowed(jwks_uri, self.config.insecure_http)
-                    .map_err(|why| FetchError(format!("{url}: the discovered jwks_uri {why}")))?;
+                let Some(jwks_uri) = meta.get("jwks_uri").and_then(|u| u.as_str()) else {
+                    return Err(FetchError::NoJwksUri { url });
+                };
+                if let Err(why) = crate::config::fetch_allowed(jwks_uri, self.config.insecure_http)
+                {
+                    return Err(FetchError::JwksUriRefused { url, why });
+                }
                 self.get(jwks_uri).await?
             }
         };
-        KeySet::parse(&doc).map_err(FetchError)
+        Ok(KeySet::parse(&doc)?)
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let failed = |source| FetchError::Request {
+            url: url.to_owned(),
+            source,
+        };
         let res = self
             .http
             .get(url)
             .send()
             .await
-            .map_err(|e| FetchError(format!("{url}: {}", without_url(&e))))?;
+            .map_err(|e| failed(outbound::transport(e)))?;
         if !res.status().is_success() {
-            return Err(FetchError(format!("{url}: HTTP {}", res.status().as_u16())));
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: res.status().as_u16(),
+            });
         }
-        read_capped(res, MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| FetchError(format!("{url}: {e}")))
+        read_capped(res, MAX_DOCUMENT_BYTES).await.map_err(failed)
     }
 }
 
-/// The body of `res`, read chunk by chunk and abandoned as soon as it passes `max` bytes
-/// (or announces more), so an oversized document is never held in memory.
-pub async fn read_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let too_large = || format!("document larger than {} KiB", max / 1024);
-    if res
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| without_url(&e))? {
-        if body.len() + chunk.len() > max {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
-    }
-}
-
-/// Follows at most `max` redirects, none from `https://` to plain `http://` (but to a
-/// loopback host): a redirect must not undo the transport checked at configuration load.
-pub fn no_downgrade(max: usize) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        let from_https = attempt
-            .previous()
-            .last()
-            .is_some_and(|u| u.scheme() == "https");
-        let to = attempt.url();
-        let downgrade = to.scheme() != "https"
-            && from_https
-            && !to.host_str().is_some_and(crate::config::is_loopback_host);
-        if attempt.previous().len() > max {
-            attempt.error("too many redirects")
-        } else if downgrade {
-            attempt.error("redirected from https:// to http://")
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
-/// The HTTP client for JWKS and discovery: rustls with the platform's roots, timeouts.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .redirect(no_downgrade(3))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+/// The HTTP client for JWKS and discovery: at most 3 redirects, never to plain `http://`.
+pub fn http_client() -> Result<reqwest::Client, ClientBuildError> {
+    outbound::client(
+        "issuers' signing keys",
+        Duration::from_secs(5),
+        Redirects::NoDowngrade(3),
+    )
 }

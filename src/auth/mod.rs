@@ -7,6 +7,7 @@ pub mod aws_iam;
 pub mod jwks;
 mod jwt;
 pub mod oidc;
+pub mod outbound;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -145,6 +146,20 @@ pub enum AuthError {
     StsUnavailable,
 }
 
+/// Why caller authentication could not be set up (at start-up or on a reload).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// An HTTP client for identity providers or STS could not be built.
+    #[error(transparent)]
+    HttpClient(#[from] outbound::ClientBuildError),
+    /// `aws.sts_endpoint` is not a URL.
+    #[error("aws.sts_endpoint is not a URL")]
+    StsEndpoint(#[source] UrlParseError),
+}
+
+/// Why a URL does not parse (the `url` crate's error, through reqwest).
+pub type UrlParseError = <reqwest::Url as std::str::FromStr>::Err;
+
 impl AuthError {
     /// A fixed name for the kind of failure (audit flood control folds by it).
     pub fn kind(&self) -> &'static str {
@@ -204,7 +219,7 @@ const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Authenticator {
     /// One key cache per `[[issuers]]` entry; nothing is fetched yet.
-    pub fn new(config: &Config, clock: SharedClock) -> Result<Self, String> {
+    pub fn new(config: &Config, clock: SharedClock) -> Result<Self, AuthSetupError> {
         Self::reusing(config, clock, None)
     }
 
@@ -214,7 +229,7 @@ impl Authenticator {
         config: &Config,
         clock: SharedClock,
         previous: Option<&Authenticator>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AuthSetupError> {
         let http = jwks::http_client()?;
         let issuers = config
             .issuers

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::jwks::read_capped;
+use super::outbound::{self, ClientBuildError, Redirects, read_capped};
 use crate::clock::SharedClock;
 use crate::config::{UiOidc, fetch_allowed};
 
@@ -74,14 +74,12 @@ pub struct ConsoleIdp {
 
 impl ConsoleIdp {
     /// Builds the HTTP client once: timeouts, no redirects.
-    pub fn new(clock: SharedClock) -> Result<Self, String> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the console's HTTP client: {e}"))?;
+    pub fn new(clock: SharedClock) -> Result<Self, ClientBuildError> {
+        let http = outbound::client(
+            "the console's identity provider",
+            Duration::from_secs(5),
+            Redirects::None,
+        )?;
         Ok(Self {
             http,
             clock,

@@ -29,16 +29,43 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// While still-valid credentials are being refreshed ahead, try at most this often.
 const RETRY_WHILE_VALID: Duration = Duration::from_secs(30);
 
-/// No usable AWS credentials could be found.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("no AWS credentials: {0}")]
-pub struct CredentialsUnavailable(pub String);
+/// No usable AWS credentials could be found, and why, in fixed words: the provider's own
+/// error (which a `credential_process` may fill with anything) is logged where it happens,
+/// never carried further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsUnavailable {
+    /// No provider of the chain had credentials.
+    #[error(
+        "no AWS credentials: no provider in the chain (environment, profile, web identity, ECS, IMDS) found credentials"
+    )]
+    NotFound,
+    /// The provider did not answer in time.
+    #[error("no AWS credentials: the credential provider timed out")]
+    TimedOut,
+    /// The AWS configuration is invalid.
+    #[error("no AWS credentials: the AWS credential configuration is invalid")]
+    InvalidConfiguration,
+    /// The provider returned an error.
+    #[error("no AWS credentials: the credential provider returned an error")]
+    ProviderError,
+    /// The provider failed otherwise.
+    #[error("no AWS credentials: the credential provider failed")]
+    Failed,
+    /// The provider returned credentials that have already expired.
+    #[error(
+        "no AWS credentials: the credential provider returned credentials that have already expired"
+    )]
+    AlreadyExpired,
+    /// The cached credentials have expired and no new ones were fetched yet.
+    #[error("no AWS credentials: credentials have expired")]
+    Expired,
+}
 
 #[derive(Debug, Default)]
 struct State {
     current: Option<(Credentials, SystemTime)>,
     last_attempt: Option<SystemTime>,
-    last_error: Option<String>,
+    last_error: Option<CredentialsUnavailable>,
 }
 
 /// The broker's base credentials: a provider chain plus a cache.
@@ -105,20 +132,19 @@ impl BrokerCredentials {
                 Ok(c)
             }
             Ok(_) => {
-                let msg = "the credential provider returned credentials that have already expired";
-                s.last_error = Some(msg.into());
-                valid.ok_or_else(|| CredentialsUnavailable(msg.into()))
+                s.last_error = Some(CredentialsUnavailable::AlreadyExpired);
+                valid.ok_or(CredentialsUnavailable::AlreadyExpired)
             }
             Err(e) => {
-                let msg = describe(&e);
+                let why = describe(&e);
                 let detail = aws_smithy_types::error::display::DisplayErrorContext(&e);
                 if valid.is_none() {
-                    tracing::warn!(error = %msg, %detail, "no AWS credentials available");
+                    tracing::warn!(error = %why, %detail, "no AWS credentials available");
                 } else {
-                    tracing::warn!(error = %msg, %detail, "refreshing AWS credentials failed; still using the current ones");
+                    tracing::warn!(error = %why, %detail, "refreshing AWS credentials failed; still using the current ones");
                 }
-                s.last_error = Some(msg.clone());
-                valid.ok_or(CredentialsUnavailable(msg))
+                s.last_error = Some(why);
+                valid.ok_or(why)
             }
         }
     }
@@ -145,12 +171,9 @@ impl BrokerCredentials {
     }
 
     fn last_error(&self) -> CredentialsUnavailable {
-        CredentialsUnavailable(
-            self.read()
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "credentials have expired".into()),
-        )
+        self.read()
+            .last_error
+            .unwrap_or(CredentialsUnavailable::Expired)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -162,16 +185,14 @@ fn still_valid(c: &Credentials, now: SystemTime) -> bool {
     c.expiry().is_none_or(|exp| exp > now)
 }
 
-fn describe(e: &aws_credential_types::provider::error::CredentialsError) -> String {
+fn describe(e: &aws_credential_types::provider::error::CredentialsError) -> CredentialsUnavailable {
     use aws_credential_types::provider::error::CredentialsError as E;
     match e {
-        E::CredentialsNotLoaded(_) => {
-            "no provider in the chain (environment, profile, web identity, ECS, IMDS) found credentials".into()
-        }
-        E::ProviderTimedOut(_) => "the credential provider timed out".into(),
-        E::InvalidConfiguration(_) => "the AWS credential configuration is invalid".into(),
-        E::ProviderError(_) => "the credential provider returned an error".into(),
-        _ => "the credential provider failed".into(),
+        E::CredentialsNotLoaded(_) => CredentialsUnavailable::NotFound,
+        E::ProviderTimedOut(_) => CredentialsUnavailable::TimedOut,
+        E::InvalidConfiguration(_) => CredentialsUnavailable::InvalidConfiguration,
+        E::ProviderError(_) => CredentialsUnavailable::ProviderError,
+        _ => CredentialsUnavailable::Failed,
     }
 }
 

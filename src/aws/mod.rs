@@ -7,4 +7,4 @@ mod sts;
 pub use credentials::{
     BrokerCredentials, CredentialsUnavailable, default_chain, default_chain_in, dev_chain,
 };
-pub use sts::{RoleSessions, SessionRequest, StsError};
+pub use sts::{RoleSessions, SessionRequest, StsError, StsUnavailable};

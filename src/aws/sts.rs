@@ -54,7 +54,35 @@ pub enum StsError {
     },
     /// STS could not be reached or timed out: 503.
     #[error("STS is unreachable: {0}")]
-    Unavailable(String),
+    Unavailable(StsUnavailable),
+}
+
+/// Why STS gave no session, in fixed words (the SDK's error is not carried: it is summed
+/// up here, at the one place it is classified).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StsUnavailable {
+    /// STS answered that it is busy or failing: its error code (`Throttling`,
+    /// `InternalFailure...`, `ServiceUnavailable`).
+    #[error("STS answered {0}")]
+    Busy(String),
+    /// No answer in time.
+    #[error("timed out")]
+    TimedOut,
+    /// No connection could be made.
+    #[error("connection failed")]
+    ConnectionFailed,
+    /// The answer could not be read.
+    #[error("unreadable response")]
+    UnreadableResponse,
+    /// Any other failure of the request.
+    #[error("request failed")]
+    RequestFailed,
+    /// STS answered without credentials.
+    #[error("STS returned no credentials")]
+    NoCredentials,
+    /// The session cache kept no session (a bug).
+    #[error("no session was stored")]
+    NoSession,
 }
 
 /// The broker's base credentials as an SDK credentials provider.
@@ -137,7 +165,7 @@ impl RoleSessions {
                 CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e),
             ) => Ok(e.into_value()),
             Ok(CompResult::StillNone(_) | CompResult::Removed(_)) => {
-                Err(StsError::Unavailable("no session was stored".into()))
+                Err(StsError::Unavailable(StsUnavailable::NoSession))
             }
             Err(StsError::Unavailable(why)) => match stale {
                 Some(c) if left(&c) >= self.min_remaining => {
@@ -202,7 +230,7 @@ impl RoleSessions {
         let out = out?;
         let c = out
             .credentials
-            .ok_or_else(|| StsError::Unavailable("STS returned no credentials".into()))?;
+            .ok_or(StsError::Unavailable(StsUnavailable::NoCredentials))?;
         let expiry = std::time::SystemTime::try_from(c.expiration).ok();
         tracing::info!(role = %req.role_arn, session = %req.session_name, elapsed_ms = started.elapsed().as_millis() as u64, "assumed role");
         Ok(Credentials::new(
@@ -227,7 +255,7 @@ where
                 || code.starts_with("InternalFailure")
                 || code == "ServiceUnavailable"
             {
-                StsError::Unavailable(format!("STS answered {code}"))
+                StsError::Unavailable(StsUnavailable::Busy(code))
             } else {
                 StsError::Refused {
                     role: role.to_owned(),
@@ -235,9 +263,9 @@ where
                 }
             }
         }
-        SdkError::TimeoutError(_) => StsError::Unavailable("timed out".into()),
-        SdkError::DispatchFailure(_) => StsError::Unavailable("connection failed".into()),
-        SdkError::ResponseError(_) => StsError::Unavailable("unreadable response".into()),
-        _ => StsError::Unavailable("request failed".into()),
+        SdkError::TimeoutError(_) => StsError::Unavailable(StsUnavailable::TimedOut),
+        SdkError::DispatchFailure(_) => StsError::Unavailable(StsUnavailable::ConnectionFailed),
+        SdkError::ResponseError(_) => StsError::Unavailable(StsUnavailable::UnreadableResponse),
+        _ => StsError::Unavailable(StsUnavailable::RequestFailed),
     }
 }

@@ -1,9 +1,19 @@
 //! Issuing tokens: the domain operation behind `POST /v1/tokens`.
+//!
+//! [`Broker`] owns credentials, role sessions, the token cache, rate limits and the audit
+//! trail; the HTTP layer reaches them only through its methods ([`Broker::issue_recorded`],
+//! [`Broker::record_denied`], readiness, gauges, the per-address budget) and maps an
+//! [`IssueError`] by its [`IssueErrorKind`] alone.
 
+mod error;
 mod record;
+mod status;
 
+pub use error::{IssueError, IssueErrorKind};
 pub use record::RequestMeta;
+pub use status::{CacheStats, Gauges, Readiness};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,16 +24,15 @@ use crate::audit::AuditLog;
 use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
 use crate::aws::session::{connect_policy, session_name};
-use crate::aws::{
-    BrokerCredentials, CredentialsUnavailable, RoleSessions, SessionRequest, StsError,
-};
+use crate::aws::{BrokerCredentials, RoleSessions, SessionRequest};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
 use crate::policy;
 use crate::ratelimit::client::ClientBudget;
-use crate::ratelimit::{Budget, LimitKind, Pacer, Throttled};
-use crate::token::{CacheKey, CacheOutcome, MintError, MintGate, TokenCache};
+use crate::ratelimit::{Budget, Pacer};
+pub use crate::ratelimit::{LimitKind, Throttled};
+use crate::token::{CacheKey, CacheOutcome, MintGate, TokenCache};
 
 /// A request for a token, parsed.
 #[derive(Debug, Clone)]
@@ -57,50 +66,36 @@ pub struct Issued {
     pub session_name: Option<String>,
 }
 
-/// Why no token was issued.
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    /// Unknown target, or a target or DB user the caller may not use; indistinguishable
-    /// on purpose so targets cannot be enumerated.
-    #[error("not permitted")]
-    Forbidden,
-    /// `db_user` was omitted but the caller may use several.
-    #[error("db_user is required: more than one DB user is allowed on this target")]
-    DbUserRequired,
-    /// The broker has no usable AWS credentials.
-    #[error(transparent)]
-    NoCredentials(#[from] CredentialsUnavailable),
-    /// The token could not be minted.
-    #[error(transparent)]
-    Mint(#[from] MintError),
-    /// No role session for the target's `role_arn`.
-    #[error(transparent)]
-    Sts(#[from] StsError),
-    /// A rate limit refused the request (429).
-    #[error(transparent)]
-    Throttled(#[from] Throttled),
-    /// The audit trail could not record the decision: nothing is issued.
-    #[error(transparent)]
-    Audit(#[from] crate::audit::StoreError),
+/// A refused authentication on `POST /v1/tokens`, as the audit trail records it (see
+/// [`Broker::record_denied`]).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    /// A fixed name for the kind of failure (flood control folds by it).
+    pub kind: &'static str,
+    /// Why, in words (fixed texts, never caller input).
+    pub reason: String,
+    /// The issuer and subject the token claims, unverified, when it had any.
+    pub unverified: Option<(String, String)>,
 }
 
-/// The token broker: credentials and the token cache.
+/// The token broker: credentials, role sessions, the token cache, rate limits and the
+/// audit trail. The HTTP layer uses it through its methods only.
 #[derive(Debug)]
 pub struct Broker {
     /// Base AWS credentials.
-    pub credentials: Arc<BrokerCredentials>,
+    credentials: Arc<BrokerCredentials>,
     /// Role sessions for targets with `role_arn`.
-    pub sessions: RoleSessions,
+    sessions: RoleSessions,
     /// The audit trail, when `[audit]` is configured.
-    pub audit: Option<AuditLog>,
+    audit: Option<AuditLog>,
     /// Folds floods of identical non-issued events.
-    pub coalescer: Option<Coalescer>,
+    coalescer: Option<Coalescer>,
     /// Issued-token cache.
-    pub cache: TokenCache,
+    cache: TokenCache,
     /// Rate limits.
-    pub pacer: Arc<Pacer>,
+    pacer: Arc<Pacer>,
     /// Time source.
-    pub clock: SharedClock,
+    clock: SharedClock,
     /// Budget of unauthenticated work per client address, with the settings it was
     /// built from (rebuilt when a reload changes them).
     client_budget: std::sync::Mutex<((u32, u32), Arc<ClientBudget>)>,
@@ -113,7 +108,7 @@ impl Broker {
         credentials: BrokerCredentials,
         audit: Option<AuditLog>,
         clock: SharedClock,
-    ) -> Result<Self, crate::ratelimit::RedisDown> {
+    ) -> Result<Self, crate::ratelimit::RedisError> {
         let t = &config.tokens;
         let cache = TokenCache::new(
             clock.clone(),
@@ -150,8 +145,34 @@ impl Broker {
         })
     }
 
+    /// The audit trail, when `[audit]` is configured.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// The broker's clock's time.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Before authenticating a caller from `ip`: refuses when the address has spent its
+    /// budget of failed authentications (`rate_limit.per_client_ip_*`).
+    pub fn check_client(&self, config: &Config, ip: IpAddr) -> Result<(), Throttled> {
+        self.client_budget(config).check(ip)
+    }
+
+    /// Charges a failed authentication (the caller's fault) to `ip`'s budget.
+    pub fn charge_failed_authentication(&self, config: &Config, ip: IpAddr) {
+        let _ = self.client_budget(config).charge_failure(ip);
+    }
+
+    /// Spends a slot of `ip`'s budget on unauthenticated work (console sign-in helpers).
+    pub fn spend_client(&self, config: &Config, ip: IpAddr) -> Result<(), Throttled> {
+        self.client_budget(config).spend(ip)
+    }
+
     /// The budget of unauthenticated work per client address for `config`.
-    pub fn client_budget(&self, config: &Config) -> Arc<ClientBudget> {
+    fn client_budget(&self, config: &Config) -> Arc<ClientBudget> {
         let rl = &config.rate_limit;
         let settings = (rl.per_client_ip_per_second, rl.per_client_ip_burst);
         let mut b = self.client_budget.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,14 +270,7 @@ impl Broker {
             },
             max_wait: config.rate_limit.max_wait,
         };
-        let (token, cache) =
-            self.cache
-                .get(key, &credentials, &gate)
-                .await
-                .map_err(|e| match e {
-                    MintError::Throttled(t) => IssueError::Throttled(t),
-                    e => IssueError::Mint(e),
-                })?;
+        let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
         metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();

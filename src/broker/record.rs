@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::domain::text;
 use uuid::Uuid;
 
-use super::{Broker, IssueError, Issued, TokenRequest, uuid_v7};
+use super::{Broker, Denial, IssueError, IssueErrorKind, Issued, TokenRequest, uuid_v7};
+use crate::report::Report;
 
 /// What the audit trail records about the HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -60,12 +61,14 @@ impl Broker {
                 event.expires_at = Some(rfc3339(i.expires_at));
             }
             Err(e) => {
-                event.outcome = match e {
-                    IssueError::Forbidden | IssueError::DbUserRequired => Outcome::Forbidden,
-                    IssueError::Throttled(_) => Outcome::Throttled,
+                event.outcome = match e.kind() {
+                    IssueErrorKind::Forbidden | IssueErrorKind::DbUserRequired => {
+                        Outcome::Forbidden
+                    }
+                    IssueErrorKind::Throttled(_) => Outcome::Throttled,
                     _ => Outcome::Failed,
                 };
-                event.reason = Some(e.to_string());
+                event.reason = Some(Report(e).to_string());
                 (event.target, event.db_user) = asked;
             }
         }
@@ -101,13 +104,12 @@ impl Broker {
     /// the `issuer` and `subject` fields (where they could pass for a configured issuer's
     /// caller): the reason quotes them, cleaned and shortened, and `auth_method` is
     /// `unverified`. Best effort: the caller gets its 401 either way.
-    pub async fn record_denied(
-        &self,
-        meta: &RequestMeta,
-        kind: &'static str,
-        reason: &str,
-        unverified: Option<(String, String)>,
-    ) {
+    pub async fn record_denied(&self, meta: &RequestMeta, denial: Denial) {
+        let Denial {
+            kind,
+            reason,
+            unverified,
+        } = denial;
         let Some(audit) = &self.audit else { return };
         let id = uuid_v7(self.clock.now());
         let mut event = self.event(id, meta, &Principal::anonymous());
@@ -118,7 +120,7 @@ impl Broker {
                 text::clean(&iss, text::SHORT),
                 text::clean(&sub, text::SHORT),
             ),
-            None => reason.to_owned(),
+            None => reason,
         });
         event.auth_method = Some("unverified".to_owned());
         (event.issuer, event.subject) = (None, None);
@@ -136,7 +138,7 @@ impl Broker {
             return;
         }
         if let Err(e) = audit.record(event).await {
-            tracing::warn!(error = %e, "recording a denied request failed");
+            tracing::warn!(error = %Report(&e), "recording a denied request failed");
         }
     }
 

@@ -8,7 +8,7 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{BrokerClient, ClientError, fail};
+use super::{BrokerClient, ClientError, fail, failed};
 use crate::audit::display::{escape_json, neutralise};
 use crate::clock::{Clock, SystemClock, rfc3339};
 
@@ -155,7 +155,7 @@ pub async fn query(
             .await?
             .json()
             .await
-            .map_err(|e| fail(format!("the broker's answer is not an event page: {e}")))?;
+            .map_err(|e| failed("the broker's answer is not an event page", e))?;
         events.extend(page.events);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -172,7 +172,7 @@ pub async fn query(
         QueryFormat::Table => table(&events),
     };
     out.write_all(text.as_bytes())
-        .map_err(|e| fail(format!("cannot write the result: {e}")))
+        .map_err(|e| failed("cannot write the result", e))
 }
 
 fn cell(v: &Value) -> String {
@@ -269,7 +269,7 @@ pub async fn export(
     }
     lines.finish(out)?;
     out.flush()
-        .map_err(|e| fail(format!("cannot write the export: {e}")))?;
+        .map_err(|e| failed("cannot write the export", e))?;
     Ok(lines.written)
 }
 
@@ -323,7 +323,7 @@ impl ExportLines {
 
     fn emit(&mut self, out: &mut impl Write, text: &str) -> Result<(), ClientError> {
         out.write_all(text.as_bytes())
-            .map_err(|e| fail(format!("cannot write the export: {e}")))?;
+            .map_err(|e| failed("cannot write the export", e))?;
         self.written += text.len() as u64;
         Ok(())
     }
@@ -339,7 +339,7 @@ pub async fn verify_remote(
         .await?
         .json()
         .await
-        .map_err(|e| fail(format!("the broker's answer is not a verification: {e}")))?;
+        .map_err(|e| failed("the broker's answer is not a verification", e))?;
     let ok = v.ok;
     let text = describe(
         ok,
@@ -348,7 +348,7 @@ pub async fn verify_remote(
         v.legacy_checkpoints,
     );
     out.write_all(text.as_bytes())
-        .map_err(|e| fail(format!("cannot write the result: {e}")))?;
+        .map_err(|e| failed("cannot write the result", e))?;
     Ok(ok)
 }
 
@@ -369,16 +369,19 @@ pub async fn verify_store(
     }
     let store = crate::audit::AuditStore::open(url)
         .await
-        .map_err(|e| fail(format!("cannot open the audit store: {e}")))?;
+        .map_err(|e| failed("cannot open the audit store", e))?;
     let newest = retention_days.and_then(|d| crate::audit::newest_checkpoint(SystemClock.now(), d));
     let (v, _pages) = store
         .walk_chains(crate::audit::VERIFY_PAGE, newest)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| failed("cannot read the audit store", e))?;
     let broken = serde_json::to_value(&v.first_broken).unwrap_or(Value::Null);
     let mut text = describe(v.ok, v.events_checked, &broken, v.legacy_checkpoints);
     if retention_days.is_none() {
-        let checkpoints = store.checkpoints().await.map_err(|e| fail(e.to_string()))?;
+        let checkpoints = store
+            .checkpoints()
+            .await
+            .map_err(|e| failed("cannot read the audit store", e))?;
         if !checkpoints.is_empty() {
             text.push_str(&format!(
                 "note: the age of {} retention checkpoint{} was not checked: give \
@@ -389,7 +392,7 @@ pub async fn verify_store(
         }
     }
     out.write_all(text.as_bytes())
-        .map_err(|e| fail(format!("cannot write the result: {e}")))?;
+        .map_err(|e| failed("cannot write the result", e))?;
     Ok(v.ok)
 }
 

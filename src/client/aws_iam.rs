@@ -10,7 +10,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 
-use super::ClientError;
+use super::{ClientError, failed};
 use crate::auth::aws_iam::{GET_CALLER_IDENTITY, SERVER_ID_HEADER};
 use crate::clock::{Clock as _, SystemClock};
 
@@ -41,7 +41,7 @@ impl IamSigner {
             ),
         };
         let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| ClientError(format!("--sts-endpoint {url}: not a URL ({e})")))?;
+            .map_err(|e| ClientError::Message(format!("--sts-endpoint {url}: not a URL ({e})")))?;
         let url = parsed;
         let region_ref = aws_config::Region::new(region.clone());
         let credentials = crate::aws::default_chain_in(region_ref).await;
@@ -56,15 +56,16 @@ impl IamSigner {
     /// A fresh `AWS-IAM ...` Authorization value.
     pub async fn authorization(&self) -> Result<String, ClientError> {
         let creds = self.credentials.provide_credentials().await.map_err(|e| {
-            ClientError(format!(
+            failed(
                 "--aws-iam: no AWS credentials from the default chain (environment, profile, \
-                 web identity, ECS, EC2 instance metadata): {e}"
-            ))
+                 web identity, ECS, EC2 instance metadata)",
+                e,
+            )
         })?;
         let host = match (self.url.host_str(), self.url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
-            _ => return Err(ClientError("the STS endpoint has no host".into())),
+            _ => return Err(ClientError::Message("the STS endpoint has no host".into())),
         };
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let unsigned = [
@@ -80,7 +81,7 @@ impl IamSigner {
             .time(SystemClock.now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| ClientError(format!("cannot sign: {e}")))?
+            .map_err(|e| failed("cannot sign", e))?
             .into();
         let request = SignableRequest::new(
             "POST",
@@ -88,9 +89,9 @@ impl IamSigner {
             unsigned.iter().copied(),
             SignableBody::Bytes(GET_CALLER_IDENTITY.as_bytes()),
         )
-        .map_err(|e| ClientError(format!("cannot sign: {e}")))?;
+        .map_err(|e| failed("cannot sign", e))?;
         let (instructions, _) = sign(request, &params)
-            .map_err(|e| ClientError(format!("cannot sign: {e}")))?
+            .map_err(|e| failed("cannot sign", e))?
             .into_parts();
         let mut headers: BTreeMap<String, String> = unsigned
             .iter()

@@ -59,13 +59,37 @@ pub struct BrokerArgs {
     pub sts_endpoint: Option<String>,
 }
 
-/// A failure the user can act on; the message is complete and safe to print.
+/// A failure the user can act on; every message is safe to print (no token, no JWT).
+/// Print it with [`crate::report::Report`], which adds the causes.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ClientError(pub String);
+pub enum ClientError {
+    /// Explained in full: a usage mistake, or what the broker answered and what to do.
+    #[error("{0}")]
+    Message(String),
+    /// Something the client tried (`what`) failed because of `source`.
+    #[error("{what}")]
+    Failed {
+        /// What failed, for the user.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
 fn fail(msg: impl Into<String>) -> ClientError {
-    ClientError(msg.into())
+    ClientError::Message(msg.into())
+}
+
+/// `what` failed because of `source`.
+pub(crate) fn failed(
+    what: impl Into<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> ClientError {
+    ClientError::Failed {
+        what: what.into(),
+        source: source.into(),
+    }
 }
 
 /// Where the bearer token came from, for error messages.
@@ -97,7 +121,7 @@ impl std::fmt::Display for BearerSource {
 
 fn read_bearer_file(path: &Path) -> Result<SecretString, ClientError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(format!("cannot read the JWT file {}: {e}", path.display())))?;
+        .map_err(|e| failed(format!("cannot read the JWT file {}", path.display()), e))?;
     let text = text.trim();
     if text.is_empty() {
         return Err(fail(format!("the JWT file {} is empty", path.display())));
@@ -212,12 +236,12 @@ impl BrokerClient {
             .user_agent(concat!("rds-token-broker-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &args.ca_file {
             let pem = std::fs::read(path)
-                .map_err(|e| fail(format!("cannot read --ca-file {}: {e}", path.display())))?;
+                .map_err(|e| failed(format!("cannot read --ca-file {}", path.display()), e))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                fail(format!(
-                    "--ca-file {}: not a PEM certificate bundle: {e}",
-                    path.display()
-                ))
+                failed(
+                    format!("--ca-file {}: not a PEM certificate bundle", path.display()),
+                    e,
+                )
             })?;
             if certs.is_empty() {
                 return Err(fail(format!(
@@ -231,7 +255,7 @@ impl BrokerClient {
         }
         let http = builder
             .build()
-            .map_err(|e| fail(format!("cannot set up the HTTP client: {e}")))?;
+            .map_err(|e| failed("cannot set up the HTTP client", e))?;
         Ok(Self {
             base,
             http,
@@ -246,7 +270,7 @@ impl BrokerClient {
         let url = self
             .base
             .join(path)
-            .map_err(|e| fail(format!("cannot build the URL for {path}: {e}")))?;
+            .map_err(|e| failed(format!("cannot build the URL for {path}"), e))?;
         let mut req = self.http.request(method, url);
         if let Some(bearer) = &self.bearer {
             req = req.bearer_auth(bearer.expose_secret());
@@ -398,7 +422,7 @@ pub async fn fetch_token(
         .await?;
     res.json()
         .await
-        .map_err(|e| fail(format!("the broker's answer is not a token response: {e}")))
+        .map_err(|e| failed("the broker's answer is not a token response", e))
 }
 
 #[cfg(test)]

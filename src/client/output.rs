@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{ClientError, IssuedToken};
+use super::{ClientError, IssuedToken, failed};
 
 /// `token --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,7 +69,7 @@ pub fn private_temp(path: &Path) -> Result<tempfile::NamedTempFile, ClientError>
         _ => Path::new("."),
     };
     let Some(name) = path.file_name() else {
-        return Err(ClientError(format!(
+        return Err(ClientError::Message(format!(
             "--output {}: not a file name",
             path.display()
         )));
@@ -83,17 +83,20 @@ pub fn private_temp(path: &Path) -> Result<tempfile::NamedTempFile, ClientError>
         builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
     builder.tempfile_in(dir).map_err(|e| {
-        ClientError(format!(
-            "cannot create a temporary file in {} for {}: {e}",
-            dir.display(),
-            path.display()
-        ))
+        failed(
+            format!(
+                "cannot create a temporary file in {} for {}",
+                dir.display(),
+                path.display()
+            ),
+            e,
+        )
     })
 }
 
 /// Syncs `tmp` and renames it to `path` (which is replaced, not followed if a symlink).
 pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ClientError> {
-    let fail = |e: std::io::Error| ClientError(format!("cannot write {}: {e}", path.display()));
+    let fail = |e: std::io::Error| failed(format!("cannot write {}", path.display()), e);
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
@@ -105,7 +108,7 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
     use std::io::Write as _;
     let mut tmp = private_temp(path)?;
     tmp.write_all(text.as_bytes())
-        .map_err(|e| ClientError(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| failed(format!("cannot write {}", path.display()), e))?;
     persist(tmp, path)
 }
 

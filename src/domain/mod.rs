@@ -9,7 +9,7 @@ pub mod text;
 
 pub use aws::{Region, ResourceId, RoleArn};
 pub use names::{DbUser, Engine, Hostname, TargetName};
-pub use net::{Cidr, client_ip};
+pub use net::{Cidr, address_key, client_ip};
 
 /// Why a value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

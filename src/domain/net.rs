@@ -1,6 +1,6 @@
 //! Network newtypes.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::ParseError;
 
@@ -80,6 +80,22 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
         }
     }
     client
+}
+
+/// The key a client address is counted under (per-address budgets, connection limits):
+/// an IPv4 address (IPv4-mapped IPv6 included) as it is, an IPv6 address by its /64, the
+/// block one subscriber usually holds.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 #[cfg(test)]

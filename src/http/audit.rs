@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
-use crate::audit::query::{Filter, QueryError};
+use crate::audit::query::{Filter, MAX_LIMIT, QueryError};
 use crate::audit::stats::StatsQuery;
 use crate::audit::{AuditLog, StoreError, Verification, newest_checkpoint};
 use crate::policy;
@@ -37,19 +37,18 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
 fn trail(state: &AppState) -> Result<&AuditLog, ApiError> {
     state
         .broker
-        .audit
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable {
-            detail: "no audit trail is configured ([audit])".into(),
-            retry_after: 60,
-        })
+        .audit()
+        .ok_or_else(|| ApiError::unavailable("no audit trail is configured ([audit])", 60))
 }
 
+/// 503 in product terms; the store's error is the cause, logged.
 fn unavailable(e: StoreError) -> ApiError {
-    ApiError::Unavailable {
-        detail: e.to_string(),
-        retry_after: 5,
-    }
+    ApiError::unavailable("audit trail unavailable", 5).caused_by(e)
+}
+
+/// 400 naming the parameter at fault.
+fn bad_query(e: QueryError) -> ApiError {
+    ApiError::BadRequest(e.to_string())
 }
 
 /// The query string's parameters; 400 when it does not parse.
@@ -71,7 +70,7 @@ pub async fn verify(
         .config
         .audit
         .as_ref()
-        .and_then(|a| newest_checkpoint(state.broker.clock.now(), a.retention_days));
+        .and_then(|a| newest_checkpoint(state.broker.now(), a.retention_days));
     let v = trail(&state)?.verify(newest).await.map_err(unavailable)?;
     Ok(Json(v))
 }
@@ -84,7 +83,7 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     require_auditor(&caller)?;
     let params = query_params(&uri)?;
-    let mut filter = Filter::parse(&params).map_err(|QueryError(e)| ApiError::BadRequest(e))?;
+    let mut filter = Filter::parse(&params).map_err(bad_query)?;
     let audit = trail(&state)?.clone();
     match params.get("format").map(String::as_str) {
         None | Some("json") => {
@@ -110,8 +109,7 @@ pub async fn stats(
 ) -> Result<Response, ApiError> {
     require_auditor(&caller)?;
     let params = query_params(&uri)?;
-    let query = StatsQuery::parse(&params, state.broker.clock.now())
-        .map_err(|QueryError(e)| ApiError::BadRequest(e))?;
+    let query = StatsQuery::parse(&params, state.broker.now()).map_err(bad_query)?;
     let budgets: Vec<_> = caller
         .generation
         .config
@@ -140,26 +138,44 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
             match audit.search(&filter).await {
                 Ok((events, next)) => {
                     for e in &events {
-                        out.push_str(&if csv {
+                        let encoded = if csv {
                             crate::audit::csv::row(e)
                         } else {
-                            let line = serde_json::to_string(e).unwrap_or_default();
-                            format!("{}\n", crate::audit::display::escape_json(&line))
-                        });
+                            serde_json::to_string(e).map(|line| {
+                                format!("{}\n", crate::audit::display::escape_json(&line))
+                            })
+                        };
+                        match encoded {
+                            Ok(text) => out.push_str(&text),
+                            // Never an empty line in place of an event: the export breaks
+                            // off, and the client sees it incomplete.
+                            Err(err) => {
+                                tracing::error!(event_id = %e.id, error = %err, "an audit event cannot be exported; export broken off");
+                                return Some((
+                                    Err(std::io::Error::other("an audit event cannot be exported")),
+                                    (None, false),
+                                ));
+                            }
+                        }
                     }
-                    let next_filter = next.and_then(|c| {
-                        let params = HashMap::from([("cursor".to_owned(), c)]);
-                        Filter::parse(&params).ok().map(|p| {
-                            filter.after = p.after;
-                            filter
-                        })
-                    });
+                    // The next page starts after this page's last event (what its
+                    // cursor encodes), without a round trip through the cursor text.
+                    let next_filter = match (next, events.last()) {
+                        (Some(_), Some(last)) => {
+                            filter.after = Some((last.time.clone(), last.id.clone()));
+                            Some(filter)
+                        }
+                        _ => None,
+                    };
                     Some((
                         Ok::<Bytes, std::io::Error>(Bytes::from(out)),
                         (next_filter, false),
                     ))
                 }
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, false))),
+                Err(e) => {
+                    tracing::warn!(error = %crate::report::Report(&e), "audit export broken off");
+                    Some((Err(std::io::Error::other(e)), (None, false)))
+                }
             }
         }
     });
@@ -191,11 +207,11 @@ pub async fn lookup(
 ) -> Result<Response, ApiError> {
     require_auditor(&caller)?;
     let sha = hex::encode(Sha256::digest(body.token.expose_secret().as_bytes()));
-    let params = HashMap::from([
-        ("token_sha256".to_owned(), sha.clone()),
-        ("limit".to_owned(), "1000".to_owned()),
-    ]);
-    let filter = Filter::parse(&params).map_err(|QueryError(e)| ApiError::Internal(e))?;
+    let filter = Filter {
+        equals: vec![("token_sha256", sha.clone())],
+        limit: MAX_LIMIT,
+        ..Filter::default()
+    };
     let (events, _) = trail(&state)?.search(&filter).await.map_err(unavailable)?;
     Ok(Json(json!({"token_sha256": sha, "events": events})).into_response())
 }

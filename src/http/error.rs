@@ -1,21 +1,68 @@
 //! One error type for the HTTP edge, rendered as RFC 9457 `application/problem+json`.
 //!
 //! Domain modules return their own `thiserror` enums; handlers convert them here. Every
-//! `detail` is written by us: no error body repeats a token, a JWT, a secret or raw input.
+//! `detail` is written by us, in product terms ("the audit trail cannot record"): no error
+//! body repeats a token, a JWT, a secret, raw input or a dependency's error text. What
+//! really went wrong travels with the response as a [`Failure`] extension (never sent),
+//! and one middleware (`http::log_failures`) logs it with the request id.
+
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::aws::StsError;
-use crate::broker::IssueError;
-use crate::ratelimit::{LimitKind, retry_after_secs};
-use crate::token::MintError;
+use crate::broker::{IssueError, IssueErrorKind, LimitKind, Throttled};
 
 /// The detail of every 403, whatever the cause, so that targets cannot be enumerated.
 pub const FORBIDDEN_DETAIL: &str =
     "the target or DB user does not exist, or you are not permitted to use it";
+
+/// What caused an error answer: for the log, never for the client. Causes are the
+/// broker's own error types, whose messages (and sources) never contain a token, a JWT, a
+/// key or a session token.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(e))
+    }
+
+    /// Wraps a boxed error (tower's middleware errors).
+    pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        Self(Arc::from(e))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Attached to every server-error answer (and to any answer with a cause): the problem's
+/// kind and what caused it, for `http::log_failures` to log once.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The problem's kind (`unavailable`, `internal`, ...).
+    pub problem: &'static str,
+    /// What caused it, when known.
+    pub cause: Option<Cause>,
+}
+
+/// A handler panicked (the panic's message is not kept: it could quote anything).
+#[derive(Debug, thiserror::Error)]
+#[error("a handler panicked")]
+pub struct Panicked;
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +88,10 @@ pub enum ApiError {
     /// 415: body is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// 502: an upstream (STS) refused.
+    /// 502: an upstream (STS) refused; the detail names the role and STS's error code.
     #[error("bad gateway: {0}")]
     BadGateway(String),
-    /// 503: a dependency is unavailable.
+    /// 503: a dependency is unavailable; the detail says which, in product terms.
     #[error("service unavailable: {detail}")]
     Unavailable {
         /// What is unavailable.
@@ -70,8 +117,11 @@ pub enum ApiError {
     #[error("overloaded")]
     Overloaded,
     /// 500: a bug; the cause is logged, never sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] Cause),
+    /// Any of the above, answered as it is, with what caused it (logged, never sent).
+    #[error("{0}")]
+    Caused(Box<ApiError>, #[source] Cause),
 }
 
 #[derive(Serialize)]
@@ -87,9 +137,38 @@ struct Problem<'a> {
 }
 
 impl ApiError {
+    /// This answer, with `cause` logged when it is sent.
+    pub fn caused_by(self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Caused(Box::new(self), Cause::new(cause))
+    }
+
+    /// A 503 saying `detail`, with `Retry-After: retry_after`.
+    pub fn unavailable(detail: impl Into<String>, retry_after: u32) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            retry_after,
+        }
+    }
+
+    /// The answer itself, without the cause.
+    fn answer(&self) -> &Self {
+        match self {
+            Self::Caused(inner, _) => inner.answer(),
+            other => other,
+        }
+    }
+
+    /// What caused this answer, when known.
+    fn cause(&self) -> Option<Cause> {
+        match self {
+            Self::Caused(_, c) | Self::Internal(c) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
         use StatusCode as S;
-        match self {
+        match self.answer() {
             Self::BadRequest(d) => (S::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
             Self::Unauthorized(d) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized", d.clone()),
             Self::Forbidden => (
@@ -166,7 +245,7 @@ impl ApiError {
                 "Overloaded",
                 "the broker is handling too many requests; retry".into(),
             ),
-            Self::Internal(_) => (
+            Self::Internal(_) | Self::Caused(..) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal error",
@@ -179,28 +258,44 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title, detail) = self.parts();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        let body = serde_json::to_vec(&Problem {
+        let cause = self.cause();
+        let answer = self.answer();
+        let problem = Problem {
             kind: format!("urn:rds-token-broker:problem:{slug}"),
             title,
             status: status.as_u16(),
             detail,
-            limit: match &self {
+            limit: match answer {
                 Self::TooManyRequests { limit, .. } => Some(limit.as_str()),
                 _ => None,
             },
-        })
-        .unwrap_or_default();
-        let mut res = (status, body).into_response();
+        };
+        let mut res = match serde_json::to_vec(&problem) {
+            Ok(body) => (status, body).into_response(),
+            // Strings and integers always serialize; should that ever change, the client
+            // still gets the status and the log says why the body is missing.
+            Err(e) => {
+                let mut res = status.into_response();
+                res.extensions_mut().insert(Failure {
+                    problem: slug,
+                    cause: Some(Cause::new(e)),
+                });
+                return res;
+            }
+        };
+        if status.is_server_error() || cause.is_some() {
+            res.extensions_mut().insert(Failure {
+                problem: slug,
+                cause,
+            });
+        }
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match &self {
+        match answer {
             Self::Unauthorized(d) => {
                 let value = format!(
                     "Bearer error=\"invalid_token\", error_description=\"{}\"",
@@ -231,48 +326,49 @@ impl IntoResponse for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::KeysUnavailable => Self::Unavailable {
-                detail: format!("cannot authenticate callers: {e}"),
-                retry_after: 5,
-            },
-            AuthError::StsUnavailable => Self::Unavailable {
-                detail: format!("cannot authenticate callers: {e}"),
-                retry_after: 5,
-            },
+            AuthError::KeysUnavailable | AuthError::StsUnavailable => {
+                Self::unavailable(format!("cannot authenticate callers: {e}"), 5)
+            }
             other => Self::Unauthorized(other.to_string()),
+        }
+    }
+}
+
+impl From<Throttled> for ApiError {
+    fn from(t: Throttled) -> Self {
+        Self::TooManyRequests {
+            limit: t.kind,
+            retry_after: t.retry_after_secs(),
         }
     }
 }
 
 impl From<IssueError> for ApiError {
     fn from(e: IssueError) -> Self {
-        match e {
-            IssueError::Forbidden => Self::Forbidden,
-            IssueError::Throttled(t) | IssueError::Mint(MintError::Throttled(t)) => {
-                Self::TooManyRequests {
-                    limit: t.kind,
-                    retry_after: retry_after_secs(t.retry_after),
-                }
+        /// The start of every 503 about the broker's own AWS credentials.
+        const CANNOT_SIGN: &str = "the broker cannot sign tokens";
+        match e.kind() {
+            IssueErrorKind::Forbidden => Self::Forbidden,
+            IssueErrorKind::DbUserRequired => Self::BadRequest(e.to_string()),
+            IssueErrorKind::Throttled(t) => t.into(),
+            IssueErrorKind::CredentialsUnavailable => {
+                Self::unavailable(format!("{CANNOT_SIGN}: no AWS credentials"), 5).caused_by(e)
             }
-            IssueError::DbUserRequired => Self::BadRequest(e.to_string()),
-            IssueError::NoCredentials(c) => Self::Unavailable {
-                detail: format!("the broker cannot sign tokens: {}", c.0),
-                retry_after: 5,
-            },
-            IssueError::Mint(m @ MintError::CredentialsExpiring { .. }) => Self::Unavailable {
-                detail: format!("the broker cannot sign tokens: {m}"),
-                retry_after: 5,
-            },
-            IssueError::Mint(MintError::Sign(s)) => Self::Internal(s),
-            IssueError::Audit(e) => Self::Unavailable {
-                detail: format!("the audit trail cannot record, so no token is issued: {e}"),
-                retry_after: 5,
-            },
-            IssueError::Sts(e @ StsError::Refused { .. }) => Self::BadGateway(e.to_string()),
-            IssueError::Sts(e @ StsError::Unavailable(_)) => Self::Unavailable {
-                detail: format!("cannot assume the target's role: {e}"),
-                retry_after: 5,
-            },
+            // The expiry and the configured minimum, in seconds: product terms.
+            IssueErrorKind::CredentialsExpiring => {
+                Self::unavailable(format!("{CANNOT_SIGN}: {e}"), 5)
+            }
+            // The role's ARN and STS's error code (a plain word).
+            IssueErrorKind::RoleRefused => Self::BadGateway(e.to_string()),
+            IssueErrorKind::RoleUnavailable => {
+                Self::unavailable("cannot assume the target's role: STS is unreachable", 5)
+                    .caused_by(e)
+            }
+            IssueErrorKind::AuditUnavailable => {
+                Self::unavailable("the audit trail cannot record, so no token is issued", 5)
+                    .caused_by(e)
+            }
+            IssueErrorKind::Internal => Self::Internal(Cause::new(e)),
         }
     }
 }

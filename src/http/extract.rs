@@ -5,11 +5,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, header, request::Parts};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
-use crate::broker::RequestMeta;
+use crate::broker::{Denial, RequestMeta};
 use crate::domain::text;
 use crate::state::{AppState, Generation};
 
@@ -28,10 +29,39 @@ pub struct Caller {
     pub generation: Arc<Generation>,
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// Why a caller was refused: the answer, and what the audit trail records of it when the
+/// route audits refused sign-ins (`POST /v1/tokens` does, through [`Refused::record`]).
+/// Other routes answer with it as it is.
+#[derive(Debug)]
+pub struct Refused {
+    /// The answer (401, 429, or 503 when a dependency of authentication is down).
+    pub error: ApiError,
+    /// What the audit trail records.
+    pub denial: Denial,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl Refused {
+    /// Records the refusal in the audit trail (best effort, coalesced; see
+    /// [`crate::broker::Broker::record_denied`]) and gives the answer.
+    pub async fn record(self, state: &AppState, meta: &RequestMeta) -> ApiError {
+        state.broker.record_denied(meta, self.denial).await;
+        self.error
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.error.into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Refused;
+
+    /// Spends nothing of the client address's budget on success; a caller at fault (a bad
+    /// credential, not an unreachable key source) is charged to it, and an address over
+    /// budget is refused before any authentication work.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
         let generation = state.generation();
         if generation.config.server.allow_unauthenticated {
             return Ok(Self {
@@ -40,20 +70,16 @@ impl FromRequestParts<AppState> for Caller {
             });
         }
         let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
-        let budget = state.broker.client_budget(&generation.config);
+        let config = &generation.config;
         let client = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
-        let records = parts.uri.path() == "/v1/tokens";
-        if let Some(Err(t)) = client.map(|ip| budget.check(ip)) {
-            if records {
-                let reason = "too many failed authentications from this client address";
-                state
-                    .broker
-                    .record_denied(&meta, "client_budget", reason, None)
-                    .await;
-            }
-            return Err(ApiError::TooManyRequests {
-                limit: t.kind,
-                retry_after: crate::ratelimit::retry_after_secs(t.retry_after),
+        if let Some(Err(t)) = client.map(|ip| state.broker.check_client(config, ip)) {
+            return Err(Refused {
+                error: t.into(),
+                denial: Denial {
+                    kind: "client_budget",
+                    reason: "too many failed authentications from this client address".into(),
+                    unverified: None,
+                },
             });
         }
         // Boxed, like the issuance: key fetches make this future large.
@@ -67,17 +93,18 @@ impl FromRequestParts<AppState> for Caller {
                 tracing::info!(reason = %e, "caller rejected");
                 if e.is_callers_fault() {
                     if let Some(ip) = client {
-                        let _ = budget.charge_failure(ip);
+                        state.broker.charge_failed_authentication(config, ip);
                     }
                 }
-                if records {
-                    let unverified = token.as_deref().and_then(crate::auth::unverified_identity);
-                    state
-                        .broker
-                        .record_denied(&meta, e.kind(), &e.to_string(), unverified)
-                        .await;
-                }
-                Err(e.into())
+                let denial = Denial {
+                    kind: e.kind(),
+                    reason: e.to_string(),
+                    unverified: token.as_deref().and_then(crate::auth::unverified_identity),
+                };
+                Err(Refused {
+                    error: e.into(),
+                    denial,
+                })
             }
         }
     }

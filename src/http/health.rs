@@ -7,12 +7,19 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use super::error::{Cause, Failure};
+use crate::report::Report;
 use crate::state::AppState;
 
 /// Liveness: 200 while the process serves requests.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
+
+/// Why each failing check fails, for the log (`http::log_failures`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|c| Report(c).to_string()).collect::<Vec<_>>().join("; "))]
+struct NotReady(Vec<Cause>);
 
 #[derive(Serialize)]
 struct Check {
@@ -21,38 +28,46 @@ struct Check {
     detail: Option<String>,
 }
 
-/// Readiness: 200 only when credentials and policy are usable; the body says what is not.
+/// Readiness: 200 only when credentials and policy are usable and the audit trail (if
+/// configured) can record. The body says what is not, in product terms (this route is
+/// unauthenticated: no dependency's error text); the causes go to the log.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let credentials = match state.broker.credentials.get().await {
-        Ok(_) => Check {
+    let readiness = state.broker.readiness().await;
+    let mut causes: Vec<Cause> = Vec::new();
+    let credentials = match readiness.credentials {
+        Ok(()) => Check {
             ok: true,
             detail: None,
         },
-        Err(e) => Check {
-            ok: false,
-            detail: Some(e.to_string()),
-        },
+        Err(e) => {
+            causes.push(Cause::new(e));
+            Check {
+                ok: false,
+                detail: Some("AWS credentials unavailable".to_owned()),
+            }
+        }
     };
     let targets = state.generation().config.targets.len();
     let policy = Check {
         ok: targets > 0,
         detail: (targets == 0).then(|| "no targets are configured".to_owned()),
     };
-    let audit = match &state.broker.audit {
+    let audit = match readiness.audit {
         None => Check {
             ok: true,
             detail: Some("not configured".to_owned()),
         },
-        Some(a) => match a.check().await {
-            Ok(()) => Check {
-                ok: true,
-                detail: None,
-            },
-            Err(e) => Check {
-                ok: false,
-                detail: Some(e.to_string()),
-            },
+        Some(Ok(())) => Check {
+            ok: true,
+            detail: None,
         },
+        Some(Err(e)) => {
+            causes.push(Cause::new(e));
+            Check {
+                ok: false,
+                detail: Some("audit trail unavailable".to_owned()),
+            }
+        }
     };
     let ready = credentials.ok && policy.ok && audit.ok;
     let body = json!({
@@ -70,6 +85,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if !ready {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        res.extensions_mut().insert(Failure {
+            problem: "not-ready",
+            cause: (!causes.is_empty()).then(|| Cause::new(NotReady(causes))),
+        });
     }
     res
 }

@@ -18,19 +18,17 @@ pub fn router() -> Router<AppState> {
 
 /// Prometheus text format; gauges that describe current state are read now.
 pub async fn scrape(State(state): State<AppState>) -> Response {
-    let broker = &state.broker;
-    metrics::gauge!("rds_token_broker_token_cache_entries").set(broker.cache.entry_count() as f64);
-    metrics::gauge!("rds_token_broker_credentials_available").set(
-        if broker.credentials.available() {
-            1.0
-        } else {
-            0.0
-        },
-    );
-    if let Some(audit) = &broker.audit {
-        metrics::gauge!("rds_token_broker_audit_queue_depth").set(audit.queue_depth() as f64);
+    let g = state.broker.gauges();
+    metrics::gauge!("rds_token_broker_token_cache_entries").set(g.token_cache_entries as f64);
+    metrics::gauge!("rds_token_broker_credentials_available").set(if g.credentials_available {
+        1.0
+    } else {
+        0.0
+    });
+    if let Some(depth) = g.audit_queue_depth {
+        metrics::gauge!("rds_token_broker_audit_queue_depth").set(depth as f64);
     }
-    metrics::gauge!("rds_token_broker_rate_limit_fallback").set(if broker.pacer.in_fallback() {
+    metrics::gauge!("rds_token_broker_rate_limit_fallback").set(if g.rate_limit_fallback {
         1.0
     } else {
         0.0

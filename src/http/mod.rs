@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(log_failures))
         .layer(CatchPanicLayer::custom(panic_to_problem));
     Router::new()
         .merge(api)
@@ -173,14 +174,9 @@ async fn console_gate(
             AppState,
         >>::from_request_parts(&mut parts, &state)
         .await;
-        let budget = state.broker.client_budget(&generation.config);
         let ip = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
-        if let Some(Err(t)) = ip.map(|ip| budget.spend(ip)) {
-            return ApiError::TooManyRequests {
-                limit: t.kind,
-                retry_after: crate::ratelimit::retry_after_secs(t.retry_after),
-            }
-            .into_response();
+        if let Some(Err(t)) = ip.map(|ip| state.broker.spend_client(&generation.config, ip)) {
+            return ApiError::from(t).into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
@@ -248,7 +244,7 @@ fn make_span<B>(req: &Request<B>) -> tracing::Span {
 }
 
 fn panic_to_problem(_: Box<dyn Any + Send + 'static>) -> Response {
-    ApiError::Internal("a handler panicked".into()).into_response()
+    ApiError::Internal(error::Cause::new(error::Panicked)).into_response()
 }
 
 async fn middleware_error(err: tower::BoxError) -> ApiError {
@@ -257,9 +253,142 @@ async fn middleware_error(err: tower::BoxError) -> ApiError {
     } else if err.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Overloaded
     } else {
-        ApiError::Internal(format!("middleware: {err}"))
+        ApiError::Internal(error::Cause::from_boxed(err))
     }
+}
+
+/// Logs, once, why a request failed: the [`error::Failure`] an error answer carries (every
+/// 5xx, and any answer with a cause), with the request id; the cause never reaches the
+/// client. Internal errors are logged as errors, unavailable dependencies as warnings.
+async fn log_failures(req: axum::extract::Request, next: Next) -> Response {
+    // Set (or checked to be short and plain) by the layers outside this one.
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let mut res = next.run(req).await;
+    if let Some(failure) = res.extensions_mut().remove::<error::Failure>() {
+        let status = res.status().as_u16();
+        let problem = failure.problem;
+        let request_id = request_id.as_str();
+        match &failure.cause {
+            Some(cause) if status >= 500 && status != 502 && status != 503 => {
+                let error = crate::report::Report(cause);
+                tracing::error!(request_id, status, problem, %error, "request failed");
+            }
+            Some(cause) => {
+                let error = crate::report::Report(cause);
+                tracing::warn!(request_id, status, problem, %error, "request failed");
+            }
+            None if status >= 500 => {
+                tracing::warn!(request_id, status, problem, "request failed");
+            }
+            None => {}
+        }
+    }
+    res
 }
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// Log output, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cause_is_logged_once_with_the_request_id_and_never_sent() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/x",
+                get(|| async {
+                    ApiError::unavailable("audit trail unavailable", 5)
+                        .caused_by(std::io::Error::other("connection to 10.0.0.7 refused"))
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_failures));
+        let req = Request::get("/x")
+            .header("x-request-id", "req-1")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        assert!(res.extensions().get::<error::Failure>().is_none());
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("\"detail\":\"audit trail unavailable\""),
+            "{body}"
+        );
+        assert!(!body.contains("10.0.0.7"), "{body}");
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("10.0.0.7").count(), 1, "{logs}");
+        assert!(
+            logs.contains("request_id=\"req-1\"") || logs.contains("request_id=req-1"),
+            "{logs}"
+        );
+        assert!(logs.contains("WARN"), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_as_an_error_and_answered_without_its_cause() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/x",
+                get(|| async {
+                    ApiError::Internal(error::Cause::new(std::io::Error::other("bug 42")))
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_failures));
+        let res = app
+            .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("bug 42"));
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("bug 42").count(), 1, "{logs}");
+        assert!(logs.contains("ERROR"), "{logs}");
+    }
+}

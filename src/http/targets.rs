@@ -3,6 +3,7 @@
 use axum::Json;
 use serde::Serialize;
 
+use super::error::{ApiError, Cause};
 use super::extract::Caller;
 use crate::policy;
 
@@ -22,7 +23,7 @@ pub(super) struct TargetList<'a> {
 }
 
 /// Lists what the caller may request; an empty list for a caller with no grants.
-pub async fn list(caller: Caller) -> Json<serde_json::Value> {
+pub async fn list(caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let (config, principal) = (&caller.generation.config, &caller.principal);
     let targets = config
         .targets
@@ -39,5 +40,8 @@ pub async fn list(caller: Caller) -> Json<serde_json::Value> {
             })
         })
         .collect();
-    Json(serde_json::to_value(TargetList { targets }).unwrap_or_default())
+    // Never an empty body in place of the list: a failure is a 500 with its cause logged.
+    serde_json::to_value(TargetList { targets })
+        .map(Json)
+        .map_err(|e| ApiError::Internal(Cause::new(e)))
 }

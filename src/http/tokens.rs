@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody, Meta};
+use super::extract::{Caller, JsonBody, Meta, Refused};
 use crate::broker::{Issued, TokenRequest};
 use crate::clock::rfc3339;
 use crate::domain::{DbUser, TargetName};
@@ -50,13 +50,20 @@ struct TokenResponse<'a> {
     issuance_id: String,
 }
 
-/// Issues a token.
+/// Issues a token. Every decision is audited: a refused sign-in here (not on other
+/// routes) too, before the body is looked at, so an unauthenticated caller learns nothing
+/// from a malformed body.
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
     Meta(meta): Meta,
-    JsonBody(body): JsonBody<TokenRequestBody>,
+    caller: Result<Caller, Refused>,
+    body: Result<JsonBody<TokenRequestBody>, ApiError>,
 ) -> Result<Response, ApiError> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(refused) => return Err(refused.record(&state, &meta).await),
+    };
+    let JsonBody(body) = body?;
     let config = &caller.generation.config;
     // Boxed: the issuance future is large, and every layer above would otherwise move it
     // (several kilobytes copied a dozen times per request).

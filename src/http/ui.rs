@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use crate::auth::jwks::read_capped;
 use crate::auth::oidc::{DiscoveryError, MAX_ANSWER_BYTES};
+use crate::auth::outbound::read_capped;
 use crate::config::is_loopback_host;
 use crate::state::{AppState, Generation};
 
@@ -258,9 +258,10 @@ async fn redeem(
         .form(&form)
         .send()
         .await
-        .map_err(|_| ApiError::Unavailable {
-            detail: "the identity provider's token endpoint did not answer".into(),
-            retry_after: 10,
+        .map_err(|e| {
+            // The cause (logged) without the URL; the form (code, verifier) is never in it.
+            ApiError::unavailable("the identity provider's token endpoint did not answer", 10)
+                .caused_by(e.without_url())
         })?;
     let status = res.status();
     let answer: Value = read_capped(res, MAX_ANSWER_BYTES)

@@ -12,7 +12,7 @@
 //! `server.trusted_proxies`, so a load balancer's callers are told apart.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -24,6 +24,7 @@ use governor::{Quota, RateLimiter};
 
 use super::{LimitKind, Throttled, Ticks};
 use crate::clock::SharedClock;
+use crate::domain::address_key as key;
 
 type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, Ticks, NoOpMiddleware<Duration>>;
 
@@ -43,20 +44,6 @@ impl std::fmt::Debug for ClientBudget {
         f.debug_struct("ClientBudget")
             .field("enabled", &self.limiter.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// The key an address is counted under.
-pub fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
     }
 }
 

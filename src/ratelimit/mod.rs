@@ -26,7 +26,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-pub use self::redis::RedisDown;
+pub use self::redis::RedisError;
 use self::redis::RedisGcra;
 use crate::clock::SharedClock;
 use crate::config::RateLimitConfig;
@@ -54,13 +54,20 @@ impl LimitKind {
 }
 
 /// A refusal: which limit, and when to try again.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{} rate limit reached; retry in {} s", kind.as_str(), retry_after_secs(*retry_after))]
 pub struct Throttled {
     /// The limit.
     pub kind: LimitKind,
     /// Until a slot frees up.
     pub retry_after: Duration,
+}
+
+impl Throttled {
+    /// Whole seconds until a retry can succeed, rounded up, at least 1 (`Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        retry_after_secs(self.retry_after)
+    }
 }
 
 /// Whole seconds, rounded up, at least 1 (for `Retry-After`).
@@ -141,7 +148,7 @@ const REDIS_RETRY: Duration = Duration::from_secs(1);
 
 impl Pacer {
     /// Limits as configured; Redis, if configured, is connected on first use.
-    pub fn new(config: &RateLimitConfig, clock: SharedClock) -> Result<Self, RedisDown> {
+    pub fn new(config: &RateLimitConfig, clock: SharedClock) -> Result<Self, RedisError> {
         let redis = config
             .redis_url
             .as_deref()
@@ -267,7 +274,7 @@ impl Pacer {
                 Err(e) => {
                     if !self.in_fallback.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
-                            error = %e,
+                            error = %crate::report::Report(&e),
                             expected_replicas = self.expected_replicas,
                             "Redis does not answer: each replica now paces new tokens alone at the target rate divided by expected_replicas"
                         );

@@ -45,17 +45,30 @@ impl std::fmt::Debug for RedisGcra {
     }
 }
 
-/// Why Redis gave no answer; the message names no secret (the URL's password is not in it).
+/// Why Redis cannot be used. Neither the messages nor the causes name a secret (the
+/// URL, with its password, is never in them).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("redis: {0}")]
-pub struct RedisDown(pub String);
+pub enum RedisError {
+    /// `rate_limit.redis_url` is not a Redis URL (found at start-up, not at first use).
+    #[error("not a valid Redis URL")]
+    InvalidUrl(#[source] Arc<redis::RedisError>),
+    /// No connection could be made.
+    #[error("cannot connect to Redis")]
+    Connect(#[source] Arc<redis::RedisError>),
+    /// The pacing script failed (or the connection broke during it).
+    #[error("Redis failed to run the pacing script")]
+    Script(#[source] Arc<redis::RedisError>),
+    /// Redis did not answer in time.
+    #[error("Redis gave no answer within {0} ms")]
+    Timeout(u128),
+}
 
 impl RedisGcra {
     /// Checks the URL; connects lazily, so a broker starts while Redis is down.
-    pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, RedisDown> {
+    pub fn new(url: &str, prefix: &str) -> Result<Arc<Self>, RedisError> {
         // rediss:// (TLS) uses rustls with the process-wide provider.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = Client::open(url).map_err(|e| RedisDown(e.to_string()))?;
+        let client = Client::open(url).map_err(|e| RedisError::InvalidUrl(Arc::new(e)))?;
         Ok(Arc::new(Self {
             client,
             conn: Mutex::new(None),
@@ -64,7 +77,7 @@ impl RedisGcra {
         }))
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisDown> {
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
@@ -76,7 +89,7 @@ impl RedisGcra {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| RedisDown(e.to_string()))?;
+            .map_err(|e| RedisError::Connect(Arc::new(e)))?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -88,7 +101,7 @@ impl RedisGcra {
         key: &str,
         per_second: u32,
         burst: u32,
-    ) -> Result<Option<Duration>, RedisDown> {
+    ) -> Result<Option<Duration>, RedisError> {
         let interval = 1_000_000 / u64::from(per_second.max(1));
         let tolerance = interval * u64::from(burst.max(1) - 1);
         let mut conn = self.connection().await?;
@@ -100,14 +113,11 @@ impl RedisGcra {
             Ok(Ok(us)) => Ok(Some(Duration::from_micros(us.unsigned_abs()))),
             Ok(Err(e)) => {
                 *self.conn.lock().await = None;
-                Err(RedisDown(e.to_string()))
+                Err(RedisError::Script(Arc::new(e)))
             }
             Err(_) => {
                 *self.conn.lock().await = None;
-                Err(RedisDown(format!(
-                    "no answer within {} ms",
-                    TIMEOUT.as_millis()
-                )))
+                Err(RedisError::Timeout(TIMEOUT.as_millis()))
             }
         }
     }

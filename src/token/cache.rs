@@ -131,8 +131,11 @@ impl CacheOutcome {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MintError {
     /// Signing failed.
-    #[error("{0}")]
-    Sign(String),
+    #[error("cannot sign the token")]
+    Sign(#[source] Arc<SignError>),
+    /// The cache neither kept nor produced a token (a bug).
+    #[error("the token cache returned no entry")]
+    NoEntry,
     /// The target's budget of new tokens is spent.
     #[error(transparent)]
     Throttled(#[from] Throttled),
@@ -150,7 +153,7 @@ pub enum MintError {
 
 impl From<SignError> for MintError {
     fn from(e: SignError) -> Self {
-        Self::Sign(e.to_string())
+        Self::Sign(Arc::new(e))
     }
 }
 
@@ -243,9 +246,7 @@ impl TokenCache {
                 Ok((e.into_value(), CacheOutcome::Miss))
             }
             CompResult::Unchanged(e) => Ok((e.into_value(), CacheOutcome::Hit)),
-            CompResult::StillNone(_) | CompResult::Removed(_) => {
-                Err(MintError::Sign("token cache returned no entry".into()))
-            }
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(MintError::NoEntry),
         }
     }
 
@@ -358,7 +359,7 @@ impl TokenCache {
                     tracing::debug!(target_name = %gate.target, "refresh-ahead deferred: the target's budget is spent");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, host = %key.host, db_user = %key.db_user, "refreshing a cached token ahead of expiry failed");
+                    tracing::warn!(error = %crate::report::Report(&e), host = %key.host, db_user = %key.db_user, "refreshing a cached token ahead of expiry failed");
                     current.refreshing.store(false, Ordering::Release);
                 }
             }

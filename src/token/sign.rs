@@ -51,8 +51,11 @@ pub enum SignError {
     #[error("host {0:?} cannot be signed: not a valid URI authority")]
     InvalidHost(String),
     /// aws-sigv4 refused the request.
-    #[error("SigV4 signing failed: {0}")]
-    Signing(String),
+    #[error("SigV4 signing failed")]
+    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// aws-sigv4 signed, but left out a query parameter every token has.
+    #[error("SigV4 signing failed: aws-sigv4 returned no {0}")]
+    Missing(&'static str),
 }
 
 /// Signs a token valid for [`TOKEN_LIFETIME`] from `time`.
@@ -87,7 +90,7 @@ pub fn sign_token(
         .time(time)
         .settings(settings)
         .build()
-        .map_err(|e| SignError::Signing(e.to_string()))?
+        .map_err(|e| SignError::Signing(Box::new(e)))?
         .into();
 
     let request = SignableRequest::new(
@@ -99,15 +102,15 @@ pub fn sign_token(
     .map_err(|_| SignError::InvalidHost(params.host.to_owned()))?;
 
     let (instructions, _signature) = sign(request, &signing_params)
-        .map_err(|e| SignError::Signing(e.to_string()))?
+        .map_err(|e| SignError::Signing(Box::new(e)))?
         .into_parts();
     let signed = instructions.params();
-    let find = |name: &str| {
+    let find = |name: &'static str| {
         signed
             .iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_ref())
-            .ok_or_else(|| SignError::Signing(format!("aws-sigv4 returned no {name}")))
+            .ok_or(SignError::Missing(name))
     };
 
     let mut token = String::with_capacity(512 + params.host.len() + encoded_user.len());

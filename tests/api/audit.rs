@@ -241,7 +241,7 @@ async fn pruning_keeps_what_remains_verifiable(store: Store) {
     for _ in 0..3 {
         app.token(json!({"target": "ledger"})).await;
     }
-    let audit = app.state.broker.audit.as_ref().unwrap();
+    let audit = app.state.broker.audit().unwrap();
     // The first three events go, a checkpoint stays. (A checkpoint newer than the
     // retention period allows would be reported: see hardening_audit.rs.)
     assert_eq!(audit.prune("2026-03-09T14:41:29Z").await.unwrap(), 3);

@@ -175,7 +175,7 @@ async fn a_botocore_signed_request_is_the_callers_role_and_matches_an_arn_grant(
         limit: 10,
         ..Default::default()
     };
-    let audit = f.app.state.broker.audit.as_ref().unwrap();
+    let audit = f.app.state.broker.audit().unwrap();
     let (events, _) = audit.search(&filter).await.unwrap();
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.issuer.as_deref() == Some("aws-iam")

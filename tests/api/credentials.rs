@@ -22,7 +22,7 @@ async fn without_credentials_tokens_and_readyz_are_503_until_they_appear() {
         body["checks"]["credentials"]["detail"]
             .as_str()
             .unwrap()
-            .contains("no AWS credentials")
+            .contains("AWS credentials unavailable")
     );
     assert_eq!(body["checks"]["policy"]["ok"], true);
 

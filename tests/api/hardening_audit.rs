@@ -113,7 +113,7 @@ async fn retention_checkpoints_carry_the_pruned_events_time(store: Store) {
         .await
         .remove(0);
     // What the hourly retention task does: prune what is older than one day.
-    let audit = app.state.broker.audit.as_ref().unwrap();
+    let audit = app.state.broker.audit().unwrap();
     assert_eq!(audit.prune("2026-03-10T14:11:29.000Z").await.unwrap(), 3);
     let kept = store
         .row("SELECT event_time FROM audit_checkpoints", &["event_time"])

@@ -440,7 +440,7 @@ async fn an_endless_jwks_is_abandoned_once_it_passes_1_mib() {
     // The JWKS fetch gives up within 5 s.
     let error = eventually(Duration::from_secs(5), || {
         let (_, error) = issuer.status();
-        async move { error }
+        async move { error.map(|e| rds_token_broker::report::Report(&e).to_string()) }
     })
     .await;
     assert!(error.contains("larger than 1024 KiB"), "{error}");

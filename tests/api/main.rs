@@ -19,6 +19,7 @@ mod config;
 mod crash;
 mod credentials;
 mod docs;
+mod errors;
 mod fuzz;
 mod hardening;
 mod hardening_audit;

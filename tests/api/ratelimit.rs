@@ -370,7 +370,7 @@ async fn replicas_share_one_budget_through_redis() {
         prefix.keys().await,
         [format!("{}target:orders-db", prefix.0)]
     );
-    assert!(!a.app.state.broker.pacer.in_fallback());
+    assert!(!a.app.state.broker.pacer().in_fallback());
     prefix.clean().await;
 }
 
@@ -427,7 +427,7 @@ async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
         },
     )
     .await;
-    let pacer = &p.app.state.broker.pacer;
+    let pacer = p.app.state.broker.pacer();
     // Redis is down: no 5xx, a local budget of 4 / 2 = 2.
     assert_eq!(p.status("alice", "u1").await, 200);
     assert!(pacer.in_fallback());

@@ -81,7 +81,7 @@ async fn cached_tokens_with_a_session_token_come_back_byte_identical() {
     }
     assert_eq!(app.minted(), 3);
     assert_eq!(
-        app.state.broker.cache.shared_pieces(),
+        app.state.broker.cache_stats().shared_pieces,
         3,
         "three tokens, one copy of each common part: endpoint, scope, session token"
     );

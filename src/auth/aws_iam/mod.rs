@@ -30,7 +30,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{AuthError, AuthMethod, Claims, Principal};
+use super::outbound::{self, Redirects};
+use super::{AuthError, AuthMethod, AuthSetupError, Claims, Principal};
 use crate::clock::SharedClock;
 use crate::config::AWS_IAM_ISSUER;
 use request::{
@@ -109,17 +110,16 @@ impl AwsIamVerifier {
         server_id: &str,
         sts_endpoint: Option<&str>,
         clock: SharedClock,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AuthSetupError> {
         let sts_endpoint = sts_endpoint
-            .map(|e| reqwest::Url::parse(e).map_err(|err| format!("aws.sts_endpoint: {err}")))
-            .transpose()?;
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the STS client: {e}"))?;
+            .map(reqwest::Url::parse)
+            .transpose()
+            .map_err(AuthSetupError::StsEndpoint)?;
+        let http = outbound::client(
+            "STS (AWS-IAM callers)",
+            Duration::from_secs(3),
+            Redirects::None,
+        )?;
         Ok(Self {
             server_id: server_id.to_owned(),
             sts_endpoint,
@@ -336,7 +336,7 @@ impl AwsIamVerifier {
             AuthError::StsUnavailable
         })?;
         let status = res.status();
-        let body = super::jwks::read_capped(res, MAX_STS_ANSWER_BYTES)
+        let body = outbound::read_capped(res, MAX_STS_ANSWER_BYTES)
             .await
             .map_err(|_| AuthError::StsUnavailable)?;
         if status.is_server_error() {

@@ -119,7 +119,7 @@ impl TestApp {
 
     /// Tokens minted so far.
     pub fn minted(&self) -> u64 {
-        self.state.broker.cache.minted()
+        self.state.broker.cache_stats().minted
     }
 }
 

@@ -1,0 +1,105 @@
+//! Why no token was issued: one error with its causes, and the flat kind the HTTP edge
+//! maps to a status.
+
+use crate::audit::StoreError;
+use crate::aws::{CredentialsUnavailable, StsError};
+use crate::ratelimit::Throttled;
+use crate::token::MintError;
+
+/// Why no token was issued. [`IssueError::kind`] says, flat, what the HTTP edge needs to
+/// choose a status; the error itself (with its `source`s) is the cause, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Unknown target, or a target or DB user the caller may not use; indistinguishable
+    /// on purpose so targets cannot be enumerated.
+    #[error("not permitted")]
+    Forbidden,
+    /// `db_user` was omitted but the caller may use several.
+    #[error("db_user is required: more than one DB user is allowed on this target")]
+    DbUserRequired,
+    /// The broker has no usable AWS credentials.
+    #[error(transparent)]
+    NoCredentials(#[from] CredentialsUnavailable),
+    /// The signing credentials expire too soon for a token to be useful.
+    #[error(
+        "the signing credentials expire in {left_seconds} s, less than the {min_seconds} s a token must have left"
+    )]
+    CredentialsExpiring {
+        /// Seconds the credentials have left.
+        left_seconds: u64,
+        /// `tokens.min_remaining_seconds`.
+        min_seconds: u64,
+    },
+    /// The token could not be signed. Never a throttle or expiring credentials: the
+    /// conversion from [`MintError`] sorts those into their own variants.
+    #[error(transparent)]
+    Mint(MintError),
+    /// No role session for the target's `role_arn`.
+    #[error(transparent)]
+    Sts(#[from] StsError),
+    /// A rate limit refused the request (429).
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
+    /// The audit trail could not record the decision: nothing is issued.
+    #[error(transparent)]
+    Audit(#[from] StoreError),
+}
+
+/// What kind of failure an [`IssueError`] is, flat: one status per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueErrorKind {
+    /// Not permitted, or no such target or DB user (403).
+    Forbidden,
+    /// `db_user` must be given (400).
+    DbUserRequired,
+    /// A rate limit refused (429): which, and when to retry.
+    Throttled(Throttled),
+    /// The broker has no AWS credentials (503).
+    CredentialsUnavailable,
+    /// The broker's AWS credentials expire too soon to sign with (503).
+    CredentialsExpiring,
+    /// STS refused to assume the target's role (502).
+    RoleRefused,
+    /// STS could not be reached to assume the target's role (503).
+    RoleUnavailable,
+    /// The audit trail cannot record (503).
+    AuditUnavailable,
+    /// Signing failed: a bug, or a target host that cannot be signed (500).
+    Internal,
+}
+
+impl IssueError {
+    /// The kind of failure.
+    pub fn kind(&self) -> IssueErrorKind {
+        use IssueErrorKind as K;
+        match self {
+            Self::Forbidden => K::Forbidden,
+            Self::DbUserRequired => K::DbUserRequired,
+            Self::Throttled(t) => K::Throttled(*t),
+            Self::NoCredentials(_) => K::CredentialsUnavailable,
+            Self::CredentialsExpiring { .. } => K::CredentialsExpiring,
+            Self::Sts(StsError::Refused { .. }) => K::RoleRefused,
+            Self::Sts(StsError::Unavailable(_)) => K::RoleUnavailable,
+            Self::Audit(_) => K::AuditUnavailable,
+            Self::Mint(_) => K::Internal,
+        }
+    }
+}
+
+impl From<MintError> for IssueError {
+    /// The one place a throttle or expiring credentials met while minting become
+    /// issuance errors of their own.
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::Throttled(t) => Self::Throttled(t),
+            MintError::CredentialsExpiring {
+                left_seconds,
+                min_seconds,
+            } => Self::CredentialsExpiring {
+                left_seconds,
+                min_seconds,
+            },
+            e => Self::Mint(e),
+        }
+    }
+}
