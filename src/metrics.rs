@@ -48,9 +48,31 @@ fn describe() {
     }
 }
 
+/// Label keys, defined once: [`names`] lists them per metric and the code records with them.
+pub mod label {
+    /// A cache result: `hit` or `miss`.
+    pub const CACHE: &str = "cache";
+    /// A configured issuer's name.
+    pub const ISSUER: &str = "issuer";
+    /// A limit kind: `target` or `principal`.
+    pub const LIMIT: &str = "limit";
+    /// One of the standard HTTP methods, or `other`.
+    pub const METHOD: &str = "method";
+    /// An outcome, from a fixed set per metric.
+    pub const OUTCOME: &str = "outcome";
+    /// A route template.
+    pub const ROUTE: &str = "route";
+    /// An HTTP status code.
+    pub const STATUS: &str = "status";
+    /// A configured target's name, or `unknown`.
+    pub const TARGET: &str = "target";
+}
+
 /// Every metric the broker exports, defined once: the code records through these, and the
 /// tests check the operator guide's table and `deploy/monitoring` against [`names::ALL`].
 pub mod names {
+    use super::label;
+
     /// A Prometheus metric type.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Kind {
@@ -118,31 +140,31 @@ pub mod names {
     /// HTTP requests.
     pub const HTTP_REQUESTS: Metric = counter(
         "rds_token_broker_http_requests_total",
-        &["route", "method", "status"],
+        &[label::ROUTE, label::METHOD, label::STATUS],
         "HTTP requests by route, method and status.",
     );
     /// HTTP latency.
     pub const HTTP_DURATION: Metric = seconds(
         "rds_token_broker_http_request_duration_seconds",
-        &["route"],
+        &[label::ROUTE],
         "HTTP request latency by route.",
     );
     /// Tokens handed out.
     pub const TOKENS: Metric = counter(
         "rds_token_broker_tokens_total",
-        &["target", "cache"],
+        &[label::TARGET, label::CACHE],
         "Tokens handed out by target and cache result (hit: reused, miss: newly minted).",
     );
     /// Tokens signed.
     pub const TOKENS_MINTED: Metric = counter(
         "rds_token_broker_tokens_minted_total",
-        &["target"],
+        &[label::TARGET],
         "Tokens signed by target (cache misses and refresh-ahead): what RDS's IAM throttle counts.",
     );
     /// Requests refused by a rate limit.
     pub const THROTTLED: Metric = counter(
         "rds_token_broker_throttled_total",
-        &["target", "limit"],
+        &[label::TARGET, label::LIMIT],
         "Requests refused (429) by a rate limit, by target and limit kind (target, principal).",
     );
     /// Signing time.
@@ -154,7 +176,7 @@ pub mod names {
     /// AssumeRole calls.
     pub const STS_CALLS: Metric = counter(
         "rds_token_broker_sts_calls_total",
-        &["outcome"],
+        &[label::OUTCOME],
         "AssumeRole calls by outcome (ok, refused, unavailable).",
     );
     /// AssumeRole latency.
@@ -166,7 +188,7 @@ pub mod names {
     /// JWKS fetches.
     pub const JWKS_REFRESHES: Metric = counter(
         "rds_token_broker_jwks_refreshes_total",
-        &["issuer", "outcome"],
+        &[label::ISSUER, label::OUTCOME],
         "JWKS fetches by issuer and outcome (ok, error).",
     );
     /// Tokens in the cache.

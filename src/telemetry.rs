@@ -33,6 +33,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
+use crate::metrics::names;
 
 /// Lines waiting for the writer thread before new lines are dropped.
 pub const QUEUE: usize = 16 * 1024;
@@ -143,7 +144,7 @@ impl Drop for Line {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(crate::metrics::names::LOG_LINES_DROPPED.name).increment(1);
+                metrics::counter!(names::LOG_LINES_DROPPED.name).increment(1);
             }
             // The writer thread is gone: write directly rather than lose the line.
             Err(TrySendError::Disconnected(Msg::Line(line))) => {

@@ -22,6 +22,7 @@ mod verify;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::metrics::names;
 use tokio::sync::{mpsc, oneshot};
 
 pub use event::{AuditEvent, GENESIS, Outcome};
@@ -221,7 +222,7 @@ async fn refused(
 ) -> bool {
     if store.ping().await.is_ok() {
         healthy.store(true, Ordering::Relaxed);
-        metrics::counter!("rds_token_broker_audit_events_rejected_total").increment(1);
+        metrics::counter!(names::AUDIT_EVENTS_REJECTED.name).increment(1);
         tracing::error!(
             error = %crate::report::Report(e),
             event_id = %event.id,
@@ -276,13 +277,12 @@ async fn commit(
     }
     let started = std::time::Instant::now();
     let result = store.append(conn, events).await;
-    metrics::histogram!("rds_token_broker_audit_commit_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
-    metrics::histogram!("rds_token_broker_audit_batch_size").record(events.len() as f64);
+    metrics::histogram!(names::AUDIT_COMMIT_DURATION.name).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(names::AUDIT_BATCH_SIZE.name).record(events.len() as f64);
     head.resync = result.is_err();
     match &result {
         Ok(()) => (head.seq, head.prev) = (s, p),
-        Err(_) => metrics::counter!("rds_token_broker_audit_commit_failures_total").increment(1),
+        Err(_) => metrics::counter!(names::AUDIT_COMMIT_FAILURES.name).increment(1),
     }
     result
 }

@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use super::outbound::{self, ClientBuildError, ReadError, Redirects, read_capped};
 use crate::clock::SharedClock;
 use crate::config::IssuerConfig;
+use crate::metrics::{label, names};
 use crate::report::Report;
 
 /// Largest JWKS or discovery document accepted.
@@ -297,7 +298,7 @@ impl IssuerKeys {
     async fn fetch_and_store(&self) -> Result<usize, FetchError> {
         let now = self.clock.now();
         let result = self.fetch().await;
-        metrics::counter!("rds_token_broker_jwks_refreshes_total", "issuer" => self.config.name.clone(), "outcome" => if result.is_ok() { "ok" } else { "error" }).increment(1);
+        metrics::counter!(names::JWKS_REFRESHES.name, label::ISSUER => self.config.name.clone(), label::OUTCOME => if result.is_ok() { "ok" } else { "error" }).increment(1);
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.last_attempt = Some(now);
         match result {

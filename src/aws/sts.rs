@@ -19,6 +19,7 @@ use super::credentials::BrokerCredentials;
 use crate::clock::SharedClock;
 use crate::config::AwsConfig;
 use crate::domain::Region;
+use crate::metrics::{label, names};
 
 /// Assumed credentials are reused while they have more than `min_remaining` plus this
 /// left: tokens signed with them are capped by their expiry, never below the floor.
@@ -219,14 +220,13 @@ impl RoleSessions {
             .send()
             .await
             .map_err(|e| classify(&req.role_arn, &e));
-        metrics::histogram!("rds_token_broker_sts_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(names::STS_DURATION.name).record(started.elapsed().as_secs_f64());
         let outcome = match &out {
             Ok(_) => "ok",
             Err(StsError::Refused { .. }) => "refused",
             Err(StsError::Unavailable(_)) => "unavailable",
         };
-        metrics::counter!("rds_token_broker_sts_calls_total", "outcome" => outcome).increment(1);
+        metrics::counter!(names::STS_CALLS.name, label::OUTCOME => outcome).increment(1);
         let out = out?;
         let c = out
             .credentials

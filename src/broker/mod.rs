@@ -28,6 +28,7 @@ use crate::aws::{BrokerCredentials, RoleSessions, SessionRequest};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
 use crate::domain::{DbUser, TargetName};
+use crate::metrics::{label, names};
 use crate::policy;
 use crate::ratelimit::client::ClientBudget;
 use crate::ratelimit::{Budget, Pacer};
@@ -209,7 +210,7 @@ impl Broker {
                 .get(&req.target)
                 .map_or("unknown", |t| t.name.as_str())
                 .to_owned();
-            metrics::counter!("rds_token_broker_throttled_total", "target" => target, "limit" => LimitKind::Principal.as_str()).increment(1);
+            metrics::counter!(names::THROTTLED.name, label::TARGET => target, label::LIMIT => LimitKind::Principal.as_str()).increment(1);
             return Err(t.into());
         }
         let target = config
@@ -271,7 +272,7 @@ impl Broker {
             max_wait: config.rate_limit.max_wait,
         };
         let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
-        metrics::counter!("rds_token_broker_tokens_total", "target" => target.name.as_str().to_owned(), "cache" => cache.as_str()).increment(1);
+        metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::CACHE => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
         // Plain strings rather than `%` (Display) fields: the JSON formatter writes those

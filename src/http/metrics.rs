@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::metrics::{label, names};
 use crate::state::AppState;
 
 /// The `/metrics` route alone (on `server.listen`, or on `server.metrics_listen`).
@@ -19,16 +20,16 @@ pub fn router() -> Router<AppState> {
 /// Prometheus text format; gauges that describe current state are read now.
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let g = state.broker.gauges();
-    metrics::gauge!("rds_token_broker_token_cache_entries").set(g.token_cache_entries as f64);
-    metrics::gauge!("rds_token_broker_credentials_available").set(if g.credentials_available {
+    metrics::gauge!(names::TOKEN_CACHE_ENTRIES.name).set(g.token_cache_entries as f64);
+    metrics::gauge!(names::CREDENTIALS_AVAILABLE.name).set(if g.credentials_available {
         1.0
     } else {
         0.0
     });
     if let Some(depth) = g.audit_queue_depth {
-        metrics::gauge!("rds_token_broker_audit_queue_depth").set(depth as f64);
+        metrics::gauge!(names::AUDIT_QUEUE_DEPTH.name).set(depth as f64);
     }
-    metrics::gauge!("rds_token_broker_rate_limit_fallback").set(if g.rate_limit_fallback {
+    metrics::gauge!(names::RATE_LIMIT_FALLBACK.name).set(if g.rate_limit_fallback {
         1.0
     } else {
         0.0
@@ -70,8 +71,8 @@ pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::counter!("rds_token_broker_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
-    metrics::histogram!("rds_token_broker_http_request_duration_seconds", "route" => route)
+    metrics::counter!(names::HTTP_REQUESTS.name, label::ROUTE => route.clone(), label::METHOD => method, label::STATUS => status).increment(1);
+    metrics::histogram!(names::HTTP_DURATION.name, label::ROUTE => route)
         .record(started.elapsed().as_secs_f64());
     res
 }

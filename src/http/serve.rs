@@ -27,6 +27,7 @@ use tower::ServiceExt as _;
 
 use crate::domain::Cidr;
 use crate::domain::address_key;
+use crate::metrics::names;
 
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -219,7 +220,7 @@ pub async fn serve(
             },
         };
         let Some(admitted) = gate.admit(peer.ip()) else {
-            metrics::counter!("rds_token_broker_connections_refused_total").increment(1);
+            metrics::counter!(names::CONNECTIONS_REFUSED.name).increment(1);
             tracing::debug!(%peer, "connection refused: connection limit reached");
             drop(stream); // closed at once
             continue;

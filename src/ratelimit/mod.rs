@@ -30,6 +30,7 @@ pub use self::redis::RedisError;
 use self::redis::RedisGcra;
 use crate::clock::SharedClock;
 use crate::config::RateLimitConfig;
+use crate::metrics::names;
 
 /// Which budget refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +261,7 @@ impl Pacer {
                 Ok(decision) => {
                     if self.in_fallback.swap(false, Ordering::Relaxed) {
                         tracing::info!("Redis answers again: rate budgets are fleet-wide again");
-                        metrics::gauge!("rds_token_broker_rate_limit_fallback").set(0.0);
+                        metrics::gauge!(names::RATE_LIMIT_FALLBACK.name).set(0.0);
                     }
                     *self
                         .redis_down_until
@@ -278,7 +279,7 @@ impl Pacer {
                             expected_replicas = self.expected_replicas,
                             "Redis does not answer: each replica now paces new tokens alone at the target rate divided by expected_replicas"
                         );
-                        metrics::gauge!("rds_token_broker_rate_limit_fallback").set(1.0);
+                        metrics::gauge!(names::RATE_LIMIT_FALLBACK.name).set(1.0);
                     }
                     *self
                         .redis_down_until

@@ -20,6 +20,7 @@ use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
 use super::stored::{Pieces, StoredToken};
 use crate::clock::SharedClock;
 use crate::domain::{DbUser, Hostname, Region};
+use crate::metrics::{label, names};
 use crate::ratelimit::{Budget, Pacer, Throttled};
 
 /// Asked before every signing: the target's budget of new tokens.
@@ -42,8 +43,8 @@ impl MintGate {
             .take_target(&self.target, self.budget, max_wait)
             .await;
         match result {
-            Ok(()) => metrics::counter!("rds_token_broker_tokens_minted_total", "target" => self.target.clone()).increment(1),
-            Err(_) => metrics::counter!("rds_token_broker_throttled_total", "target" => self.target.clone(), "limit" => "target").increment(1),
+            Ok(()) => metrics::counter!(names::TOKENS_MINTED.name, label::TARGET => self.target.clone()).increment(1),
+            Err(_) => metrics::counter!(names::THROTTLED.name, label::TARGET => self.target.clone(), label::LIMIT => "target").increment(1),
         }
         result
     }
@@ -290,8 +291,7 @@ impl TokenCache {
         }
         let started = std::time::Instant::now();
         let token = sign_token(key.params(), credentials, signed_at)?;
-        metrics::histogram!("rds_token_broker_signing_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(names::SIGNING_DURATION.name).record(started.elapsed().as_secs_f64());
         self.minted.fetch_add(1, Ordering::Relaxed);
         let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();
         Ok(Arc::new(CachedToken {
