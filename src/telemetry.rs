@@ -223,11 +223,11 @@ where
         if let Some(span) = ctx.lookup_current() {
             line.push_str(",\"span\":{");
             let extensions = span.extensions();
-            if let Some(fields) = extensions.get::<FormattedFields<N>>() {
-                if !fields.fields.is_empty() {
-                    line.push_str(&fields.fields);
-                    line.push(',');
-                }
+            if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                && !fields.fields.is_empty()
+            {
+                line.push_str(&fields.fields);
+                line.push(',');
             }
             line.push_str("\"name\":");
             push_json_str(&mut line, span.name());

@@ -86,12 +86,12 @@ impl Coalescer {
         let now = self.clock.now();
         let mut guard = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let w = &mut *guard;
-        if let Some(win) = w.open.get_mut(&key) {
-            if now.duration_since(win.opened).unwrap_or_default() < WINDOW {
-                let n = win.extra.as_ref().map_or(0, |(n, _)| *n) + 1;
-                win.extra = Some((n, event.clone()));
-                return false;
-            }
+        if let Some(win) = w.open.get_mut(&key)
+            && now.duration_since(win.opened).unwrap_or_default() < WINDOW
+        {
+            let n = win.extra.as_ref().map_or(0, |(n, _)| *n) + 1;
+            win.extra = Some((n, event.clone()));
+            return false;
         }
         let replaced = w.open.insert(
             key,

@@ -145,10 +145,10 @@ impl RoleSessions {
             c.expiry()
                 .map_or(Duration::MAX, |e| e.duration_since(now).unwrap_or_default())
         };
-        if let Some(c) = self.cache.get(req).await {
-            if left(&c) > self.min_remaining + REUSE_MARGIN {
-                return Ok(c);
-            }
+        if let Some(c) = self.cache.get(req).await
+            && left(&c) > self.min_remaining + REUSE_MARGIN
+        {
+            return Ok(c);
         }
         let stale = self.cache.get(req).await;
         let result = self

@@ -218,13 +218,15 @@ fn issuer(i: usize, raw: RawIssuer, e: &mut Errors<'_>) -> Option<IssuerConfig> 
         }
     }
     // Neither jwks_uri nor jwks_file: the keys come from discovery at `issuer`.
-    if raw.jwks_uri.is_none() && raw.jwks_file.is_none() && raw.issuer.starts_with("http://") {
-        if let Err(why) = fetch_allowed(&raw.issuer, insecure_http) {
-            e.push(
-                key("issuer"),
-                format!("{why} (its keys come from OIDC discovery)"),
-            );
-        }
+    if raw.jwks_uri.is_none()
+        && raw.jwks_file.is_none()
+        && raw.issuer.starts_with("http://")
+        && let Err(why) = fetch_allowed(&raw.issuer, insecure_http)
+    {
+        e.push(
+            key("issuer"),
+            format!("{why} (its keys come from OIDC discovery)"),
+        );
     }
     if raw.audiences.is_empty() {
         e.push(key("audiences"), "must list at least one audience");

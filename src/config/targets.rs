@@ -50,13 +50,13 @@ fn target(
     let region = match (&raw.region, &inferred) {
         (Some(r), inferred) => {
             let r = e.check(key("region"), Region::parse(r));
-            if let (Some(r), Some(inf)) = (&r, inferred) {
-                if r != inf {
-                    e.push(
-                        key("region"),
-                        format!("{r} contradicts the host, which names {inf}"),
-                    );
-                }
+            if let (Some(r), Some(inf)) = (&r, inferred)
+                && r != inf
+            {
+                e.push(
+                    key("region"),
+                    format!("{r} contradicts the host, which names {inf}"),
+                );
             }
             r
         }

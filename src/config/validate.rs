@@ -121,13 +121,14 @@ fn server(raw: super::raw::RawServer, e: &mut Errors<'_>) -> Option<ServerConfig
         e.push("server.max_concurrent_requests", "must be at least 1");
     }
     let allow_unauthenticated = raw.allow_unauthenticated.unwrap_or(false);
-    if let Some(addr) = listen {
-        if allow_unauthenticated && !addr.ip().is_loopback() {
-            e.push(
-                "server.allow_unauthenticated",
-                "only allowed when server.listen is a loopback address",
-            );
-        }
+    if let Some(addr) = listen
+        && allow_unauthenticated
+        && !addr.ip().is_loopback()
+    {
+        e.push(
+            "server.allow_unauthenticated",
+            "only allowed when server.listen is a loopback address",
+        );
     }
     let seconds = |key: &str, value: Option<u64>, default: u64, e: &mut Errors<'_>| {
         let v = value.unwrap_or(default);
@@ -191,10 +192,10 @@ fn aws(raw: super::raw::RawAws, e: &mut Errors<'_>) -> AwsConfig {
         .region
         .as_deref()
         .and_then(|r| e.check("aws.region", Region::parse(r)));
-    if let Some(ep) = &raw.sts_endpoint {
-        if !(ep.starts_with("https://") || ep.starts_with("http://")) {
-            e.push("aws.sts_endpoint", "must be an http:// or https:// URL");
-        }
+    if let Some(ep) = &raw.sts_endpoint
+        && !(ep.starts_with("https://") || ep.starts_with("http://"))
+    {
+        e.push("aws.sts_endpoint", "must be an http:// or https:// URL");
     }
     let secs = raw.session_duration_seconds.unwrap_or(3600);
     if !(900..=43_200).contains(&secs) {
@@ -282,13 +283,13 @@ fn audit(raw: RawAudit, e: &mut Errors<'_>) -> AuditConfig {
 }
 
 fn rate_limit(raw: &super::raw::RawRateLimit, e: &mut Errors<'_>) -> RateLimitConfig {
-    if let Some(u) = &raw.redis_url {
-        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-            e.push(
-                "rate_limit.redis_url",
-                "must start with redis:// or rediss://",
-            );
-        }
+    if let Some(u) = &raw.redis_url
+        && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+    {
+        e.push(
+            "rate_limit.redis_url",
+            "must start with redis:// or rediss://",
+        );
     }
     let per_principal_per_second = raw.per_principal_per_second.unwrap_or(50);
     if per_principal_per_second == 0 {

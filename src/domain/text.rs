@@ -56,10 +56,10 @@ pub fn cleaned(s: &str, max: usize) -> String {
 
 /// Cleans an optional field in place.
 pub fn clean_field(field: &mut Option<String>, max: usize) {
-    if let Some(v) = field.as_mut() {
-        if let Cow::Owned(c) = clean(v, max) {
-            *v = c;
-        }
+    if let Some(v) = field.as_mut()
+        && let Cow::Owned(c) = clean(v, max)
+    {
+        *v = c;
     }
 }
 

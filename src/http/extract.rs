@@ -91,10 +91,10 @@ impl FromRequestParts<AppState> for Caller {
             }),
             Err(e) => {
                 tracing::info!(reason = %e, "caller rejected");
-                if e.is_callers_fault() {
-                    if let Some(ip) = client {
-                        state.broker.charge_failed_authentication(config, ip);
-                    }
+                if e.is_callers_fault()
+                    && let Some(ip) = client
+                {
+                    state.broker.charge_failed_authentication(config, ip);
                 }
                 let denial = Denial {
                     kind: e.kind(),

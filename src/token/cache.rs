@@ -221,13 +221,13 @@ impl TokenCache {
         gate: &MintGate,
     ) -> Result<(Arc<CachedToken>, CacheOutcome), MintError> {
         let now = self.clock.now();
-        if let Some(t) = self.cache.get(&key).await {
-            if t.remaining(now) >= self.min_remaining {
-                if t.remaining(now) < self.min_remaining + self.refresh_ahead {
-                    self.refresh_in_background(&key, &t, credentials, gate);
-                }
-                return Ok((t, CacheOutcome::Hit));
+        if let Some(t) = self.cache.get(&key).await
+            && t.remaining(now) >= self.min_remaining
+        {
+            if t.remaining(now) < self.min_remaining + self.refresh_ahead {
+                self.refresh_in_background(&key, &t, credentials, gate);
             }
+            return Ok((t, CacheOutcome::Hit));
         }
         let result = self
             .cache

@@ -22,10 +22,10 @@ fn documented() -> Vec<(String, String)> {
         }
         if let Some(p) = line.strip_prefix("  /") {
             path = format!("/{}", p.trim_end_matches(':'));
-        } else if let Some(m) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':')) {
-            if ["get", "post", "put", "delete", "patch"].contains(&m) {
-                out.push((m.to_uppercase(), path.clone()));
-            }
+        } else if let Some(m) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
+            && ["get", "post", "put", "delete", "patch"].contains(&m)
+        {
+            out.push((m.to_uppercase(), path.clone()));
         }
     }
     out

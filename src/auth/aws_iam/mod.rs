@@ -149,13 +149,12 @@ impl AwsIamVerifier {
         if !url.username().is_empty() || url.password().is_some() {
             return false;
         }
-        if let Some(ep) = &self.sts_endpoint {
-            if url.scheme() == ep.scheme()
-                && url.host_str() == ep.host_str()
-                && url.port_or_known_default() == ep.port_or_known_default()
-            {
-                return true;
-            }
+        if let Some(ep) = &self.sts_endpoint
+            && url.scheme() == ep.scheme()
+            && url.host_str() == ep.host_str()
+            && url.port_or_known_default() == ep.port_or_known_default()
+        {
+            return true;
         }
         url.scheme() == "https"
             && url.port_or_known_default() == Some(443)
@@ -235,10 +234,10 @@ impl AwsIamVerifier {
             (Some(h), None) => h.to_owned(),
             _ => String::new(),
         };
-        if let Some(host) = headers.get("host") {
-            if !host.eq_ignore_ascii_case(&expected_host) {
-                return Err(reject("the Host header does not match the url"));
-            }
+        if let Some(host) = headers.get("host")
+            && !host.eq_ignore_ascii_case(&expected_host)
+        {
+            return Err(reject("the Host header does not match the url"));
         }
         let mut forwarded = Forwarded {
             url: &url,

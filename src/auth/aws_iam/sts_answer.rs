@@ -301,10 +301,10 @@ impl std::fmt::Display for StsErrorCode {
 /// The code of an error answer (`<Error><Code>` at any depth); never its message.
 pub fn error_code(xml: &str) -> Option<StsErrorCode> {
     fn find(e: &Element) -> Option<&str> {
-        if e.name == "Error" {
-            if let Some(code) = e.only_text("Code") {
-                return Some(code);
-            }
+        if e.name == "Error"
+            && let Some(code) = e.only_text("Code")
+        {
+            return Some(code);
         }
         e.children.iter().find_map(find)
     }

@@ -152,14 +152,14 @@ fn form_decode(body: &str) -> HashMap<String, String> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                if let Ok(v) =
+            if bytes[i] == b'%'
+                && i + 2 < bytes.len()
+                && let Ok(v) =
                     u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
-                {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
+            {
+                out.push(v);
+                i += 3;
+                continue;
             }
             out.push(bytes[i]);
             i += 1;
