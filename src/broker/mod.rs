@@ -98,7 +98,8 @@ pub struct Broker {
     /// Time source.
     clock: SharedClock,
     /// Budget of unauthenticated work per client address, with the settings it was
-    /// built from (rebuilt when a reload changes them).
+    /// built from (rebuilt when asked with other settings; a reload keeps the running
+    /// `[rate_limit]`, so today they change only with a restart).
     client_budget: std::sync::Mutex<((u32, u32), Arc<ClientBudget>)>,
 }
 
