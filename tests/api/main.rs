@@ -30,6 +30,7 @@ mod process;
 mod production;
 mod ratelimit;
 mod recipes;
+mod reference;
 mod reload;
 mod sigv4;
 mod sts;
