@@ -11,6 +11,7 @@
 
 mod audit;
 mod audit_query;
+mod audit_role;
 mod audit_stats;
 mod auth;
 mod aws_iam;
