@@ -13,7 +13,7 @@ check:
 # database server, Python, Node.js or browser): a quick loop while editing
 test-fast:
     cargo test --locked --lib
-    cargo test --locked --test api -- audit:: audit_query:: audit_stats:: auth:: credentials:: docs:: openapi:: policy:: sigv4:: tokens:: --skip hardening_ --skip postgres_ --skip an_unavailable_store
+    cargo test --locked --test api -- audit:: audit_query:: audit_stats:: auth:: credentials:: docs:: openapi:: policy:: reference:: sigv4:: tokens:: --skip hardening_ --skip postgres_ --skip an_unavailable_store --skip in_headless_chromium
 
 # Every test, as CI runs it (the README's test command)
 test *ARGS:

@@ -1,6 +1,7 @@
 //! The router and its layer stack.
 
 mod audit;
+mod docs;
 pub mod error;
 pub mod extract;
 mod health;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .layer(limited!(HEALTH_CONCURRENCY, timeout));
     let console = ui::router()
+        .merge(docs::router())
         .layer(limited!(CONSOLE_CONCURRENCY, timeout))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -154,8 +156,8 @@ async fn read_body(
     }
 }
 
-/// The console's routes answer 404 while `ui.enabled` is false (and OIDC sign-in while
-/// `[ui.oidc]` is not configured), before any body is read;
+/// The console's routes and the API reference (`/docs`) answer 404 while `ui.enabled` is
+/// false (and OIDC sign-in while `[ui.oidc]` is not configured), before any body is read;
 /// its sign-in helpers, which call the identity provider for callers nobody has
 /// authenticated yet, spend the client address's budget (`rate_limit.per_client_ip_*`).
 async fn console_gate(

@@ -72,8 +72,8 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// Headers every console response carries.
-fn harden(mut res: Response, cache: &'static str) -> Response {
+/// Headers every console (and API reference) response carries.
+pub(super) fn harden(mut res: Response, cache: &'static str) -> Response {
     let h = res.headers_mut();
     for (name, value) in [
         (

@@ -11,6 +11,7 @@
 
 mod audit;
 mod audit_query;
+mod audit_role;
 mod audit_stats;
 mod auth;
 mod aws_iam;
@@ -31,6 +32,7 @@ mod process;
 mod production;
 mod ratelimit;
 mod recipes;
+mod reference;
 mod reload;
 mod sigv4;
 mod sts;

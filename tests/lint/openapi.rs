@@ -1,5 +1,7 @@
-//! The OpenAPI document as tools outside the project read it: openapi-spec-validator, the
-//! committed JSON against the YAML, and schemathesis against the real binary.
+//! The OpenAPI document as tools outside the project read it: openapi-spec-validator,
+//! Spectral's OpenAPI ruleset, the committed JSON against the YAML, and schemathesis
+//! against the real binary; and the Swagger UI copy that renders it at `/docs` against
+//! its npm release.
 
 fn venv(tool: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin")).join(tool)
@@ -120,4 +122,76 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
     assert!(text.contains("passed"), "{text}");
     assert!(broker.terminate().await.success());
     assert!(!broker.stderr().contains("panicked"), "{}", broker.stderr());
+}
+
+fn lint_npm(tool: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/lint/node_modules/.bin"
+    ))
+    .join(tool)
+}
+
+/// Spectral's `spectral:oas` ruleset (`.spectral.yaml`) finds nothing at all: no error,
+/// warning, information or hint.
+#[test]
+fn spectral_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("spectral.json");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(lint_npm("spectral"))
+        .current_dir(root)
+        .args([
+            "lint",
+            "--ruleset",
+            ".spectral.yaml",
+            "--fail-severity",
+            "hint",
+        ])
+        .args(["--format", "json", "--output"])
+        .arg(&report)
+        .arg("openapi/openapi.yaml")
+        .output()
+        .expect("scripts/lint-infra installs Spectral into tests/lint/node_modules");
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        out.status.success() && results.is_empty(),
+        "{results:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ruleset = std::fs::read_to_string(format!("{root}/.spectral.yaml")).unwrap();
+    assert!(ruleset.contains("extends: [\"spectral:oas\"]"), "{ruleset}");
+}
+
+/// The Swagger UI files embedded for `/docs` are the npm release `tests/lint/package.json`
+/// pins, byte for byte (`ui/vendor/swagger-ui/README.md` says how to update them).
+#[test]
+fn the_vendored_swagger_ui_is_the_pinned_npm_release() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let package = root.join("tests/lint/node_modules/swagger-ui-dist");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap())
+            .unwrap();
+    let version = manifest["version"].as_str().unwrap();
+    let readme = std::fs::read_to_string(root.join("ui/vendor/swagger-ui/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("**{version}**")),
+        "README names {version}"
+    );
+    let docs = std::fs::read_to_string(root.join("docs/api.md")).unwrap();
+    assert!(docs.contains(&format!("`swagger-ui-dist` {version}")));
+    for file in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-ui-bundle.js.LICENSE.txt",
+        "LICENSE",
+        "NOTICE",
+    ] {
+        assert!(
+            std::fs::read(package.join(file)).unwrap()
+                == std::fs::read(root.join("ui/vendor/swagger-ui").join(file)).unwrap(),
+            "ui/vendor/swagger-ui/{file} is not swagger-ui-dist {version}'s"
+        );
+    }
 }
