@@ -66,7 +66,7 @@ async fn the_audit_store_runs_as_the_least_privileged_role() {
     assert_eq!(res.status(), 200);
     let events: Value = res.json().await.unwrap();
     assert_eq!(events["events"].as_array().unwrap().len(), 6, "{events}");
-    let audit = app.state.broker.audit.as_ref().unwrap();
+    let audit = app.state.broker.audit().unwrap();
     assert_eq!(audit.prune("2026-03-09T14:41:29Z").await.unwrap(), 3);
     assert_eq!(
         verify(&app).await,
