@@ -7,7 +7,7 @@
 # The Debian packages for what is missing here, one a line.
 missing_packages() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
-    ! { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1; then
+    ! { command -v initdb && command -v postgres; } >/dev/null 2>&1; then
     echo postgresql
   fi
   command -v psql >/dev/null 2>&1 || echo postgresql-client
@@ -59,7 +59,7 @@ machine_requirements() {
   local package
   for package in $missing; do
     case $package in
-      postgresql) echo "  PostgreSQL's server programs (13 or newer), initdb and pg_ctl on PATH" ;;
+      postgresql) echo "  PostgreSQL's server programs (13 or newer), initdb and postgres on PATH" ;;
       postgresql-client) echo "  psql (PostgreSQL's client) on PATH" ;;
       redis-server) echo "  Redis: redis-server on PATH" ;;
       chromium) echo "  Chromium at /usr/bin/chromium" ;;

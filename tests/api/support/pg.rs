@@ -1,25 +1,27 @@
 //! A private PostgreSQL for the test run and a throwaway database on it per test.
 //!
 //! The server starts on first use: `initdb` into a temp directory (trust authentication,
-//! user `postgres`), then `pg_ctl start` on a free loopback port with its unix socket in
-//! that directory. The tests of one run share it, each in a database of its own, dropped
+//! user `postgres`), then `postgres` on a free loopback port with its unix socket in that
+//! directory. The tests of one run share it, each in a database of its own, dropped
 //! when the test ends; a watchdog stops the server and removes the directory when the
 //! test process ends. The machine's own PostgreSQL, if any, is never used. As root the
 //! server runs as the `postgres` user (`initdb` refuses root), through `runuser`.
 
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Connection;
 use tokio::sync::OnceCell;
 
 use super::tools;
-use super::watchdog::{Watchdog, free_port};
+use super::watchdog::{Supervised, free_port, temp_dir};
 
 /// The PostgreSQL server of this test run.
 struct Server {
     port: u16,
-    _watchdog: Watchdog,
+    _server: Supervised,
 }
 
 impl Server {
@@ -34,103 +36,116 @@ async fn server() -> &'static Server {
     SERVER.get_or_init(start).await
 }
 
-/// `program` from PostgreSQL's bin directory, as the `postgres` user when `root`.
-fn command(root: bool, program: &Path) -> tokio::process::Command {
-    if root {
-        let mut cmd = tokio::process::Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        tokio::process::Command::new(program)
+async fn start() -> Server {
+    let bin = tools::postgres_bin_dir();
+    // A free port can be taken by someone else before the server binds it: try another.
+    for _ in 0..3 {
+        let dir = temp_dir("rtb-test-pg-");
+        let user = owner(&dir);
+        let data = dir.join("data");
+        initdb(&bin, &data, user).await;
+        let port = free_port();
+        let mut args: Vec<OsString> =
+            vec!["-D".into(), data.into(), "-k".into(), dir.clone().into()];
+        for setting in [
+            format!("port={port}"),
+            "listen_addresses=127.0.0.1".into(),
+            "cluster_name=rtb-test".into(),
+            "max_connections=200".into(),
+            "fsync=off".into(),
+            "synchronous_commit=off".into(),
+            "full_page_writes=off".into(),
+        ] {
+            args.extend(["-c".into(), setting.into()]);
+        }
+        // Immediate shutdown (SIGQUIT) at the end: the data is thrown away anyway.
+        let server = Supervised::start(&dir, user, "QUIT", &bin.join("postgres"), args);
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let up = super::eventually(Duration::from_secs(60), || {
+            let exited = server.exited();
+            let url = url.clone();
+            async move {
+                if exited {
+                    return Some(false);
+                }
+                sqlx::PgConnection::connect(&url)
+                    .await
+                    .is_ok()
+                    .then_some(true)
+            }
+        })
+        .await;
+        if up {
+            return Server {
+                port,
+                _server: server,
+            };
+        }
+        let log = server.log();
+        assert!(
+            log.contains("Address already in use"),
+            "the tests' private PostgreSQL stopped:\n{log}"
+        );
     }
+    panic!("the tests' private PostgreSQL found no free port in three tries");
 }
 
-async fn run(mut cmd: tokio::process::Command, what: &str) -> Result<(), String> {
+/// The user to run PostgreSQL as: `postgres` when we are root (initdb refuses root), who
+/// then gets `dir`; else nobody else (we run it).
+fn owner(dir: &Path) -> Option<&'static str> {
+    if std::fs::metadata(dir).unwrap().uid() != 0 {
+        return None;
+    }
+    let chown = std::process::Command::new("chown")
+        .arg("postgres:")
+        .arg(dir)
+        .output()
+        .unwrap();
+    if !chown.status.success() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(
+        chown.status.success(),
+        "As root, the tests run their PostgreSQL as the `postgres` user (initdb refuses \
+         root), but `chown postgres: {}` failed: {}. Debian's postgresql package creates \
+         that user; or run the tests as another user.",
+        dir.display(),
+        String::from_utf8_lossy(&chown.stderr).trim()
+    );
+    Some("postgres")
+}
+
+/// A new cluster in `data`: user `postgres`, trust authentication.
+async fn initdb(bin: &Path, data: &Path, user: Option<&str>) {
+    let initdb = bin.join("initdb");
+    let mut cmd = match user {
+        Some(user) => {
+            let mut c = tokio::process::Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(&initdb);
+            c
+        }
+        None => tokio::process::Command::new(&initdb),
+    };
     let out = cmd
+        .arg("-D")
+        .arg(data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync")
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .map_err(|e| format!("{what} did not start: {e}"))?;
-    if out.status.success() {
-        return Ok(());
+        .unwrap_or_else(|e| panic!("{} did not start: {e}", initdb.display()));
+    if !out.status.success() {
+        // No server, no watchdog yet: remove the directory here.
+        let _ = std::fs::remove_dir_all(data.parent().unwrap_or(data));
     }
-    Err(format!(
-        "{what} failed ({}):\n{}{}",
+    assert!(
+        out.status.success(),
+        "the tests' private PostgreSQL: initdb failed ({}):\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
-async fn start() -> Server {
-    let bin = tools::postgres_bin_dir();
-    let dir: PathBuf = tempfile::Builder::new()
-        .prefix("rtb-test-pg-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let root = std::fs::metadata(&dir).unwrap().uid() == 0;
-    if root {
-        let chown = std::process::Command::new("chown")
-            .arg("postgres:")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            chown.status.success(),
-            "As root, the tests run their PostgreSQL as the `postgres` user (initdb refuses \
-             root), but `chown postgres: {}` failed: {}. Debian's postgresql package creates \
-             that user; or run the tests as another user.",
-            dir.display(),
-            String::from_utf8_lossy(&chown.stderr).trim()
-        );
-    }
-    // Immediate shutdown (SIGQUIT to the postmaster): the data is thrown away anyway.
-    let watchdog = Watchdog::arm("head -n 1 \"$1/data/postmaster.pid\"", "QUIT", &dir);
-    let data = dir.join("data");
-    let mut initdb = command(root, &bin.join("initdb"));
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
-        .arg("--no-sync");
-    if let Err(e) = run(initdb, "initdb").await {
-        panic!("the tests' private PostgreSQL: {e}");
-    }
-    let pg_ctl = bin.join("pg_ctl");
-    let log = dir.join("server.log");
-    // A free port can be taken by someone else before the server binds it: try another.
-    for _ in 0..3 {
-        let port = free_port();
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k '{}' -c cluster_name=rtb-test \
-             -c max_connections=200 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off",
-            dir.display()
-        );
-        let mut pg_start = command(root, &pg_ctl);
-        pg_start
-            .args(["start", "-w", "-s", "-t", "60", "-D"])
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", &options]);
-        match run(pg_start, "pg_ctl start").await {
-            Ok(()) => {
-                return Server {
-                    port,
-                    _watchdog: watchdog,
-                };
-            }
-            Err(e) => {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                if !log.contains("Address already in use") {
-                    panic!("the tests' private PostgreSQL: {e}\nits log:\n{log}");
-                }
-            }
-        }
-    }
-    panic!("the tests' private PostgreSQL found no free port in three tries");
+    );
 }
 
 /// A database of its own for one test, dropped when the test ends.

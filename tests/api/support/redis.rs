@@ -1,20 +1,19 @@
 //! A private Redis for the test run: `redis-server` on a free loopback port, nothing saved
-//! to disk, its directory (the log) in a temp dir. The tests of one run share it, each
+//! to disk, its directory (its log) in a temp dir. The tests of one run share it, each
 //! under a key prefix of its own; a watchdog stops it and removes the directory when the
 //! test process ends. The machine's own Redis, if any, is never used.
 
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsString;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
 use super::tools;
-use super::watchdog::{Watchdog, free_port};
+use super::watchdog::{Supervised, free_port, temp_dir};
 
 pub struct Redis {
     pub port: u16,
-    _server: Child,
-    _watchdog: Watchdog,
+    _server: Supervised,
 }
 
 static SHARED: OnceCell<Redis> = OnceCell::const_new();
@@ -33,29 +32,18 @@ impl Redis {
         let bin = tools::redis_server();
         // A free port can be taken by someone else before Redis binds it: try another.
         for _ in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("rtb-test-redis-")
-                .tempdir()
-                .unwrap()
-                .keep();
+            let dir = temp_dir("rtb-test-redis-");
             let port = free_port();
-            let log = dir.join("redis.log");
-            let mut server = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--logfile")
-                .arg(&log)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{} did not start: {e}", bin.display()));
-            let watchdog = Watchdog::arm(&format!("echo {}", server.id()), "KILL", &dir);
+            let mut args: Vec<OsString> = ["--port".into(), port.to_string().into()].into();
+            args.extend(
+                ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(OsString::from),
+            );
+            args.extend(["--dir".into(), dir.clone().into()]);
+            // Nothing to save: SIGKILL at the end.
+            let server = Supervised::start(&dir, None, "KILL", &bin, args);
             let url = format!("redis://127.0.0.1:{port}");
             let up = super::eventually(Duration::from_secs(15), || {
-                let exited = server.try_wait().unwrap().is_some();
+                let exited = server.exited();
                 let url = url.clone();
                 async move {
                     if exited {
@@ -69,10 +57,9 @@ impl Redis {
                 return Self {
                     port,
                     _server: server,
-                    _watchdog: watchdog,
                 };
             }
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let log = server.log();
             assert!(
                 log.contains("Address already in use"),
                 "the tests' private Redis stopped:\n{log}"

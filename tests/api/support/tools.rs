@@ -21,7 +21,7 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The directory of PostgreSQL's `initdb`, `pg_ctl` and `postgres`: Debian's
+/// The directory of PostgreSQL's `initdb` and `postgres`: Debian's
 /// `/usr/lib/postgresql/<newest version>/bin`, else the directory of `initdb` on `PATH`.
 pub fn postgres_bin_dir() -> PathBuf {
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -44,18 +44,16 @@ pub fn postgres_bin_dir() -> PathBuf {
         }
     }
     missing(
-        "PostgreSQL's server programs (initdb, pg_ctl, postgres; version 13 or newer) are \
+        "PostgreSQL's server programs (initdb and postgres, version 13 or newer) are \
          neither in /usr/lib/postgresql/<version>/bin nor on PATH: the tests start a private \
          PostgreSQL with them",
         "postgresql",
-        "the PostgreSQL server package, with initdb and pg_ctl on PATH",
+        "the PostgreSQL server package, with initdb and postgres on PATH",
     )
 }
 
 fn has_server(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"]
-        .iter()
-        .all(|p| dir.join(p).is_file())
+    ["initdb", "postgres"].iter().all(|p| dir.join(p).is_file())
 }
 
 /// `redis-server` on `PATH`.
