@@ -59,6 +59,34 @@
     return res;
   }
 
+  // Loaders that can be overtaken (a page-size change while the filters' answer is still
+  // on its way, a second click on the chain badge): each call takes a turn, and an answer
+  // or an error is shown only if no later call of the same loader has started meanwhile,
+  // so a slow, older answer never replaces a newer one.
+  function turns() {
+    let latest = 0;
+    return () => {
+      const mine = ++latest;
+      return () => mine === latest;
+    };
+  }
+  const eventsTurn = turns(); // everything that fills the events table
+  const chainTurn = turns();
+  const chartsTurn = turns();
+
+  // Runs `load` unless it is overtaken: returns what it returns, or undefined when a later
+  // call started before it finished (its answer or error then counts for nothing).
+  async function unlessOvertaken(turn, load) {
+    const current = turn();
+    try {
+      const value = await load();
+      return current() ? value : undefined;
+    } catch (e) {
+      if (current()) throw e;
+      return undefined;
+    }
+  }
+
   function explain(e) {
     if (e.status === 401) return `The broker did not accept this sign-in: ${e.message}`;
     if (e.status === 403 && state.anonymous) return "The anonymous caller is not an auditor: an [[auditors]] entry with issuer = \"none\" and subject = \"anonymous\" lets it read the audit trail.";
@@ -161,6 +189,10 @@
   function signOut() {
     state.token = null;
     state.anonymous = false;
+    // Answers still on their way belong to the session that ended.
+    eventsTurn();
+    chainTurn();
+    chartsTurn();
     sessionStorage.removeItem(TOKEN_KEY);
     $("events").tBodies[0].replaceChildren();
     showSignIn("");
@@ -225,20 +257,21 @@
   }
 
   async function lookupToken(token) {
-    let events, sha;
-    if (/^[0-9a-fA-F]{64}$/.test(token)) {
-      sha = token.toLowerCase();
-      const res = await api(`/v1/audit/events?${new URLSearchParams({ token_sha256: sha, limit: "1000" })}`);
-      events = (await res.json()).events;
-    } else {
+    const found = await unlessOvertaken(eventsTurn, async () => {
+      if (/^[0-9a-fA-F]{64}$/.test(token)) {
+        const sha = token.toLowerCase();
+        const res = await api(`/v1/audit/events?${new URLSearchParams({ token_sha256: sha, limit: "1000" })}`);
+        return { sha, events: (await res.json()).events };
+      }
       const res = await api("/v1/audit/lookup", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }),
       });
       const body = await res.json();
-      events = body.events;
-      sha = body.token_sha256;
-    }
+      return { sha: body.token_sha256, events: body.events };
+    });
     $("f-token").value = "";
+    if (!found) return;
+    const { sha, events } = found;
     state.lookup = { sha, events };
     renderEvents(events, `Token lookup (SHA-256 ${sha.slice(0, 12)}…): ${events.length === 0 ? "this broker did not issue it" : `${events.length} event${events.length === 1 ? "" : "s"}`}`);
     $("prev").disabled = true;
@@ -256,8 +289,8 @@
     const cursor = state.cursors[state.page];
     const extra = { limit };
     if (cursor) extra.cursor = cursor;
-    const res = await api(`/v1/audit/events?${query(extra)}`);
-    const body = await res.json();
+    const body = await unlessOvertaken(eventsTurn, async () => (await api(`/v1/audit/events?${query(extra)}`)).json());
+    if (!body) return;
     state.next = body.next_cursor;
     const first = state.page * Number(limit) + 1;
     const last = first + body.events.length - 1;
@@ -373,7 +406,8 @@
     badge.className = "badge unknown";
     badge.textContent = "Checking the chain…";
     try {
-      const v = await (await api("/v1/audit/verify")).json();
+      const v = await unlessOvertaken(chainTurn, async () => (await api("/v1/audit/verify")).json());
+      if (!v) return;
       if (v.ok) {
         badge.className = "badge ok";
         badge.textContent = `Chain intact · ${v.events_checked.toLocaleString("en-US")} events`;
@@ -393,11 +427,14 @@
 
   async function loadCharts() {
     const key = JSON.stringify(state.filters);
-    if (state.statsFor === key) return;
+    if (state.statsFor === key) {
+      chartsTurn(); // the charts drawn are current: an older answer on its way is not
+      return;
+    }
     const p = { ...state.filters };
     delete p.outcome;
-    const res = await api(`/v1/audit/stats?${new URLSearchParams(p)}`);
-    const st = await res.json();
+    const st = await unlessOvertaken(chartsTurn, async () => (await api(`/v1/audit/stats?${new URLSearchParams(p)}`)).json());
+    if (!st) return;
     state.statsFor = key;
     const C = window.Charts;
     $("charts-summary").textContent = `From ${st.since} to ${st.until}, in buckets of ${st.bucket_seconds / 60} minutes. ${C.fmt(st.totals.issued)} issued, ${C.fmt(st.totals.denied)} denied, ${C.fmt(st.totals.forbidden)} forbidden, ${C.fmt(st.totals.throttled)} throttled, ${C.fmt(st.totals.failed)} failed.`;

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::app::{TestApp, problem};
 use crate::support::config::{Auditor, BrokerToml, Grant, Target};
+use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 
 async fn audited_app(dir: &tempfile::TempDir) -> TestApp {
@@ -324,11 +325,16 @@ async fn the_mirror_gets_every_committed_event_as_json_lines() {
     // share a second here, so compare in chain order.
     let mut stored = page(&app, "").await["events"].as_array().unwrap().clone();
     stored.sort_by_key(|e| e["seq"].as_i64());
-    let lines: Vec<Value> = std::fs::read_to_string(&mirror)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // The mirror is written after the commit, on its own thread: wait for both lines.
+    let lines: Vec<Value> = eventually(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&mirror).unwrap_or_default();
+        let complete = text.lines().count() >= stored.len();
+        async move { complete.then_some(text) }
+    })
+    .await
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
     assert_eq!(
         lines, stored,
         "the mirror holds the committed events, oldest first"

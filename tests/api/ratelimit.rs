@@ -14,6 +14,7 @@ use crate::support::config::{Auditor, BrokerToml, Grant, Target};
 use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
 use crate::support::moto::Moto;
+use crate::support::redis::Redis;
 
 /// u1..u6 for the small tests, n1..n300 for the load-shaped ones.
 fn db_users() -> Vec<String> {
@@ -301,23 +302,30 @@ async fn share_tokens_gives_every_caller_one_token_and_still_audits_each() {
     );
 }
 
-/// Keys under a prefix of their own on the machine's Redis, deleted afterwards.
-struct RedisPrefix(String);
+/// Keys under a prefix of their own on the tests' Redis (shared by the run), deleted
+/// afterwards.
+struct RedisPrefix {
+    key: String,
+    redis: &'static Redis,
+}
 
 impl RedisPrefix {
-    fn new() -> Self {
-        Self(format!(
-            "rtb-test-{}-{}:",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ))
+    async fn new() -> Self {
+        Self {
+            key: format!(
+                "rtb-test-{}-{}:",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            redis: crate::support::redis::shared().await,
+        }
     }
 
     async fn keys(&self) -> Vec<String> {
-        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let client = redis::Client::open(self.redis.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         redis::cmd("KEYS")
-            .arg(format!("{}*", self.0))
+            .arg(format!("{}*", self.key))
             .query_async(&mut conn)
             .await
             .unwrap()
@@ -328,7 +336,7 @@ impl RedisPrefix {
         if keys.is_empty() {
             return;
         }
-        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let client = redis::Client::open(self.redis.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let _: i64 = redis::cmd("DEL")
             .arg(keys)
@@ -340,10 +348,10 @@ impl RedisPrefix {
 
 #[tokio::test]
 async fn replicas_share_one_budget_through_redis() {
-    let prefix = RedisPrefix::new();
+    let prefix = RedisPrefix::new().await;
     let fleet = |c: BrokerToml| {
-        c.rate_limit("redis_url", "redis://127.0.0.1:6379")
-            .rate_limit("redis_key_prefix", prefix.0.as_str())
+        c.rate_limit("redis_url", prefix.redis.url())
+            .rate_limit("redis_key_prefix", prefix.key.as_str())
             .rate_limit("expected_replicas", 2)
     };
     let a = Paced::start(|t| t.budget(1, 3), fleet).await;
@@ -368,15 +376,15 @@ async fn replicas_share_one_budget_through_redis() {
     assert!((3..=4).contains(&ok), "{ok} new tokens across the fleet");
     assert_eq!(
         prefix.keys().await,
-        [format!("{}target:orders-db", prefix.0)]
+        [format!("{}target:orders-db", prefix.key)]
     );
     assert!(!a.app.state.broker.pacer().in_fallback());
     prefix.clean().await;
 }
 
-/// A TCP relay to the real Redis that can be switched off: then it refuses new
+/// A TCP relay to the tests' Redis that can be switched off: then it refuses new
 /// connections and cuts the ones it carries, which is what brokers see when Redis stops
-/// (without stopping the machine's Redis under other tests).
+/// (without stopping the Redis other tests share).
 struct Switch {
     port: u16,
     up: tokio::sync::watch::Sender<bool>,
@@ -384,6 +392,7 @@ struct Switch {
 
 impl Switch {
     async fn start(up: bool) -> Self {
+        let redis = format!("127.0.0.1:{}", crate::support::redis::shared().await.port);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::watch::channel(up);
@@ -394,9 +403,9 @@ impl Switch {
                     continue;
                 }
                 let mut down = rx.clone();
+                let redis = redis.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
-                    else {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&redis).await else {
                         return;
                     };
                     tokio::select! {
@@ -416,13 +425,13 @@ impl Switch {
 
 #[tokio::test]
 async fn without_redis_each_replica_falls_back_to_its_share_and_returns() {
-    let prefix = RedisPrefix::new();
+    let prefix = RedisPrefix::new().await;
     let switch = Switch::start(false).await;
     let p = Paced::start(
         |t| t.budget(4, 4),
         |c| {
             c.rate_limit("redis_url", format!("redis://127.0.0.1:{}", switch.port))
-                .rate_limit("redis_key_prefix", prefix.0.as_str())
+                .rate_limit("redis_key_prefix", prefix.key.as_str())
                 .rate_limit("expected_replicas", 2)
         },
     )
@@ -554,11 +563,11 @@ async fn drive(brokers: [&RunningBroker; 2], next_user: &mut u32, seconds: f64) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
-    let prefix = RedisPrefix::new();
+    let prefix = RedisPrefix::new().await;
     let switch = Switch::start(true).await;
     let (home_a, home_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = fleet_member(home_a.path(), switch.port, &prefix.0);
-    let b = fleet_member(home_b.path(), switch.port, &prefix.0);
+    let a = fleet_member(home_a.path(), switch.port, &prefix.key);
+    let b = fleet_member(home_b.path(), switch.port, &prefix.key);
     let mut user = 0;
 
     // Shared: together within 10% of one budget (rate x seconds + burst).

@@ -16,6 +16,7 @@ use crate::support::binary::BIN;
 use crate::support::config::{BrokerToml, Grant, Target};
 use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::tools;
 
 /// Accepts connections, counts PostgreSQL SSLRequests, and declines TLS.
 struct FakePostgres {
@@ -163,6 +164,7 @@ async fn output(cmd: &mut tokio::process::Command) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn curl_recipe_gets_a_token() {
+    tools::require_curl();
     let f = Fixture::start().await;
     let (ok, stdout, stderr) = output(f.command("sh").arg(recipe("curl.sh"))).await;
     assert!(ok, "{stderr}");
@@ -173,6 +175,7 @@ async fn curl_recipe_gets_a_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn psql_recipe_connects_with_the_brokers_settings() {
+    tools::require_psql();
     let f = Fixture::start().await;
     let (ok, _, stderr) = output(f.command("sh").arg(recipe("psql.sh"))).await;
     // psql reached the database named by the broker and insisted on TLS, which the fake

@@ -83,6 +83,49 @@ async function waitForSummary(page, pattern) {
 
 const issuedTotal = Object.values(EXPECT.issued).reduce((a, b) => a + b, 0);
 
+// The summary of the first page at `size` rows a page, with no filter but the default range.
+function firstPage(size) {
+  const n = Math.min(size, EXPECT.rows);
+  return new RegExp(`^Showing events 1–${n}(?: of ${n})?, newest first\\.$`);
+}
+
+// Holds back the answers to the events requests `held` picks (by their query) while
+// `act(asked, release)` runs: `asked` resolves when the first such request is sent,
+// `release` lets them all through. Returns once the console has parsed every held answer:
+// Response.json is wrapped to know that, and the console's own code runs in the microtasks
+// right after, so by the next poll it has drawn each answer or dropped it.
+async function withHeldAnswers(page, held, act) {
+  const matches = (url) => url.pathname === "/v1/audit/events" && held(url.searchParams);
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  const heldUrls = [];
+  const handler = async (route) => {
+    heldUrls.push(route.request().url());
+    await released;
+    await route.continue();
+  };
+  await page.route(matches, handler);
+  await page.evaluate(() => {
+    window.parsedAnswers = [];
+    window.originalJson = Response.prototype.json;
+    Response.prototype.json = async function () {
+      const value = await window.originalJson.call(this);
+      window.parsedAnswers.push(this.url);
+      return value;
+    };
+  });
+  try {
+    const asked = page.waitForRequest((r) => matches(new URL(r.url())));
+    await act(asked, release);
+    assert.ok(heldUrls.length > 0, "an answer was held back");
+    await page.waitForFunction((urls) => urls.every((u) => window.parsedAnswers.includes(u)), heldUrls);
+  } finally {
+    release();
+    await page.unroute(matches, handler);
+    await page.evaluate(() => { Response.prototype.json = window.originalJson; });
+  }
+}
+
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
   const page = await context.newPage();
@@ -155,10 +198,13 @@ try {
   });
 
   await step("pagination walks the whole trail and back", async () => {
+    // The cleared table must look different from the denied-only one, or the wait below
+    // could be satisfied by the old state.
+    assert.notEqual(EXPECT.denied_rows, Math.min(25, EXPECT.rows));
     await page.getByRole("button", { name: "Clear" }).click();
-    await waitForSummary(page, /Showing events 1–/);
+    await waitForSummary(page, firstPage(25));
     await page.getByLabel("Rows per page").selectOption("10");
-    await waitForSummary(page, /Showing events 1–10\b/);
+    await waitForSummary(page, firstPage(10));
     const first = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
     assert.equal(first.length, 10);
     const ids = new Set(first);
@@ -181,6 +227,22 @@ try {
     }
     const again = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
     assert.deepEqual(again, first);
+  });
+
+  await step("an older answer arriving late does not replace a newer one", async () => {
+    // "50 per page" is asked first and answered last, after "25 per page" is on screen.
+    assert.ok(EXPECT.rows > 25, "enough events for 25 and 50 rows to differ");
+    await withHeldAnswers(page, (q) => q.get("limit") === "50", async (asked, release) => {
+      await page.getByLabel("Rows per page").selectOption("50");
+      await asked;
+      await page.getByLabel("Rows per page").selectOption("25");
+      await waitForSummary(page, firstPage(25));
+      release();
+    });
+    assert.match(await page.locator("#result-summary").textContent(), firstPage(25));
+    assert.equal(await rowCount(page), 25);
+    await page.getByLabel("Rows per page").selectOption("10");
+    await waitForSummary(page, firstPage(10));
   });
 
   await step("the detail view opens from the keyboard and closes with Escape", async () => {
@@ -227,7 +289,7 @@ try {
 
   await step("charts show the right totals", async () => {
     await page.getByRole("button", { name: "Clear" }).click();
-    await waitForSummary(page, /Showing events/);
+    await waitForSummary(page, firstPage(10));
     await page.getByRole("tab", { name: "Charts" }).click();
     const issued = page.locator("#chart-issued");
     await issued.locator(".legend").waitFor();

@@ -1,7 +1,9 @@
 //! Test helpers: the broker's configuration built from typed parts (`config`), an
 //! in-process broker on a random port (`app`), the real binary as a child process
-//! (`binary`), each test's broker logs shown when it fails (`logs`), and credential
-//! providers and identity providers the tests control.
+//! (`binary`), each test's broker logs shown when it fails (`logs`), private PostgreSQL
+//! and Redis servers for the run (`pg`, `redis`, stopped by a `watchdog`), the programs
+//! taken from the machine (`tools`), and credential providers and identity providers the
+//! tests control.
 
 #![allow(dead_code)]
 
@@ -15,7 +17,10 @@ pub mod moto;
 pub mod oidc;
 pub mod oracle;
 pub mod pg;
+pub mod redis;
 pub mod store;
+pub mod tools;
+pub mod watchdog;
 
 /// An HTTP client for tests (installs rustls' aws-lc-rs provider first, as the broker does).
 pub fn client() -> reqwest::Client {

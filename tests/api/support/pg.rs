@@ -1,46 +1,193 @@
-//! A throwaway database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped
-//! when the test ends.
+//! A private PostgreSQL for the test run and a throwaway database on it per test.
+//!
+//! The server starts on first use: `initdb` into a temp directory (trust authentication,
+//! user `postgres`), then `postgres` on a free loopback port with its unix socket in that
+//! directory. The tests of one run share it, each in a database of its own, dropped
+//! when the test ends; a watchdog stops the server and removes the directory when the
+//! test process ends. The machine's own PostgreSQL, if any, is never used. As root the
+//! server runs as the `postgres` user (`initdb` refuses root), through `runuser`.
+
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Connection;
+use tokio::sync::OnceCell;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use super::tools;
+use super::watchdog::{Supervised, free_port, temp_dir};
 
+/// The PostgreSQL server of this test run.
+struct Server {
+    port: u16,
+    _server: Supervised,
+}
+
+impl Server {
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+async fn server() -> &'static Server {
+    SERVER.get_or_init(start).await
+}
+
+async fn start() -> Server {
+    let bin = tools::postgres_bin_dir();
+    // A free port can be taken by someone else before the server binds it: try another.
+    for _ in 0..3 {
+        let dir = temp_dir("rtb-test-pg-");
+        let user = owner(&dir);
+        let data = dir.join("data");
+        initdb(&bin, &data, user).await;
+        let port = free_port();
+        let mut args: Vec<OsString> =
+            vec!["-D".into(), data.into(), "-k".into(), dir.clone().into()];
+        for setting in [
+            format!("port={port}"),
+            "listen_addresses=127.0.0.1".into(),
+            "cluster_name=rtb-test".into(),
+            "max_connections=200".into(),
+            "fsync=off".into(),
+            "synchronous_commit=off".into(),
+            "full_page_writes=off".into(),
+        ] {
+            args.extend(["-c".into(), setting.into()]);
+        }
+        // Immediate shutdown (SIGQUIT) at the end: the data is thrown away anyway.
+        let server = Supervised::start(&dir, user, "QUIT", &bin.join("postgres"), args);
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let up = super::eventually(Duration::from_secs(60), || {
+            let exited = server.exited();
+            let url = url.clone();
+            async move {
+                if exited {
+                    return Some(false);
+                }
+                sqlx::PgConnection::connect(&url)
+                    .await
+                    .is_ok()
+                    .then_some(true)
+            }
+        })
+        .await;
+        if up {
+            return Server {
+                port,
+                _server: server,
+            };
+        }
+        let log = server.log();
+        assert!(
+            log.contains("Address already in use"),
+            "the tests' private PostgreSQL stopped:\n{log}"
+        );
+    }
+    panic!("the tests' private PostgreSQL found no free port in three tries");
+}
+
+/// The user to run PostgreSQL as: `postgres` when we are root (initdb refuses root), who
+/// then gets `dir`; else nobody else (we run it).
+fn owner(dir: &Path) -> Option<&'static str> {
+    if std::fs::metadata(dir).unwrap().uid() != 0 {
+        return None;
+    }
+    let chown = std::process::Command::new("chown")
+        .arg("postgres:")
+        .arg(dir)
+        .output()
+        .unwrap();
+    if !chown.status.success() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    assert!(
+        chown.status.success(),
+        "As root, the tests run their PostgreSQL as the `postgres` user (initdb refuses \
+         root), but `chown postgres: {}` failed: {}. Debian's postgresql package creates \
+         that user; or run the tests as another user.",
+        dir.display(),
+        String::from_utf8_lossy(&chown.stderr).trim()
+    );
+    Some("postgres")
+}
+
+/// A new cluster in `data`: user `postgres`, trust authentication.
+async fn initdb(bin: &Path, data: &Path, user: Option<&str>) {
+    let initdb = bin.join("initdb");
+    let mut cmd = match user {
+        Some(user) => {
+            let mut c = tokio::process::Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(&initdb);
+            c
+        }
+        None => tokio::process::Command::new(&initdb),
+    };
+    let out = cmd
+        .arg("-D")
+        .arg(data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} did not start: {e}", initdb.display()));
+    if !out.status.success() {
+        // No server, no watchdog yet: remove the directory here.
+        let _ = std::fs::remove_dir_all(data.parent().unwrap_or(data));
+    }
+    assert!(
+        out.status.success(),
+        "the tests' private PostgreSQL: initdb failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A database of its own for one test, dropped when the test ends.
 pub struct TempDb {
     pub name: String,
+    admin_url: String,
+    url: String,
 }
 
 impl TempDb {
     pub async fn create() -> Self {
+        let server = server().await;
         let name = format!("rtb_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(ADMIN_URL)
-            .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 (see CONTRIBUTING.md, Test)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        Self { name }
+        let db = Self {
+            admin_url: server.url("postgres"),
+            url: server.url(&name),
+            name,
+        };
+        db.admin(&format!("CREATE DATABASE {}", db.name), false)
+            .await;
+        db
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        self.url.clone()
     }
 
-    /// Runs one statement as the administrator, on the test database or `test`.
+    /// Runs one statement as the administrator, on the test database or `postgres`.
     pub async fn admin(&self, sql: &str, on_test_db: bool) {
         let url = if on_test_db {
-            self.url()
+            &self.url
         } else {
-            ADMIN_URL.to_owned()
+            &self.admin_url
         };
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query(sql).execute(&mut c).await.unwrap();
     }
 }
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
         // Drop from a fresh thread and runtime: Drop may run inside a test's runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -48,7 +195,7 @@ impl Drop for TempDb {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(ADMIN_URL).await {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut admin)
                         .await;

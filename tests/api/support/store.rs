@@ -1,5 +1,6 @@
 //! An audit store for a test to point the broker at and to read or tamper with behind
-//! its back: a SQLite file in a temp dir, or a throwaway PostgreSQL database.
+//! its back: a SQLite file in a temp dir, or a throwaway database on the tests' private
+//! PostgreSQL.
 
 use sqlx::Row as _;
 
