@@ -50,11 +50,16 @@ fn an_unreachable_audit_database_is_reported_as_the_audit_store_not_the_listener
     assert!(!stderr.contains("s3cret-audit-pw"), "{stderr}");
 }
 
-#[test]
-fn an_audit_database_refusing_the_credentials_is_reported_as_the_audit_store() {
-    // The test PostgreSQL trusts local connections, so a role that does not exist is what
-    // it refuses at sign-in (where a password would be checked).
-    let stderr = serve_fails("postgres://no_such_role_rtb:s3cret-audit-pw@127.0.0.1:5432/test");
+#[tokio::test]
+async fn an_audit_database_refusing_the_credentials_is_reported_as_the_audit_store() {
+    // The tests' PostgreSQL trusts local connections, so a role that does not exist is
+    // what it refuses at sign-in (where a password would be checked).
+    let db = crate::support::pg::TempDb::create().await;
+    let url = db
+        .url()
+        .replacen("postgres@", "no_such_role_rtb:s3cret-audit-pw@", 1);
+    assert!(url.contains("no_such_role_rtb"), "{url}");
+    let stderr = serve_fails(&url);
     assert!(
         stderr.contains(
             "error: cannot open the audit store (audit.url): cannot connect to the audit database: "
