@@ -283,11 +283,20 @@ impl BrokerClient {
 
     /// Sends a request; a non-2xx answer becomes an error that says what to do.
     pub async fn send(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        self.send_to(req, Api::Tokens).await
+    }
+
+    /// [`Self::send`] for `/v1/audit/*`, whose only 403 means "not an auditor".
+    pub async fn send_audit(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        self.send_to(req, Api::Audit).await
+    }
+
+    async fn send_to(&self, req: RequestBuilder, api: Api) -> Result<Response, ClientError> {
         let res = req.send().await.map_err(|e| self.transport_error(&e))?;
         if res.status().is_success() {
             return Ok(res);
         }
-        Err(self.status_error(res).await)
+        Err(self.status_error(res, api).await)
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> ClientError {
@@ -322,7 +331,7 @@ impl BrokerClient {
         }
     }
 
-    async fn status_error(&self, res: Response) -> ClientError {
+    async fn status_error(&self, res: Response, api: Api) -> ClientError {
         let status = res.status();
         let retry_after = res
             .headers()
@@ -352,6 +361,7 @@ impl BrokerClient {
                      identity provider, or check that the broker trusts its issuer and audience."
                 )),
             },
+            StatusCode::FORBIDDEN if api == Api::Audit => not_an_auditor(&self.source),
             StatusCode::FORBIDDEN => fail(format!(
                 "not permitted: {detail}. The target may not exist, or your identity has no \
                  grant for it and this DB user (ask the broker's operators; GET /v1/targets \
@@ -381,6 +391,32 @@ impl BrokerClient {
                 fail(format!("the broker answered {title}: {detail}"))
             }
         }
+    }
+}
+
+/// Which part of the API a request went to: the same status means different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `/v1/tokens`, `/v1/targets`: a 403 is a missing grant or an unknown target.
+    Tokens,
+    /// `/v1/audit/*`: a 403 is a caller who is not in `[[auditors]]`.
+    Audit,
+}
+
+/// The broker answers a non-auditor on `/v1/audit/*` with the same 403 as a missing
+/// grant (its detail speaks of targets); the console and the CLI say what it means there.
+fn not_an_auditor(source: &BearerSource) -> ClientError {
+    match source {
+        BearerSource::None => fail(
+            "not an auditor: the broker does not let the anonymous caller read the audit \
+             trail (an [[auditors]] entry with issuer = \"none\" and subject = \"anonymous\" \
+             would), or it needs a JWT: pass --jwt-file or set RDS_TOKEN_BROKER_JWT.",
+        ),
+        source => fail(format!(
+            "not an auditor: the identity of {source} is not in the broker's [[auditors]], so \
+             it may not read the audit trail. Use an auditor's credentials, or ask the \
+             broker's operators to add an [[auditors]] entry for it."
+        )),
     }
 }
 

@@ -491,11 +491,25 @@ async fn audit_commands_query_export_and_verify() {
         .await;
     assert_eq!(rows(&csv), 2);
 
-    // A service identity is not an auditor.
-    let err = f
-        .fails(&["audit", "query", "--jwt-file", &file], &[], 1)
-        .await;
-    assert!(err.contains("not permitted"), "{err}");
+    // A service identity is not an auditor, and each audit command says so (the API's 403
+    // is the same as for a missing grant; its detail speaks of targets).
+    for (args, code) in [
+        (&["audit", "query"][..], 1),
+        (&["audit", "export"][..], 1),
+        (&["audit", "verify"][..], 2),
+    ] {
+        let err = f
+            .fails(&[args, &["--jwt-file", &file]].concat(), &[], code)
+            .await;
+        assert!(
+            err.starts_with(&format!(
+                "error: not an auditor: the identity of the JWT in {file} is not in the \
+                 broker's [[auditors]]"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("target"), "{args:?}: {err}");
+    }
 
     let ok = f
         .ok(&["audit", "verify", "--jwt-file", &auditor], &[])
