@@ -71,7 +71,19 @@ fn every_unknown_key_is_reported_with_semantic_errors_in_one_pass() {
         );
     let errs = errors(&toml.to_string());
     assert!(has(&errs, "targets[0].bogus", "unknown key"), "{errs:?}");
-    assert!(has(&errs, "server.lisen", "unknown key"), "{errs:?}");
+    assert!(
+        has(
+            &errs,
+            "server.lisen",
+            "unknown key; did you mean \"listen\"?"
+        ),
+        "{errs:?}"
+    );
+    // Nothing close: no guess.
+    assert!(
+        errs.contains(&("targets[0].bogus".into(), "unknown key".into())),
+        "{errs:?}"
+    );
     assert!(has(&errs, "targets[1].colour", "unknown key"), "{errs:?}");
     assert!(
         has(&errs, "targets[1].name", "duplicate target name"),
@@ -166,6 +178,68 @@ fn grants_and_auditors_must_name_known_issuers_targets_and_db_users() {
             "missing {key} ~ {needle}: {errs:#?}"
         );
     }
+}
+
+#[test]
+fn an_entry_with_an_error_still_counts_as_declared_so_errors_do_not_cascade() {
+    // A typo in one target's engine and one issuer's algorithm: each is reported once, at
+    // its own key; the grants and auditors naming them are not told they are unknown.
+    let toml = minimal()
+        .issuer(
+            Issuer::discovery("k8s", "https://k8s")
+                .audiences(["b"])
+                .set("algorithms", vec!["HS256"]),
+        )
+        .target(
+            Target::postgres("reports")
+                .engine("postgress")
+                .db_users(["analyst"]),
+        )
+        .grant(
+            Grant::new("k8s", "*")
+                .targets(["orders-db"])
+                .db_users(["app_rw"]),
+        )
+        .grant(
+            Grant::new("k8s", "*")
+                .targets(["reports"])
+                .db_users(["analyst"]),
+        )
+        .auditor(Auditor::new("k8s", "auditor"))
+        .to_string();
+    let errs = errors(&toml);
+    let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["issuers[0].algorithms[0]", "targets[1].engine"],
+        "{errs:#?}"
+    );
+    assert!(errs[0].1.contains("unsupported algorithm"), "{errs:#?}");
+    assert!(errs[1].1.contains("must be one of postgres"), "{errs:#?}");
+
+    // A DB user the broken target does not list is still reported.
+    let toml = minimal()
+        .target(
+            Target::postgres("reports")
+                .engine("postgress")
+                .db_users(["analyst"]),
+        )
+        .grant(
+            Grant::new("aws-iam", "*")
+                .targets(["reports"])
+                .db_users(["nobody"]),
+        )
+        .aws("iam_server_id", "broker.example")
+        .to_string();
+    let errs = errors(&toml);
+    assert!(
+        has(&errs, "grants[0].db_users[0]", "not in db_users"),
+        "{errs:#?}"
+    );
+    assert!(
+        !errs.iter().any(|(_, m)| m.contains("unknown target")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
