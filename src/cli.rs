@@ -14,7 +14,7 @@ use crate::client::{self, failed, output};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, Config, LogFormat};
 use crate::report::Report;
-use crate::startup::{Application, Dependencies, shutdown_signal};
+use crate::startup::{Application, Dependencies, StartupError, shutdown_signal};
 use crate::{aws, dev, reload, telemetry};
 
 /// rds-token-broker: RDS and Aurora IAM auth tokens over HTTP.
@@ -195,8 +195,14 @@ pub fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    let hint = e
+                        .downcast_ref::<StartupError>()
+                        .and_then(StartupError::hint);
                     let e: &(dyn std::error::Error + 'static) = e.as_ref();
                     eprintln!("error: {}", Report(e));
+                    if let Some(hint) = hint {
+                        eprintln!("hint: {hint}");
+                    }
                     ExitCode::FAILURE
                 }
             }
