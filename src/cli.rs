@@ -432,15 +432,18 @@ fn plural(n: usize) -> &'static str {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (mut config, credentials, banner, path) = if args.dev {
-        let (config, credentials, banner) = dev::setup().await?;
-        (config, credentials, Some(banner), None)
+    // `dev_files`: the dev broker's temporary directory, removed when dropped: once the
+    // broker has stopped, or on any early return.
+    let (mut config, credentials, banner, path, dev_files) = if args.dev {
+        let dev = dev::setup().await?;
+        let banner = Some(dev.banner);
+        (dev.config, dev.credentials, banner, None, Some(dev.files))
     } else {
         let path = args.config.context("--config is required")?;
         let config: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         telemetry::init(config.log.format);
         let chain = aws::default_chain(config.aws.region.as_ref()).await;
-        (config, chain, None, Some(path))
+        (config, chain, None, Some(path), None)
     };
     if let Some(listen) = args.listen {
         if (args.dev || config.server.allow_unauthenticated) && !listen.ip().is_loopback() {
@@ -471,11 +474,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", banner.render(app.local_addr()));
     }
     if let Some(path) = path {
+        warn_without_credentials(&app);
         reload::spawn(app.state(), path, clock);
     }
     app.run_until(shutdown_signal()).await?;
+    drop(dev_files);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at start when the broker has no AWS credentials (it keeps trying: they may appear
+/// later), rather than leaving the first `/readyz` to find out. In the background, so that
+/// a slow credential provider does not delay serving.
+fn warn_without_credentials(app: &Application) {
+    let state = app.state();
+    tokio::spawn(async move {
+        if let Err(why) = state.broker.check_credentials().await {
+            tracing::warn!(
+                error = %why,
+                "no AWS credentials found at start: no token can be signed and /readyz \
+                 answers 503 until some appear. Give the broker an identity: an IAM role \
+                 (IRSA or EKS Pod Identity, an instance profile, an ECS task role), a profile \
+                 (AWS_PROFILE), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            );
+        }
+    });
 }
 
 /// Text format for `serve --dev`.
