@@ -119,12 +119,33 @@ impl std::fmt::Display for BearerSource {
     }
 }
 
+/// The JWT in `text`: surrounding whitespace and a `Bearer ` prefix (as copied from an
+/// `Authorization` header; any case) removed. A JWT never contains a space, so the prefix
+/// cannot be part of one.
+fn bare_jwt(text: &str) -> &str {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("bearer") {
+        return "";
+    }
+    match text.get(..6).zip(text.get(6..)) {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(char::is_whitespace) =>
+        {
+            rest.trim_start()
+        }
+        _ => text,
+    }
+}
+
 fn read_bearer_file(path: &Path) -> Result<SecretString, ClientError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| failed(format!("cannot read the JWT file {}", path.display()), e))?;
-    let text = text.trim();
+    let text = bare_jwt(&text);
     if text.is_empty() {
-        return Err(fail(format!("the JWT file {} is empty", path.display())));
+        return Err(fail(format!(
+            "the JWT file {} is empty (or holds only \"Bearer\")",
+            path.display()
+        )));
     }
     Ok(SecretString::from(text.to_owned()))
 }
@@ -142,9 +163,11 @@ pub fn resolve_bearer(
         ));
     }
     if let Some(jwt) = env_jwt {
-        let jwt = jwt.trim();
+        let jwt = bare_jwt(&jwt);
         if jwt.is_empty() {
-            return Err(fail("RDS_TOKEN_BROKER_JWT is set but empty"));
+            return Err(fail(
+                "RDS_TOKEN_BROKER_JWT is set but empty (or holds only \"Bearer\")",
+            ));
         }
         return Ok((Some(SecretString::from(jwt.to_owned())), BearerSource::Env));
     }
@@ -464,6 +487,69 @@ pub async fn fetch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(jwt_file: Option<PathBuf>, k8s_token_file: PathBuf) -> BrokerArgs {
+        BrokerArgs {
+            broker: "http://127.0.0.1:8443".into(),
+            jwt_file,
+            k8s_token_file,
+            ca_file: None,
+            timeout: 30,
+            insecure_http: false,
+            aws_iam: false,
+            iam_server_id: None,
+            sts_endpoint: None,
+        }
+    }
+
+    #[test]
+    fn a_bearer_prefix_is_removed_from_a_jwt_file_or_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = dir.path().join("no-k8s-token");
+        let jwt = |args: &BrokerArgs, env: Option<&str>| {
+            resolve_bearer(args, env.map(str::to_owned))
+                .map(|(s, _)| s.unwrap().expose_secret().to_owned())
+                .map_err(|e| e.to_string())
+        };
+        let from_env = args(None, none.clone());
+        for text in [
+            "aaa.bbb.ccc",
+            "Bearer aaa.bbb.ccc",
+            " bearer\taaa.bbb.ccc\n",
+            "BEARER  aaa.bbb.ccc",
+        ] {
+            assert_eq!(
+                jwt(&from_env, Some(text)).as_deref(),
+                Ok("aaa.bbb.ccc"),
+                "{text:?}"
+            );
+            let file = dir.path().join("jwt");
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(
+                jwt(&args(Some(file), none.clone()), None).as_deref(),
+                Ok("aaa.bbb.ccc"),
+                "{text:?}"
+            );
+        }
+        // Only a whole word followed by a space is a prefix.
+        assert_eq!(
+            jwt(&from_env, Some("Bearerx.y.z")).as_deref(),
+            Ok("Bearerx.y.z")
+        );
+        assert_eq!(
+            jwt(&from_env, Some("Bearer ")),
+            Err("RDS_TOKEN_BROKER_JWT is set but empty (or holds only \"Bearer\")".into())
+        );
+        let file = dir.path().join("only-scheme");
+        std::fs::write(&file, "Bearer\n").unwrap();
+        assert_eq!(
+            jwt(&args(Some(file.clone()), none), None),
+            Err(format!(
+                "the JWT file {} is empty (or holds only \"Bearer\")",
+                file.display()
+            ))
+        );
+    }
 
     #[test]
     fn plain_http_is_for_loopback_unless_insecure_http() {
