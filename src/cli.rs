@@ -1,5 +1,5 @@
-//! Command line: `serve` and `check-config` for operators; `token`, `exec` and `audit` for
-//! clients of a running broker.
+//! Command line: `serve` and `check-config` for operators; `token`, `targets`, `exec` and
+//! `audit` for clients of a running broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ enum Command {
     },
     /// Client: fetch a database token from a running broker.
     Token(TokenArgs),
+    /// Client: list the targets and DB users you may request (GET /v1/targets).
+    Targets(TargetsArgs),
     /// Client: run a command with the database connection variables (PGHOST, PGPASSWORD,
     /// ... or MYSQL_*) set; the token never appears on a command line.
     Exec(ExecArgs),
@@ -74,6 +76,15 @@ struct TokenArgs {
     /// stopped (for a sidecar; libpq reads a pgpass file on every new connection).
     #[arg(long, requires = "output")]
     refresh: bool,
+}
+
+#[derive(Debug, Args)]
+struct TargetsArgs {
+    #[command(flatten)]
+    broker: client::BrokerArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = client::targets::Format::Table)]
+    format: client::targets::Format,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +189,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Token(args) => client_runtime(token(args)),
         Command::Exec(args) => client_runtime(exec(args)),
+        Command::Targets(args) => client_runtime(targets(args)),
         Command::Audit(cmd) => client_runtime(audit(cmd)),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -285,6 +297,13 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+async fn targets(args: TargetsArgs) -> Result<ExitCode, client::ClientError> {
+    let broker = client::BrokerClient::new(&args.broker).await?;
+    let list = client::targets::list(&broker).await?;
+    client::targets::write(&list, args.format, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {

@@ -1,10 +1,11 @@
 //! The client side: talking to a running broker from the command line (`token`, `exec`,
-//! `audit`). Errors are written for the person at the terminal: what went wrong and what
+//! `targets`, `audit`). Errors are written for the person at the terminal: what went wrong and what
 //! to do about it, never the bearer token or a database token.
 
 pub mod audit;
 pub mod aws_iam;
 pub mod output;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
