@@ -29,11 +29,22 @@ pub struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
-    /// Validate a configuration file and exit: 0 valid, 1 invalid (every error listed by key).
+    /// Validate a configuration file and the files it names (TLS certificate and key,
+    /// jwks_file, the audit store's directory and CA file), and exit: 0 valid, 1 invalid
+    /// (every problem listed by key, with its fix).
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Also check that what it names answers: the PostgreSQL audit store, Redis, each
+        /// issuer's keys (jwks_uri or discovery), the AWS credentials of the default chain.
+        /// Run it where the broker runs.
+        #[arg(long)]
+        online: bool,
+        /// Check the file alone, not the files it names: for a configuration written for
+        /// another machine (a ConfigMap checked in CI, say).
+        #[arg(long, conflicts_with = "online")]
+        no_files: bool,
     },
     /// Client: fetch a database token from a running broker.
     Token(TokenArgs),
@@ -186,7 +197,11 @@ struct ServeArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config,
+            online,
+            no_files,
+        } => check_config(&config, !no_files, online),
         Command::Token(args) => client_runtime(token(args)),
         Command::Exec(args) => client_runtime(exec(args)),
         Command::Targets(args) => client_runtime(targets(args)),
@@ -424,25 +439,71 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(c) => {
-            println!(
-                "{}: valid ({} target{}, {} issuer{}, {} grant{})",
-                path.display(),
-                c.targets.len(),
-                plural(c.targets.len()),
-                c.issuers.len(),
-                plural(c.issuers.len()),
-                c.grants.len(),
-                plural(c.grants.len()),
-            );
-            ExitCode::SUCCESS
-        }
+fn check_config(path: &std::path::Path, files: bool, online: bool) -> ExitCode {
+    let c = match config::load_file(path) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let summary = format!(
+        "{} target{}, {} issuer{}, {} grant{}",
+        c.targets.len(),
+        plural(c.targets.len()),
+        c.issuers.len(),
+        plural(c.issuers.len()),
+        c.grants.len(),
+        plural(c.grants.len()),
+    );
+    let findings = if files || online {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.block_on(async {
+            let mut found = Vec::new();
+            if files {
+                found.extend(crate::preflight::files(&c).await);
+            }
+            if online {
+                found.extend(crate::preflight::online(&c).await);
+            }
+            found
+        })
+    } else {
+        Vec::new()
+    };
+    let file = path.display();
+    let (passed, problems): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.passed());
+    if problems.is_empty() {
+        println!("{file}: valid ({summary})");
+    } else {
+        let n = problems.len();
+        eprintln!(
+            "{file}: the file is valid ({summary}), but {n} problem{} with what it names:",
+            plural(n)
+        );
+    }
+    for f in &passed {
+        println!("  ok: {}: {}", f.key, f.message);
+    }
+    for f in &problems {
+        eprintln!("  {file}: {}: {}", f.key, f.message);
+        if let Some(fix) = &f.fix {
+            eprintln!("    fix: {fix}");
+        }
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
