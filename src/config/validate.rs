@@ -60,7 +60,13 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         server.as_ref().is_some_and(|s| s.allow_unauthenticated),
         &mut e,
     );
-    let ui = super::ui::ui(raw.ui, &issuers, server.as_ref().map(|s| s.listen), &mut e);
+    let ui = super::ui::ui(
+        raw.ui,
+        &issuers,
+        &declared,
+        server.as_ref().map(|s| s.listen),
+        &mut e,
+    );
     Some(Config {
         server: server?,
         log,

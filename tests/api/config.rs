@@ -206,6 +206,8 @@ fn an_entry_with_an_error_still_counts_as_declared_so_errors_do_not_cascade() {
                 .db_users(["analyst"]),
         )
         .auditor(Auditor::new("k8s", "auditor"))
+        .ui_oidc("issuer", "k8s")
+        .ui_oidc("client_id", "b")
         .to_string();
     let errs = errors(&toml);
     let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
