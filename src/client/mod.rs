@@ -436,11 +436,17 @@ fn not_an_auditor(source: &BearerSource) -> ClientError {
              trail (an [[auditors]] entry with issuer = \"none\" and subject = \"anonymous\" \
              would), or it needs a JWT: pass --jwt-file or set RDS_TOKEN_BROKER_JWT.",
         ),
-        source => fail(format!(
-            "not an auditor: the identity of {source} is not in the broker's [[auditors]], so \
-             it may not read the audit trail. Use an auditor's credentials, or ask the \
-             broker's operators to add an [[auditors]] entry for it."
-        )),
+        source => {
+            let who = match source {
+                BearerSource::AwsIam => source.to_string(),
+                _ => format!("the identity of {source}"),
+            };
+            fail(format!(
+                "not an auditor: {who} is not in the broker's [[auditors]], so it may not \
+                 read the audit trail. Use an auditor's credentials, or ask the broker's \
+                 operators to add an [[auditors]] entry for it."
+            ))
+        }
     }
 }
 
