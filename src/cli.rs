@@ -1,5 +1,5 @@
-//! Command line: `serve` and `check-config` for operators; `token`, `exec` and `audit` for
-//! clients of a running broker.
+//! Command line: `serve` and `check-config` for operators; `token`, `targets`, `exec` and
+//! `audit` for clients of a running broker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use crate::client::{self, failed, output};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{self, Config, LogFormat};
 use crate::report::Report;
-use crate::startup::{Application, Dependencies, shutdown_signal};
+use crate::startup::{Application, Dependencies, StartupError, shutdown_signal};
 use crate::{aws, dev, reload, telemetry};
 
 /// rds-token-broker: RDS and Aurora IAM auth tokens over HTTP.
@@ -29,14 +29,27 @@ pub struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
-    /// Validate a configuration file and exit: 0 valid, 1 invalid (every error listed by key).
+    /// Validate a configuration file and the files it names (TLS certificate and key,
+    /// jwks_file, the audit store's directory and CA file), and exit: 0 valid, 1 invalid
+    /// (every problem listed by key, with its fix).
     CheckConfig {
         /// Configuration file (TOML).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Also check that what it names answers: the PostgreSQL audit store, Redis, each
+        /// issuer's keys (jwks_uri or discovery), the AWS credentials of the default chain.
+        /// Run it where the broker runs.
+        #[arg(long)]
+        online: bool,
+        /// Check the file alone, not the files it names: for a configuration written for
+        /// another machine (a ConfigMap checked in CI, say).
+        #[arg(long, conflicts_with = "online")]
+        no_files: bool,
     },
     /// Client: fetch a database token from a running broker.
     Token(TokenArgs),
+    /// Client: list the targets and DB users you may request (GET /v1/targets).
+    Targets(TargetsArgs),
     /// Client: run a command with the database connection variables (PGHOST, PGPASSWORD,
     /// ... or MYSQL_*) set; the token never appears on a command line.
     Exec(ExecArgs),
@@ -74,6 +87,15 @@ struct TokenArgs {
     /// stopped (for a sidecar; libpq reads a pgpass file on every new connection).
     #[arg(long, requires = "output")]
     refresh: bool,
+}
+
+#[derive(Debug, Args)]
+struct TargetsArgs {
+    #[command(flatten)]
+    broker: client::BrokerArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = client::targets::Format::Table)]
+    format: client::targets::Format,
 }
 
 #[derive(Debug, Args)]
@@ -175,9 +197,14 @@ struct ServeArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config,
+            online,
+            no_files,
+        } => check_config(&config, !no_files, online),
         Command::Token(args) => client_runtime(token(args)),
         Command::Exec(args) => client_runtime(exec(args)),
+        Command::Targets(args) => client_runtime(targets(args)),
         Command::Audit(cmd) => client_runtime(audit(cmd)),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -195,8 +222,14 @@ pub fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    let hint = e
+                        .downcast_ref::<StartupError>()
+                        .and_then(StartupError::hint);
                     let e: &(dyn std::error::Error + 'static) = e.as_ref();
                     eprintln!("error: {}", Report(e));
+                    if let Some(hint) = hint {
+                        eprintln!("hint: {hint}");
+                    }
                     ExitCode::FAILURE
                 }
             }
@@ -279,6 +312,13 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+async fn targets(args: TargetsArgs) -> Result<ExitCode, client::ClientError> {
+    let broker = client::BrokerClient::new(&args.broker).await?;
+    let list = client::targets::list(&broker).await?;
+    client::targets::write(&list, args.format, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {
@@ -399,25 +439,71 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(c) => {
-            println!(
-                "{}: valid ({} target{}, {} issuer{}, {} grant{})",
-                path.display(),
-                c.targets.len(),
-                plural(c.targets.len()),
-                c.issuers.len(),
-                plural(c.issuers.len()),
-                c.grants.len(),
-                plural(c.grants.len()),
-            );
-            ExitCode::SUCCESS
-        }
+fn check_config(path: &std::path::Path, files: bool, online: bool) -> ExitCode {
+    let c = match config::load_file(path) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let summary = format!(
+        "{} target{}, {} issuer{}, {} grant{}",
+        c.targets.len(),
+        plural(c.targets.len()),
+        c.issuers.len(),
+        plural(c.issuers.len()),
+        c.grants.len(),
+        plural(c.grants.len()),
+    );
+    let findings = if files || online {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.block_on(async {
+            let mut found = Vec::new();
+            if files {
+                found.extend(crate::preflight::files(&c).await);
+            }
+            if online {
+                found.extend(crate::preflight::online(&c).await);
+            }
+            found
+        })
+    } else {
+        Vec::new()
+    };
+    let file = path.display();
+    let (passed, problems): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.passed());
+    if problems.is_empty() {
+        println!("{file}: valid ({summary})");
+    } else {
+        let n = problems.len();
+        eprintln!(
+            "{file}: the file is valid ({summary}), but {n} problem{} with what it names:",
+            plural(n)
+        );
+    }
+    for f in &passed {
+        println!("  ok: {}: {}", f.key, f.message);
+    }
+    for f in &problems {
+        eprintln!("  {file}: {}: {}", f.key, f.message);
+        if let Some(fix) = &f.fix {
+            eprintln!("    fix: {fix}");
+        }
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -426,15 +512,18 @@ fn plural(n: usize) -> &'static str {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (mut config, credentials, banner, path) = if args.dev {
-        let (config, credentials, banner) = dev::setup().await?;
-        (config, credentials, Some(banner), None)
+    // `dev_files`: the dev broker's temporary directory, removed when dropped: once the
+    // broker has stopped, or on any early return.
+    let (mut config, credentials, banner, path, dev_files) = if args.dev {
+        let dev = dev::setup().await?;
+        let banner = Some(dev.banner);
+        (dev.config, dev.credentials, banner, None, Some(dev.files))
     } else {
         let path = args.config.context("--config is required")?;
         let config: Config = config::load_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         telemetry::init(config.log.format);
         let chain = aws::default_chain(config.aws.region.as_ref()).await;
-        (config, chain, None, Some(path))
+        (config, chain, None, Some(path), None)
     };
     if let Some(listen) = args.listen {
         if (args.dev || config.server.allow_unauthenticated) && !listen.ip().is_loopback() {
@@ -465,11 +554,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", banner.render(app.local_addr()));
     }
     if let Some(path) = path {
+        warn_without_credentials(&app);
         reload::spawn(app.state(), path, clock);
     }
     app.run_until(shutdown_signal()).await?;
+    drop(dev_files);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at start when the broker has no AWS credentials (it keeps trying: they may appear
+/// later), rather than leaving the first `/readyz` to find out. In the background, so that
+/// a slow credential provider does not delay serving.
+fn warn_without_credentials(app: &Application) {
+    let state = app.state();
+    tokio::spawn(async move {
+        if let Err(why) = state.broker.check_credentials().await {
+            tracing::warn!(
+                error = %why,
+                "no AWS credentials found at start: no token can be signed and /readyz \
+                 answers 503 until some appear. Give the broker an identity: an IAM role \
+                 (IRSA or EKS Pod Identity, an instance profile, an ECS task role), a profile \
+                 (AWS_PROFILE), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            );
+        }
+    });
 }
 
 /// Text format for `serve --dev`.

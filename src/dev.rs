@@ -98,6 +98,10 @@ impl Banner {
              export RDS_TOKEN_BROKER_JWT={jwt}\n\n  Get a token for the demo target:\n\n    \
              curl -s -X POST http://{addr}/v1/tokens -H \"Authorization: Bearer $RDS_TOKEN_BROKER_JWT\" \\\n      \
              -H 'content-type: application/json' -d '{{\"target\": \"demo-db\", \"db_user\": \"app_ro\"}}'\n\n  \
+             Or with the CLI (`cargo install --locked --path .` puts rds-token-broker on PATH):\n\n    \
+             export RDS_TOKEN_BROKER_URL=http://{addr}\n    \
+             rds-token-broker token --target demo-db --db-user app_ro\n    \
+             rds-token-broker targets\n\n  \
              What you may request: curl -s http://{addr}/v1/targets -H \"Authorization: Bearer $RDS_TOKEN_BROKER_JWT\"\n  \
              Readiness: curl -s http://{addr}/readyz\n  \
              Audit console: http://{addr}/ui/ (sign in with the dev JWT; the trail is a temporary SQLite file)\n  \
@@ -155,21 +159,39 @@ impl DevIssuer {
     }
 }
 
+/// What `serve --dev` sets up: the configuration, the credentials to sign with, the banner,
+/// and the temporary directory holding the dev JWKS and audit trail (removed when dropped,
+/// so keep it until the broker has stopped).
+#[derive(Debug)]
+pub struct Dev {
+    /// The in-memory configuration.
+    pub config: Config,
+    /// The AWS default chain, or dummy credentials.
+    pub credentials: SharedCredentialsProvider,
+    /// What to print once the broker listens.
+    pub banner: Banner,
+    /// `$TMPDIR/rds-token-broker-dev-<pid>-<random>/`.
+    pub files: tempfile::TempDir,
+}
+
+/// The name every dev directory starts with, followed by the owning process id and `-`.
+const DEV_DIR_PREFIX: &str = "rds-token-broker-dev-";
+
 /// Builds the dev configuration and issuer, and picks credentials.
-pub async fn setup() -> anyhow::Result<(Config, SharedCredentialsProvider, Banner)> {
+pub async fn setup() -> anyhow::Result<Dev> {
     telemetry::init(cli::DEV_LOG_FORMAT);
+    let tmp = std::env::temp_dir();
+    let files = tempfile::Builder::new()
+        .prefix(&format!("{DEV_DIR_PREFIX}{}-", std::process::id()))
+        .tempdir_in(&tmp)
+        .with_context(|| format!("cannot create a directory in {}", tmp.display()))?;
+    remove_stale(&tmp, files.path());
     let issuer = DevIssuer::generate()?;
-    let jwks_path = std::env::temp_dir().join(format!(
-        "rds-token-broker-dev-{}.jwks.json",
-        std::process::id()
-    ));
+    let jwks_path = files.path().join("jwks.json");
     std::fs::write(&jwks_path, issuer.jwks()?.to_string())
         .with_context(|| format!("cannot write the dev JWKS to {}", jwks_path.display()))?;
     let path = jwks_path.to_string_lossy().replace('\\', "/");
-    let audit_path = std::env::temp_dir().join(format!(
-        "rds-token-broker-dev-{}.audit.db",
-        std::process::id()
-    ));
+    let audit_path = files.path().join("audit.db");
     let audit = audit_path.to_string_lossy().replace('\\', "/");
     let config = config::load_str(&dev_config(&path, &audit))
         .map_err(|e| anyhow::anyhow!("built-in dev config: {e}"))?;
@@ -190,12 +212,127 @@ pub async fn setup() -> anyhow::Result<(Config, SharedCredentialsProvider, Banne
             (SharedCredentialsProvider::new(dummy), true)
         }
     };
-    Ok((
+    Ok(Dev {
         config,
         credentials,
-        Banner {
+        banner: Banner {
             dummy_credentials: dummy,
             jwt,
         },
-    ))
+        files,
+    })
+}
+
+/// Removes what earlier dev brokers left in `tmp` (killed ones cannot clean up): their
+/// directories, and the files older releases wrote straight into `tmp`
+/// (`rds-token-broker-dev-<pid>.jwks.json`, `.audit.db` and its `-wal`/`-shm`). Only
+/// entries whose process is gone, and only those owned by the user that owns `ours`.
+fn remove_stale(tmp: &std::path::Path, ours: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let owner = owner_of(ours);
+    let mut removed = 0usize;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((pid, is_dir)) = name.to_str().and_then(stale_name) else {
+            continue;
+        };
+        if pid == std::process::id() || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        // Not following links: a link planted in a shared /tmp is not a way in.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if owner.is_none() || owner_of(&path) != owner || meta.is_dir() != is_dir {
+            continue;
+        }
+        let done = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match done {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove a stale dev file")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %tmp.display(), "removed files of dev brokers that are no longer running");
+    }
+}
+
+/// A dev broker's entry: `rds-token-broker-dev-<pid>-<random>` (a directory) or
+/// `rds-token-broker-dev-<pid>.<jwks.json|audit.db[-wal|-shm]>` (a file): its pid, and
+/// whether it is a directory.
+fn stale_name(name: &str) -> Option<(u32, bool)> {
+    let rest = name.strip_prefix(DEV_DIR_PREFIX)?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    let (pid, tail) = rest.split_at(end);
+    let pid = pid.parse().ok()?;
+    if tail.len() > 1 && tail.starts_with('-') {
+        return Some((pid, true));
+    }
+    let file = matches!(
+        tail,
+        ".jwks.json" | ".audit.db" | ".audit.db-wal" | ".audit.db-shm" | ".audit.db-journal"
+    );
+    file.then_some((pid, false))
+}
+
+#[cfg(unix)]
+fn owner_of(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path).ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn owner_of(_: &std::path::Path) -> Option<u32> {
+    None
+}
+
+/// Whether a process with this id runs. Only Linux can tell (`/proc`); elsewhere every
+/// process is assumed to run, and nothing is removed.
+fn process_exists(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dev_entries_are_recognised() {
+        assert_eq!(
+            stale_name("rds-token-broker-dev-42-a1B2c3"),
+            Some((42, true))
+        );
+        assert_eq!(
+            stale_name("rds-token-broker-dev-42.jwks.json"),
+            Some((42, false))
+        );
+        assert_eq!(
+            stale_name("rds-token-broker-dev-7.audit.db-wal"),
+            Some((7, false))
+        );
+        for other in [
+            "rds-token-broker-dev-42",
+            "rds-token-broker-dev-42-",
+            "rds-token-broker-dev-.jwks.json",
+            "rds-token-broker-dev-42.txt",
+            "rds-token-broker-dev-x-1",
+            "rds-token-broker-42-abc",
+            "something-else",
+        ] {
+            assert_eq!(stale_name(other), None, "{other}");
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod preflight;
 pub mod ratelimit;
 pub mod reload;
 pub mod report;

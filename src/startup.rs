@@ -78,6 +78,24 @@ pub enum StartupError {
     Tls(#[source] TlsError),
 }
 
+impl StartupError {
+    /// What to do about it, when there is more to say than the error itself.
+    pub fn hint(&self) -> Option<String> {
+        let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+        match self {
+            Self::Listen { addr, source } if in_use(source) => Some(format!(
+                "another process (another broker?) is using {addr}: stop it, change \
+                 server.listen, or let the system pick a free port with --listen {}:0",
+                addr.ip()
+            )),
+            Self::MetricsListen { addr, source } if in_use(source) => Some(format!(
+                "another process is using {addr}: stop it, or change server.metrics_listen"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// A bound, not yet serving, broker.
 #[derive(Debug)]
 pub struct Application {
@@ -267,5 +285,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
         () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_in_use_suggests_a_free_port() {
+        let e = StartupError::Listen {
+            addr: "127.0.0.1:8443".parse().unwrap(),
+            source: std::io::ErrorKind::AddrInUse.into(),
+        };
+        assert_eq!(
+            e.hint().as_deref(),
+            Some(
+                "another process (another broker?) is using 127.0.0.1:8443: stop it, change \
+                 server.listen, or let the system pick a free port with --listen 127.0.0.1:0"
+            )
+        );
+        let e = StartupError::Listen {
+            addr: "[::1]:8443".parse().unwrap(),
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(e.hint(), None);
     }
 }

@@ -18,7 +18,7 @@
 //! database target).
 
 use std::fmt::{self, Write as _};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal as _, Write};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -55,8 +55,12 @@ pub fn init(format: LogFormat) {
         return;
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal (and not with NO_COLOR set), never into a
+    // file or a log collector.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(lines);
     let _ = match format {
         LogFormat::Json => builder

@@ -185,7 +185,10 @@ fn still_valid(c: &Credentials, now: SystemTime) -> bool {
     c.expiry().is_none_or(|exp| exp > now)
 }
 
-fn describe(e: &aws_credential_types::provider::error::CredentialsError) -> CredentialsUnavailable {
+/// Why the provider failed, in fixed words (its own message may quote anything).
+pub fn describe(
+    e: &aws_credential_types::provider::error::CredentialsError,
+) -> CredentialsUnavailable {
     use aws_credential_types::provider::error::CredentialsError as E;
     match e {
         E::CredentialsNotLoaded(_) => CredentialsUnavailable::NotFound,

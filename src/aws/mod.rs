@@ -5,6 +5,6 @@ pub mod session;
 mod sts;
 
 pub use credentials::{
-    BrokerCredentials, CredentialsUnavailable, default_chain, default_chain_in, dev_chain,
+    BrokerCredentials, CredentialsUnavailable, default_chain, default_chain_in, describe, dev_chain,
 };
 pub use sts::{RoleSessions, SessionRequest, StsError, StsUnavailable};

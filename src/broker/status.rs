@@ -41,9 +41,14 @@ pub struct CacheStats {
 }
 
 impl Broker {
+    /// Whether the broker has AWS credentials to sign with (fetching them if need be).
+    pub async fn check_credentials(&self) -> Result<(), CredentialsUnavailable> {
+        self.credentials.get().await.map(|_| ())
+    }
+
     /// Whether the broker has credentials and its audit trail (if any) can record.
     pub async fn readiness(&self) -> Readiness {
-        let credentials = self.credentials.get().await.map(|_| ());
+        let credentials = self.check_credentials().await;
         let audit = match &self.audit {
             None => None,
             Some(a) => Some(a.check().await),

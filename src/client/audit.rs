@@ -151,7 +151,7 @@ pub async fn query(
             req = req.query(&[("cursor", c)]);
         }
         let page: Page = client
-            .send(req)
+            .send_audit(req)
             .await?
             .json()
             .await
@@ -242,7 +242,7 @@ pub async fn export(
     let mut params = filters.params()?;
     params.push(("format", "ndjson".to_owned()));
     let mut res = client
-        .send(
+        .send_audit(
             client
                 .request(Method::GET, "v1/audit/events")
                 .await?
@@ -335,7 +335,7 @@ pub async fn verify_remote(
     out: &mut impl Write,
 ) -> Result<bool, ClientError> {
     let v: Checked = client
-        .send(client.request(Method::GET, "v1/audit/verify").await?)
+        .send_audit(client.request(Method::GET, "v1/audit/verify").await?)
         .await?
         .json()
         .await

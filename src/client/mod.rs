@@ -1,10 +1,11 @@
 //! The client side: talking to a running broker from the command line (`token`, `exec`,
-//! `audit`). Errors are written for the person at the terminal: what went wrong and what
+//! `targets`, `audit`). Errors are written for the person at the terminal: what went wrong and what
 //! to do about it, never the bearer token or a database token.
 
 pub mod audit;
 pub mod aws_iam;
 pub mod output;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,12 +120,33 @@ impl std::fmt::Display for BearerSource {
     }
 }
 
+/// The JWT in `text`: surrounding whitespace and a `Bearer ` prefix (as copied from an
+/// `Authorization` header; any case) removed. A JWT never contains a space, so the prefix
+/// cannot be part of one.
+fn bare_jwt(text: &str) -> &str {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("bearer") {
+        return "";
+    }
+    match text.get(..6).zip(text.get(6..)) {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(char::is_whitespace) =>
+        {
+            rest.trim_start()
+        }
+        _ => text,
+    }
+}
+
 fn read_bearer_file(path: &Path) -> Result<SecretString, ClientError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| failed(format!("cannot read the JWT file {}", path.display()), e))?;
-    let text = text.trim();
+    let text = bare_jwt(&text);
     if text.is_empty() {
-        return Err(fail(format!("the JWT file {} is empty", path.display())));
+        return Err(fail(format!(
+            "the JWT file {} is empty (or holds only \"Bearer\")",
+            path.display()
+        )));
     }
     Ok(SecretString::from(text.to_owned()))
 }
@@ -142,9 +164,11 @@ pub fn resolve_bearer(
         ));
     }
     if let Some(jwt) = env_jwt {
-        let jwt = jwt.trim();
+        let jwt = bare_jwt(&jwt);
         if jwt.is_empty() {
-            return Err(fail("RDS_TOKEN_BROKER_JWT is set but empty"));
+            return Err(fail(
+                "RDS_TOKEN_BROKER_JWT is set but empty (or holds only \"Bearer\")",
+            ));
         }
         return Ok((Some(SecretString::from(jwt.to_owned())), BearerSource::Env));
     }
@@ -283,11 +307,20 @@ impl BrokerClient {
 
     /// Sends a request; a non-2xx answer becomes an error that says what to do.
     pub async fn send(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        self.send_to(req, Api::Tokens).await
+    }
+
+    /// [`Self::send`] for `/v1/audit/*`, whose only 403 means "not an auditor".
+    pub async fn send_audit(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        self.send_to(req, Api::Audit).await
+    }
+
+    async fn send_to(&self, req: RequestBuilder, api: Api) -> Result<Response, ClientError> {
         let res = req.send().await.map_err(|e| self.transport_error(&e))?;
         if res.status().is_success() {
             return Ok(res);
         }
-        Err(self.status_error(res).await)
+        Err(self.status_error(res, api).await)
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> ClientError {
@@ -322,7 +355,7 @@ impl BrokerClient {
         }
     }
 
-    async fn status_error(&self, res: Response) -> ClientError {
+    async fn status_error(&self, res: Response, api: Api) -> ClientError {
         let status = res.status();
         let retry_after = res
             .headers()
@@ -352,6 +385,7 @@ impl BrokerClient {
                      identity provider, or check that the broker trusts its issuer and audience."
                 )),
             },
+            StatusCode::FORBIDDEN if api == Api::Audit => not_an_auditor(&self.source),
             StatusCode::FORBIDDEN => fail(format!(
                 "not permitted: {detail}. The target may not exist, or your identity has no \
                  grant for it and this DB user (ask the broker's operators; GET /v1/targets \
@@ -380,6 +414,38 @@ impl BrokerClient {
                 };
                 fail(format!("the broker answered {title}: {detail}"))
             }
+        }
+    }
+}
+
+/// Which part of the API a request went to: the same status means different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `/v1/tokens`, `/v1/targets`: a 403 is a missing grant or an unknown target.
+    Tokens,
+    /// `/v1/audit/*`: a 403 is a caller who is not in `[[auditors]]`.
+    Audit,
+}
+
+/// The broker answers a non-auditor on `/v1/audit/*` with the same 403 as a missing
+/// grant (its detail speaks of targets); the console and the CLI say what it means there.
+fn not_an_auditor(source: &BearerSource) -> ClientError {
+    match source {
+        BearerSource::None => fail(
+            "not an auditor: the broker does not let the anonymous caller read the audit \
+             trail (an [[auditors]] entry with issuer = \"none\" and subject = \"anonymous\" \
+             would), or it needs a JWT: pass --jwt-file or set RDS_TOKEN_BROKER_JWT.",
+        ),
+        source => {
+            let who = match source {
+                BearerSource::AwsIam => source.to_string(),
+                _ => format!("the identity of {source}"),
+            };
+            fail(format!(
+                "not an auditor: {who} is not in the broker's [[auditors]], so it may not \
+                 read the audit trail. Use an auditor's credentials, or ask the broker's \
+                 operators to add an [[auditors]] entry for it."
+            ))
         }
     }
 }
@@ -428,6 +494,69 @@ pub async fn fetch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(jwt_file: Option<PathBuf>, k8s_token_file: PathBuf) -> BrokerArgs {
+        BrokerArgs {
+            broker: "http://127.0.0.1:8443".into(),
+            jwt_file,
+            k8s_token_file,
+            ca_file: None,
+            timeout: 30,
+            insecure_http: false,
+            aws_iam: false,
+            iam_server_id: None,
+            sts_endpoint: None,
+        }
+    }
+
+    #[test]
+    fn a_bearer_prefix_is_removed_from_a_jwt_file_or_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = dir.path().join("no-k8s-token");
+        let jwt = |args: &BrokerArgs, env: Option<&str>| {
+            resolve_bearer(args, env.map(str::to_owned))
+                .map(|(s, _)| s.unwrap().expose_secret().to_owned())
+                .map_err(|e| e.to_string())
+        };
+        let from_env = args(None, none.clone());
+        for text in [
+            "aaa.bbb.ccc",
+            "Bearer aaa.bbb.ccc",
+            " bearer\taaa.bbb.ccc\n",
+            "BEARER  aaa.bbb.ccc",
+        ] {
+            assert_eq!(
+                jwt(&from_env, Some(text)).as_deref(),
+                Ok("aaa.bbb.ccc"),
+                "{text:?}"
+            );
+            let file = dir.path().join("jwt");
+            std::fs::write(&file, text).unwrap();
+            assert_eq!(
+                jwt(&args(Some(file), none.clone()), None).as_deref(),
+                Ok("aaa.bbb.ccc"),
+                "{text:?}"
+            );
+        }
+        // Only a whole word followed by a space is a prefix.
+        assert_eq!(
+            jwt(&from_env, Some("Bearerx.y.z")).as_deref(),
+            Ok("Bearerx.y.z")
+        );
+        assert_eq!(
+            jwt(&from_env, Some("Bearer ")),
+            Err("RDS_TOKEN_BROKER_JWT is set but empty (or holds only \"Bearer\")".into())
+        );
+        let file = dir.path().join("only-scheme");
+        std::fs::write(&file, "Bearer\n").unwrap();
+        assert_eq!(
+            jwt(&args(Some(file.clone()), none), None),
+            Err(format!(
+                "the JWT file {} is empty (or holds only \"Bearer\")",
+                file.display()
+            ))
+        );
+    }
 
     #[test]
     fn plain_http_is_for_loopback_unless_insecure_http() {

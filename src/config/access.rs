@@ -52,19 +52,42 @@ pub(super) fn issuers(raw: Vec<RawIssuer>, e: &mut Errors<'_>) -> Vec<IssuerConf
     issuers
 }
 
-/// Grants and auditors, checked against the issuers and targets already validated. An
-/// auditor may name the anonymous caller only when `allow_unauthenticated` is set.
+/// What the file declares, whether or not each entry is valid: a grant that names a target
+/// or issuer with an error of its own is not told that it is unknown too (one mistake, one
+/// message).
+#[derive(Debug, Default)]
+pub(super) struct Declared {
+    /// `[[issuers]]` names.
+    pub(super) issuers: BTreeSet<String>,
+    /// `[[targets]]` names, each with its `db_users` as written.
+    pub(super) targets: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Declared {
+    pub(super) fn new(issuers: &[RawIssuer], targets: &[super::raw::RawTarget]) -> Self {
+        Self {
+            issuers: issuers.iter().map(|i| i.name.clone()).collect(),
+            targets: targets
+                .iter()
+                .map(|t| (t.name.clone(), t.db_users.iter().cloned().collect()))
+                .collect(),
+        }
+    }
+}
+
+/// Grants and auditors, checked against the issuers and targets already validated (and,
+/// for names, against what the file declares: see [`Declared`]). An auditor may name the
+/// anonymous caller only when `allow_unauthenticated` is set.
 pub(super) fn grants_and_auditors(
     raw_grants: Vec<RawGrant>,
     raw_auditors: Vec<RawAuditor>,
-    issuers: &[IssuerConfig],
+    declared: &Declared,
     targets: &BTreeMap<TargetName, Arc<Target>>,
     has_iam_server_id: bool,
     allow_unauthenticated: bool,
     e: &mut Errors<'_>,
 ) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
-    let known_issuer =
-        |name: &str| name == AWS_IAM_ISSUER || issuers.iter().any(|i| i.name == name);
+    let known_issuer = |name: &str| name == AWS_IAM_ISSUER || declared.issuers.contains(name);
     let mut grants = Vec::new();
     for (i, g) in raw_grants.into_iter().enumerate() {
         let key = |k: &str| format!("grants[{i}].{k}");
@@ -99,19 +122,24 @@ pub(super) fn grants_and_auditors(
             e.push(key("targets"), "must name at least one target");
         }
         let mut granted_targets = Vec::new();
+        // Declared targets granted, valid or not: their DB users as written.
+        let mut declared_users = Vec::new();
         for (j, name) in g.targets.iter().enumerate() {
             let Some(name) = e.check(format!("grants[{i}].targets[{j}]"), TargetName::parse(name))
             else {
                 continue;
             };
-            if !targets.contains_key(&name) {
+            let Some(users) = declared.targets.get(name.as_str()) else {
                 e.push(
                     format!("grants[{i}].targets[{j}]"),
                     format!("unknown target {:?}", name.as_str()),
                 );
                 continue;
+            };
+            declared_users.push(users);
+            if targets.contains_key(&name) {
+                granted_targets.push(name);
             }
-            granted_targets.push(name);
         }
         let mut db_users = Vec::new();
         for (j, u) in g.db_users.iter().enumerate() {
@@ -119,9 +147,10 @@ pub(super) fn grants_and_auditors(
             let Some(u) = e.check(k.clone(), DbUser::parse(u)) else {
                 continue;
             };
-            let offered_by =
-                |t: &TargetName| targets.get(t).is_some_and(|t| t.db_users.contains(&u));
-            if !granted_targets.is_empty() && !granted_targets.iter().any(offered_by) {
+            let offered = declared_users
+                .iter()
+                .any(|users| users.contains(u.as_str()));
+            if !declared_users.is_empty() && !offered {
                 e.push(
                     k,
                     format!(

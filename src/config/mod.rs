@@ -333,7 +333,7 @@ pub fn load_str(text: &str) -> Result<Config, ConfigErrors> {
     let raw: raw::RawConfig = serde_ignored::deserialize(de, |path| {
         unknown.push(ConfigError {
             key: key_of(&path),
-            message: "unknown key".into(),
+            message: unknown_key(&path),
         });
     })
     .map_err(|e| fail(vec![toml_error(text, &e)]))?;
@@ -342,6 +342,35 @@ pub fn load_str(text: &str) -> Result<Config, ConfigErrors> {
     match config {
         Some(c) if errors.is_empty() => Ok(c),
         _ => Err(fail(errors)),
+    }
+}
+
+/// "unknown key", with the section's closest key when it looks like a typo of one.
+fn unknown_key(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    let suggestion = match path {
+        P::Map { parent, key } => raw::closest(key, raw::known_keys(&section_of(parent))),
+        _ => None,
+    };
+    match suggestion {
+        Some(k) => format!("unknown key; did you mean {k:?}?"),
+        None => "unknown key".into(),
+    }
+}
+
+/// The table a serde_ignored path is in, without indices: `targets[0]` is `targets`.
+fn section_of(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Map { parent, key } => match section_of(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Seq { parent, .. }
+        | P::Some { parent }
+        | P::NewtypeStruct { parent }
+        | P::NewtypeVariant { parent } => section_of(parent),
     }
 }
 

@@ -162,3 +162,135 @@ pub struct RawUiOidc {
     pub authorization_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
 }
+
+/// The keys a section accepts, as written in the file: `section` is the dotted path of a
+/// table without indices (`""` for the top level, `server`, `targets`, `ui.oidc`). Read
+/// from the structs above, so the list cannot drift from what is parsed.
+pub fn known_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "" => fields::<RawConfig>(),
+        "server" => fields::<RawServer>(),
+        "log" => fields::<RawLog>(),
+        "aws" => fields::<RawAws>(),
+        "tokens" => fields::<RawTokens>(),
+        "audit" => fields::<RawAudit>(),
+        "rate_limit" => fields::<RawRateLimit>(),
+        "issuers" => fields::<RawIssuer>(),
+        "targets" => fields::<RawTarget>(),
+        "grants" => fields::<RawGrant>(),
+        "auditors" => fields::<RawAuditor>(),
+        "ui" => fields::<RawUi>(),
+        "ui.oidc" => fields::<RawUiOidc>(),
+        _ => &[],
+    }
+}
+
+/// The field names serde's derive hands to `deserialize_struct`.
+fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut names = FieldNames(&[]);
+    let _ = T::deserialize(&mut names);
+    names.0
+}
+
+/// A deserializer that only records the field names of the struct asked for.
+struct FieldNames(&'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for &mut FieldNames {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        Err(serde::de::Error::custom("field names read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// The known key closest to `unknown` when it is close enough to be a typo: at most a
+/// third of its length in single-character edits (an adjacent swap counts as one).
+pub fn closest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    let unknown = unknown.to_ascii_lowercase();
+    let limit = (unknown.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (edit_distance(&unknown, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// adjacent characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: two back (for swaps), one back, current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        if let Some(first) = cur.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let sub = prev.get(j).map_or(usize::MAX, |d| d + cost);
+            let del = prev.get(j + 1).map_or(usize::MAX, |d| d + 1);
+            let ins = cur.get(j).map_or(usize::MAX, |d| d + 1);
+            let mut best = sub.min(del).min(ins);
+            let swapped = i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca);
+            if swapped && let Some(d) = before.get(j - 1) {
+                best = best.min(d + 1);
+            }
+            if let Some(slot) = cur.get_mut(j + 1) {
+                *slot = best;
+            }
+        }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.get(b.len()).copied().unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_lists_its_keys() {
+        assert!(known_keys("").contains(&"rate_limit"));
+        assert!(known_keys("server").contains(&"listen"));
+        assert!(known_keys("targets").contains(&"engine"));
+        assert!(known_keys("ui.oidc").contains(&"client_id"));
+        assert!(known_keys("grants.claims").is_empty());
+    }
+
+    #[test]
+    fn typos_get_the_closest_key_and_strangers_get_none() {
+        let server = known_keys("server");
+        assert_eq!(closest("lisen", server), Some("listen"));
+        assert_eq!(closest("Listen", server), Some("listen"));
+        assert_eq!(closest("tls_crt", server), Some("tls_cert"));
+        assert_eq!(closest("metrics_lsiten", server), Some("metrics_listen"));
+        assert_eq!(closest("colour", server), None);
+        assert_eq!(closest("", server), None);
+        assert_eq!(closest("regoin", known_keys("targets")), Some("region"));
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("abc", "acb"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 
-use super::access::{fetch_allowed, is_loopback_host};
+use super::access::{Declared, fetch_allowed, is_loopback_host};
 use super::raw::RawUi;
 use super::validate::Errors;
 use super::{IssuerConfig, UiConfig, UiOidc};
@@ -19,6 +19,7 @@ use super::{IssuerConfig, UiConfig, UiOidc};
 pub(super) fn ui(
     raw: RawUi,
     issuers: &[IssuerConfig],
+    declared: &Declared,
     listen: Option<SocketAddr>,
     e: &mut Errors<'_>,
 ) -> UiConfig {
@@ -42,7 +43,8 @@ pub(super) fn ui(
     }
     let oidc = raw.oidc.and_then(|o| {
         let issuer = issuers.iter().find(|i| i.name == o.issuer);
-        if issuer.is_none() {
+        // An entry with an error of its own is reported at its own key.
+        if issuer.is_none() && !declared.issuers.contains(&o.issuer) {
             e.push(
                 "ui.oidc.issuer",
                 format!("{:?} is not the name of an [[issuers]] entry", o.issuer),

@@ -48,18 +48,25 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     let tokens = tokens(&raw.tokens, &mut e);
     let audit = raw.audit.map(|a| audit(a, &mut e));
     let rate_limit = rate_limit(&raw.rate_limit, &mut e);
+    let declared = access::Declared::new(&raw.issuers, &raw.targets);
     let issuers = access::issuers(raw.issuers, &mut e);
     let targets = targets::targets(raw.targets, aws.region.as_ref(), &mut e);
     let (grants, auditors) = access::grants_and_auditors(
         raw.grants,
         raw.auditors,
-        &issuers,
+        &declared,
         &targets,
         aws.iam_server_id.is_some(),
         server.as_ref().is_some_and(|s| s.allow_unauthenticated),
         &mut e,
     );
-    let ui = super::ui::ui(raw.ui, &issuers, server.as_ref().map(|s| s.listen), &mut e);
+    let ui = super::ui::ui(
+        raw.ui,
+        &issuers,
+        &declared,
+        server.as_ref().map(|s| s.listen),
+        &mut e,
+    );
     Some(Config {
         server: server?,
         log,

@@ -323,6 +323,50 @@ async fn exec_runs_the_command_with_the_variables_and_its_exit_status() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn targets_lists_what_the_caller_may_use_with_the_token_commands_credentials() {
+    let f = Fixture::start().await;
+    let file = f.jwt_file("from-file");
+    let table = f.ok(&["targets", "--jwt-file", &file], &[]).await;
+    let ledger = "ledger.cluster-abc123xyz.us-east-1.rds.amazonaws.com:3306";
+    let orders = "orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com:5432";
+    assert_eq!(
+        table,
+        format!(
+            "target     engine    endpoint{pad}  region     db_users\n\
+             ledger     mysql     {ledger}  us-east-1  ledger_svc\n\
+             orders-db  postgres  {orders}  eu-west-1  app_ro\n",
+            pad = " ".repeat(ledger.len() - "endpoint".len())
+        )
+    );
+
+    // The variable, with the "Bearer " prefix an Authorization header has, and JSON.
+    let bearer = format!("Bearer {}", f.jwt("from-env"));
+    let json = f
+        .ok(
+            &["targets", "--format", "json"],
+            &[("RDS_TOKEN_BROKER_JWT", &bearer)],
+        )
+        .await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["targets"][1]["name"], "orders-db");
+    assert_eq!(json["targets"][1]["db_users"], json!(["app_rw"]));
+
+    // No grant: said so, successfully (nothing failed).
+    let nobody = f.jwt_file("nobody");
+    let out = f.ok(&["targets", "--jwt-file", &nobody], &[]).await;
+    assert_eq!(
+        out,
+        "no targets: this identity has no grant on this broker (ask its operators)\n"
+    );
+    // No credentials: what to pass.
+    let err = f.fails(&["targets"], &[], 1).await;
+    assert!(
+        err.contains("no JWT was found: pass --jwt-file, set RDS_TOKEN_BROKER_JWT"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_say_what_to_do() {
     let f = Fixture::start().await;
     let args = ["token", "--target", "orders-db"];
@@ -491,11 +535,25 @@ async fn audit_commands_query_export_and_verify() {
         .await;
     assert_eq!(rows(&csv), 2);
 
-    // A service identity is not an auditor.
-    let err = f
-        .fails(&["audit", "query", "--jwt-file", &file], &[], 1)
-        .await;
-    assert!(err.contains("not permitted"), "{err}");
+    // A service identity is not an auditor, and each audit command says so (the API's 403
+    // is the same as for a missing grant; its detail speaks of targets).
+    for (args, code) in [
+        (&["audit", "query"][..], 1),
+        (&["audit", "export"][..], 1),
+        (&["audit", "verify"][..], 2),
+    ] {
+        let err = f
+            .fails(&[args, &["--jwt-file", &file]].concat(), &[], code)
+            .await;
+        assert!(
+            err.starts_with(&format!(
+                "error: not an auditor: the identity of the JWT in {file} is not in the \
+                 broker's [[auditors]]"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("target"), "{args:?}: {err}");
+    }
 
     let ok = f
         .ok(&["audit", "verify", "--jwt-file", &auditor], &[])

@@ -1,5 +1,5 @@
 //! The operator guide says what the code does: its metrics table is the one list in
-//! `metrics::names::ALL`, row for row.
+//! `metrics::names::ALL`, row for row; the CLI guide quotes the messages as printed.
 
 use rds_token_broker::metrics::names::{ALL, Kind, Metric};
 
@@ -35,5 +35,31 @@ fn the_metrics_table_is_the_list_the_code_exports() {
         expected,
         "docs/operating.md's metrics table must list metrics::names::ALL in order:\n{}",
         expected.join("\n")
+    );
+}
+
+#[test]
+fn the_readme_says_how_to_put_the_cli_on_path_and_the_cli_guide_lists_targets() {
+    let readme = repo_file("README.md");
+    assert!(
+        readme.contains("\n```sh\ncargo install --locked --path .\n```\n"),
+        "README.md must show `cargo install --locked --path .`"
+    );
+    let cli = repo_file("docs/cli.md");
+    assert!(cli.contains("| `rds-token-broker targets [--format table\\|json]` |"));
+    assert!(cli.contains("`not an auditor`"));
+}
+
+#[test]
+fn the_cli_guide_quotes_the_address_in_use_hint_as_the_broker_prints_it() {
+    use rds_token_broker::startup::StartupError;
+    let e = StartupError::Listen {
+        addr: "127.0.0.1:8443".parse().unwrap(),
+        source: std::io::ErrorKind::AddrInUse.into(),
+    };
+    let hint = format!("\nhint: {}\n", e.hint().unwrap());
+    assert!(
+        repo_file("docs/cli.md").contains(&hint),
+        "docs/cli.md must quote {hint:?}"
     );
 }

@@ -18,7 +18,8 @@ use crate::support::eventually;
 async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = binary::command(home.path());
-    cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
+    cmd.env("TMPDIR", home.path())
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
     let mut broker = RunningBroker::start(cmd);
     let client = crate::support::client();
     // The banner is complete once it says how to stop.
@@ -42,6 +43,24 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the banner prints a dev JWT")
         .to_owned();
+
+    // The CLI lines of the banner work as printed, with the two exports.
+    let url_line = format!("\n    export RDS_TOKEN_BROKER_URL={}\n", broker.base);
+    assert!(stdout.contains(&url_line), "{stdout}");
+    let token_line = "\n    rds-token-broker token --target demo-db --db-user app_ro\n";
+    assert!(stdout.contains(token_line), "{stdout}");
+    let out = binary::command(home.path())
+        .env("RDS_TOKEN_BROKER_URL", &broker.base)
+        .env("RDS_TOKEN_BROKER_JWT", &jwt)
+        .args(token_line.split_whitespace().skip(1))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("demo.cluster-abc123example"));
 
     // Without the JWT the dev broker refuses, like any other.
     let res = client
@@ -78,10 +97,139 @@ async fn serve_dev_prints_a_working_curl_and_labels_dummy_credentials() {
     assert!(status.success(), "exit status {status:?}");
     let logs = broker.stderr();
     assert!(logs.contains("SIGTERM received"), "{logs}");
+    // stderr is a pipe here: no colour codes.
+    assert!(!logs.contains('\x1b'), "{logs:?}");
     assert!(
         !logs.contains(&token) && !logs.contains("X-Amz-Signature") && !logs.contains(&jwt),
         "a token or the JWT reached the log"
     );
+}
+
+/// The entries of `dir` whose names start with `rds-token-broker-dev-`, sorted.
+fn dev_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rds-token-broker-dev-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_dev_removes_its_files_on_exit_and_stale_ones_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    let tmp = home.path();
+    // What killed dev brokers left: a directory, and an older release's loose files.
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let stale_dir = tmp.join(format!("rds-token-broker-dev-{dead}-Ab12Cd"));
+    std::fs::create_dir(&stale_dir).unwrap();
+    std::fs::write(stale_dir.join("audit.db"), "x").unwrap();
+    for suffix in ["jwks.json", "audit.db", "audit.db-wal"] {
+        std::fs::write(
+            tmp.join(format!("rds-token-broker-dev-{dead}.{suffix}")),
+            "x",
+        )
+        .unwrap();
+    }
+    // A running process's directory (this test's) and a stranger's file stay.
+    let alive = format!("rds-token-broker-dev-{}-Keep01", std::process::id());
+    std::fs::create_dir(tmp.join(&alive)).unwrap();
+    std::fs::write(tmp.join("rds-token-broker-dev-notes.txt"), "x").unwrap();
+
+    let mut cmd = binary::command(tmp);
+    cmd.env("TMPDIR", tmp)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
+    let mut broker = RunningBroker::start(cmd);
+    let own = format!("rds-token-broker-dev-{}-", broker.child.id());
+    let entries = dev_entries(tmp);
+    let own_dirs: Vec<&String> = entries.iter().filter(|n| n.starts_with(&own)).collect();
+    assert_eq!(own_dirs.len(), 1, "{entries:?}");
+    let own_dir = tmp.join(own_dirs[0]);
+    assert!(own_dir.join("jwks.json").is_file());
+    assert!(own_dir.join("audit.db").is_file());
+    let mut expected = vec![
+        own_dirs[0].clone(),
+        alive.clone(),
+        "rds-token-broker-dev-notes.txt".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(entries, expected);
+    assert!(
+        broker
+            .stderr()
+            .contains("removed files of dev brokers that are no longer running"),
+        "{}",
+        broker.stderr()
+    );
+
+    let status = broker.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+    let mut left = vec![alive, "rds-token-broker-dev-notes.txt".to_owned()];
+    left.sort();
+    assert_eq!(dev_entries(tmp), left);
+}
+
+#[test]
+fn an_address_in_use_suggests_a_free_port_and_leaves_no_dev_files() {
+    let home = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = binary::command(home.path())
+        .env("TMPDIR", home.path())
+        .args(["serve", "--dev", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "\nhint: another process (another broker?) is using {addr}: stop it, change \
+             server.listen, or let the system pick a free port with --listen 127.0.0.1:0\n"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(dev_entries(home.path()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_warns_at_start_when_it_finds_no_aws_credentials() {
+    let home = tempfile::tempdir().unwrap();
+    let config = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .set("log", "format", "text")
+        .target(Target::orders_db())
+        .write_to(home.path());
+    // `binary::command`: no credentials anywhere, no instance metadata.
+    let mut cmd = binary::command(home.path());
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let broker = RunningBroker::start(cmd);
+    let broker_ref = &broker;
+    let line = eventually(Duration::from_secs(10), || async move {
+        broker_ref
+            .stderr()
+            .lines()
+            .find(|l| l.contains("no AWS credentials found at start"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(
+        line.contains("/readyz answers 503 until some appear")
+            && line.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{line}"
+    );
+    // The text format, into a pipe: no colour codes.
+    assert!(!broker.stderr().contains('\x1b'), "{:?}", broker.stderr());
 }
 
 #[test]

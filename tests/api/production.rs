@@ -347,7 +347,7 @@ async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() 
 
 /// A CA and a server certificate it signed for localhost and 127.0.0.1: (CA PEM, cert
 /// PEM, key PEM).
-fn pki(name: &str) -> (String, String, String) {
+pub(crate) fn pki(name: &str) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
