@@ -38,10 +38,10 @@ pub fn postgres_bin_dir() -> PathBuf {
     if let Some((_, bin)) = debian.pop() {
         return bin;
     }
-    if let Some(dir) = on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf)) {
-        if has_server(&dir) {
-            return dir;
-        }
+    if let Some(dir) = on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
+        && has_server(&dir)
+    {
+        return dir;
     }
     missing(
         "PostgreSQL's server programs (initdb and postgres, version 13 or newer) are \
