@@ -4,10 +4,15 @@
 use std::process::{Child, ExitStatus};
 use std::time::Duration;
 
+use rds_token_broker::audit::Outcome;
 use rds_token_broker::config::load_str;
+use serde_json::json;
 
+use crate::aws_iam;
+use crate::support::app::TestApp;
 use crate::support::binary::{self, RunningBroker};
 use crate::support::config::{BrokerToml, Target};
+use crate::support::creds::static_keys;
 use crate::support::eventually;
 
 /// What the broker says about a file without `[audit]`, as `serve` and `check-config`
@@ -22,12 +27,11 @@ fn orders_db() -> BrokerToml {
 
 /// Waits (at most 30 s) for `child` to exit by itself; kills it and fails if it does not.
 async fn exits(child: &mut Child) -> ExitStatus {
-    let status = eventually(Duration::from_secs(30), || {
+    eventually(Duration::from_secs(30), || {
         let status = child.try_wait().unwrap();
         async move { status }
     })
-    .await;
-    status
+    .await
 }
 
 #[tokio::test]
@@ -137,4 +141,139 @@ fn enabled_false_with_store_settings_is_an_error_per_key() {
     assert_eq!(c.audit.unwrap().url, "sqlite://./audit.db");
     let off = load_str(&orders_db().to_string()).unwrap();
     assert_eq!(off.audit, None);
+}
+
+/// Every event in the SQLite trail under `dir`, read from the store (reading through the
+/// API would add events of its own).
+async fn stored(dir: &std::path::Path) -> Vec<rds_token_broker::audit::AuditEvent> {
+    let url = format!("sqlite://{}/audit.db", dir.display());
+    let store = rds_token_broker::audit::AuditStore::open(&url)
+        .await
+        .unwrap();
+    store.all_by_chain().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_oversized_token_requests_are_recorded_as_rejected_and_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await;
+    let secretish = "s3cr3t-value-that-must-not-be-recorded";
+    let post = |content_type: &'static str, body: String| {
+        app.client
+            .post(format!("{}/v1/tokens", app.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // Three malformed bodies in one second, from one caller: one event at once, the
+    // other two folded into one with count 2.
+    let malformed = [
+        format!("{{\"target\": \"{secretish}"),
+        format!("{{\"target\": \"orders-db\", \"password\": \"{secretish}\"}}"),
+        format!("{{\"target\": \"orders/{secretish}\"}}"),
+    ];
+    for body in malformed {
+        assert_eq!(post("application/json", body).await.unwrap().status(), 400);
+    }
+    assert_eq!(
+        post("text/plain", "{\"target\": \"orders-db\"}".into())
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    let big = json!({"target": "orders-db", "db_user": secretish.repeat(500)}).to_string();
+    assert_eq!(post("application/json", big).await.unwrap().status(), 413);
+    app.clock.advance(Duration::from_secs(2));
+    let rejected = eventually(Duration::from_secs(10), || async {
+        let events: Vec<_> = stored(dir.path())
+            .await
+            .into_iter()
+            .filter(|e| e.outcome == Outcome::Rejected)
+            .collect();
+        (events.iter().map(|e| e.count).sum::<i64>() == 5).then_some(events)
+    })
+    .await;
+    assert_eq!(rejected.len(), 4, "{rejected:#?}");
+    for e in &rejected {
+        let json = serde_json::to_string(e).unwrap();
+        assert!(!json.contains(secretish), "{json}");
+        assert!(e.client_ip.is_some(), "{e:?}");
+    }
+    let by_reason = |needle: &str| {
+        rejected
+            .iter()
+            .filter(|e| e.reason.as_deref().unwrap().contains(needle))
+            .collect::<Vec<_>>()
+    };
+    let too_large = by_reason("larger than 16 KiB");
+    assert_eq!(too_large.len(), 1, "{rejected:#?}");
+    // Refused before authentication: nobody is named, the method says so.
+    assert_eq!(too_large[0].auth_method.as_deref(), Some("unverified"));
+    assert_eq!(too_large[0].subject, None);
+    let not_json = by_reason("Content-Type");
+    assert_eq!(not_json.len(), 1, "{rejected:#?}");
+    assert_eq!(not_json[0].subject.as_deref(), Some("anonymous"));
+    let counts: Vec<i64> = rejected
+        .iter()
+        .filter(|e| e.auth_method.as_deref() == Some("unauthenticated"))
+        .filter(|e| !e.reason.as_deref().unwrap().contains("Content-Type"))
+        .map(|e| e.count)
+        .collect();
+    assert_eq!(counts, [1, 2], "{rejected:#?}");
+    // Nothing was issued or asked of AWS.
+    assert_eq!(app.minted(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_aws_iam_caller_is_recorded_with_the_access_key_id_it_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = aws_iam::Fixture::start_with(|c| c.audit_sqlite(dir.path()), |_| static_keys()).await;
+    let signed = f.signed("role").await;
+    let valid = aws_iam::decode(signed["valid"].as_str().unwrap());
+    // Signed, then changed: STS (moto) refuses the signature.
+    let mut t = valid.clone();
+    *aws_iam::header_mut(&mut t, "content-type") = json!("application/x-www-form-urlencoded");
+    f.refused(&aws_iam::encode(&t), "SignatureDoesNotMatch")
+        .await;
+    // A Credential= that is not shaped like an access key id is not quoted.
+    let mut t = valid.clone();
+    let auth = aws_iam::header_mut(&mut t, "authorization");
+    let forged = auth
+        .as_str()
+        .unwrap()
+        .replacen("Credential=", "Credential=<script>AKIA", 1);
+    *auth = json!(forged);
+    f.refused(&aws_iam::encode(&t), "").await;
+
+    let key = f.creds["role"]["AWS_ACCESS_KEY_ID"].as_str().unwrap();
+    let secret = f.creds["role"]["AWS_SECRET_ACCESS_KEY"].as_str().unwrap();
+    let session = f.creds["role"]["AWS_SESSION_TOKEN"].as_str().unwrap();
+    // Both were refused by STS, from one address: the second is folded into a window.
+    f.app.clock.advance(Duration::from_secs(2));
+    let denied = eventually(Duration::from_secs(10), || async {
+        let events: Vec<_> = stored(dir.path())
+            .await
+            .into_iter()
+            .filter(|e| e.outcome == Outcome::Denied)
+            .collect();
+        (events.iter().map(|e| e.count).sum::<i64>() == 2).then_some(events)
+    })
+    .await;
+    assert_eq!(denied.len(), 2, "{denied:#?}");
+    let sts = denied[0].reason.as_deref().unwrap();
+    assert!(
+        sts.contains(&format!(
+            "(the signature claims AWS access key id \"{key}\"; unverified)"
+        )),
+        "{sts}"
+    );
+    assert_eq!(denied[0].auth_method.as_deref(), Some("unverified"));
+    assert_eq!((&denied[0].issuer, &denied[0].subject), (&None, &None));
+    let forged = denied[1].reason.as_deref().unwrap();
+    assert!(!forged.contains("access key id"), "{forged}");
+    for e in &denied {
+        let json = serde_json::to_string(e).unwrap();
+        assert!(!json.contains(secret) && !json.contains(session), "{json}");
+    }
 }
