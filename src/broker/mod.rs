@@ -6,10 +6,12 @@
 //! [`IssueError`] by its [`IssueErrorKind`] alone.
 
 mod error;
+mod reads;
 mod record;
 mod status;
 
 pub use error::{IssueError, IssueErrorKind};
+pub use reads::TrailRead;
 pub use record::RequestMeta;
 pub use status::{CacheStats, Gauges, Readiness};
 

@@ -192,7 +192,7 @@ impl Broker {
 
     /// An event `id` for this request, at the clock's now; the outcome is filled in by
     /// the caller.
-    fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
+    pub(super) fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
         AuditEvent {
             id: id.to_string(),
             time: rfc3339_millis(self.clock.now()),

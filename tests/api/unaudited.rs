@@ -9,7 +9,7 @@ use rds_token_broker::config::load_str;
 use serde_json::json;
 
 use crate::aws_iam;
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, problem};
 use crate::support::binary::{self, RunningBroker};
 use crate::support::config::{BrokerToml, Target};
 use crate::support::creds::static_keys;
@@ -276,4 +276,160 @@ async fn a_refused_aws_iam_caller_is_recorded_with_the_access_key_id_it_claims()
         let json = serde_json::to_string(e).unwrap();
         assert!(!json.contains(secret) && !json.contains(session), "{json}");
     }
+}
+
+/// The `audit_read` events in the SQLite trail under `dir`, oldest first.
+async fn reads(dir: &std::path::Path) -> Vec<rds_token_broker::audit::AuditEvent> {
+    stored(dir)
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::AuditRead)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_of_the_trail_is_recorded_with_its_filters_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await;
+    let token = app.token(json!({"target": "ledger"})).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.token(json!({"target": "orders-db", "db_user": "app_rw"}))
+        .await;
+
+    let page: serde_json::Value = app
+        .get("/v1/audit/events?target=ledger&limit=10")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    let res = app
+        .client
+        .post(format!("{}/v1/audit/lookup", app.base))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sha: serde_json::Value = res.json().await.unwrap();
+    let sha = sha["token_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/v1/audit/verify").await.status(), 200);
+    let stats = "since=2026-03-09T00:00:00Z&until=2026-03-10T00:00:00Z";
+    assert_eq!(
+        app.get(&format!("/v1/audit/stats?{stats}")).await.status(),
+        200
+    );
+    let export = app
+        .get("/v1/audit/events?format=ndjson&outcome=issued")
+        .await;
+    assert_eq!(export.text().await.unwrap().lines().count(), 2);
+
+    let reasons: Vec<String> = reads(dir.path())
+        .await
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                (e.subject.as_deref(), e.auth_method.as_deref(), e.count),
+                (Some("anonymous"), Some("unauthenticated"), 1),
+                "{e:?}"
+            );
+            assert!(e.client_ip.is_some() && e.token_sha256.is_none(), "{e:?}");
+            e.reason.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "GET /v1/audit/events {limit=10&target=ledger}: 1 events".to_owned(),
+            format!("POST /v1/audit/lookup {{token_sha256={sha}}}: 1 events"),
+            // The two issuances and the two reads before it.
+            "GET /v1/audit/verify {}: 4 events".to_owned(),
+            // Every event of the day so far, the verification's read included.
+            "GET /v1/audit/stats {since=2026-03-09T00:00:00Z&until=2026-03-10T00:00:00Z}: \
+             5 events"
+                .to_owned(),
+            "GET /v1/audit/events {format=ndjson&outcome=issued}: streamed export".to_owned(),
+        ]
+    );
+    // The looked-up token is recorded by its hash only.
+    let all = serde_json::to_string(&stored(dir.path()).await).unwrap();
+    assert!(!all.contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_reads_are_folded_and_every_one_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await;
+    for _ in 0..20 {
+        assert_eq!(
+            app.get("/v1/audit/events?outcome=denied").await.status(),
+            200
+        );
+    }
+    // Another filter is another read.
+    assert_eq!(
+        app.get("/v1/audit/events?outcome=issued").await.status(),
+        200
+    );
+    app.clock.advance(Duration::from_secs(2));
+    let folded = eventually(Duration::from_secs(10), || async {
+        let r = reads(dir.path()).await;
+        (r.iter().map(|e| e.count).sum::<i64>() == 21).then_some(r)
+    })
+    .await;
+    let summary: Vec<(i64, String)> = folded
+        .iter()
+        .map(|e| (e.count, e.reason.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                1,
+                "GET /v1/audit/events {outcome=denied}: 0 events".to_owned()
+            ),
+            (
+                1,
+                "GET /v1/audit/events {outcome=issued}: 0 events".to_owned()
+            ),
+            (
+                19,
+                "GET /v1/audit/events {outcome=denied}: 0 events".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_the_trail_cannot_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await;
+    app.token(json!({"target": "ledger"})).await;
+    // The store still answers searches, but refuses to store a read.
+    let url = format!("sqlite://{}/audit.db", dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_reads BEFORE INSERT ON audit_events \
+         WHEN NEW.outcome = 'audit_read' BEGIN SELECT RAISE(ABORT, 'no reads'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for path in [
+        "/v1/audit/events",
+        "/v1/audit/events?format=csv",
+        "/v1/audit/verify",
+        "/v1/audit/stats",
+    ] {
+        let res = app.get(path).await;
+        let body = problem(res, 503).await;
+        assert_eq!(
+            body["detail"], "this read could not be recorded in the audit trail",
+            "{path}: {body}"
+        );
+    }
+    // Issuance is unaffected.
+    app.token(json!({"target": "ledger"})).await;
 }
