@@ -11,7 +11,7 @@ mod record;
 mod status;
 
 pub use error::{IssueError, IssueErrorKind};
-pub use reads::TrailRead;
+pub use reads::{ReadCount, TrailRead};
 pub use record::RequestMeta;
 pub use status::{CacheStats, Gauges, Readiness};
 

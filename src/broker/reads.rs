@@ -18,9 +18,20 @@ pub struct TrailRead {
     /// The filters (query parameters) as `(name, value)`, or the looked-up token's
     /// SHA-256 as `("token_sha256", hex)`; values are caller text, cleaned here.
     pub filters: Vec<(String, String)>,
-    /// Events returned (checked, for verify; counted, for stats), when known before the
-    /// answer leaves; `None` for an export, which streams.
-    pub events: Option<u64>,
+    /// How many events it returned.
+    pub events: ReadCount,
+}
+
+/// How many events a read returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCount {
+    /// Events returned (checked, for verify; counted, for stats).
+    Returned(u64),
+    /// An export, recorded before it streams: the count is not known yet.
+    ExportStarted,
+    /// An export that streamed to its end, with the events it sent (recorded after them,
+    /// best effort: an export broken off has no such event).
+    ExportFinished(u64),
 }
 
 impl TrailRead {
@@ -55,14 +66,16 @@ impl Broker {
         let filters = read.filter_text();
         let mut event = self.event(uuid_v7(self.clock.now()), meta, auditor);
         event.outcome = Outcome::AuditRead;
-        event.reason = Some(match read.events {
-            Some(n) => format!("{} {{{filters}}}: {n} events", read.what),
-            None => format!("{} {{{filters}}}: streamed export", read.what),
-        });
+        let (count, kind) = match read.events {
+            ReadCount::Returned(n) => (format!("{n} events"), "read"),
+            ReadCount::ExportStarted => ("export started".to_owned(), "export"),
+            ReadCount::ExportFinished(n) => (format!("export finished, {n} events"), "end"),
+        };
+        event.reason = Some(format!("{} {{{filters}}}: {count}", read.what));
         let key = (
             Outcome::AuditRead.as_str(),
             format!("{}\n{}", auditor.issuer, auditor.subject),
-            read.what.to_owned(),
+            format!("{} {kind}", read.what),
             filters,
         );
         if self

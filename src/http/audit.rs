@@ -19,7 +19,8 @@ use super::extract::{Caller, JsonBody, Meta};
 use crate::audit::query::{Filter, MAX_LIMIT, QueryError};
 use crate::audit::stats::StatsQuery;
 use crate::audit::{AuditLog, StoreError, Verification, newest_checkpoint};
-use crate::broker::{RequestMeta, TrailRead};
+use crate::auth::Principal;
+use crate::broker::{ReadCount, RequestMeta, TrailRead};
 use crate::policy;
 use crate::state::AppState;
 
@@ -101,7 +102,7 @@ pub async fn verify(
     let read = TrailRead {
         what: "GET /v1/audit/verify",
         filters: Vec::new(),
-        events: Some(v.events_checked),
+        events: ReadCount::Returned(v.events_checked),
     };
     recorded(&state, &meta, &caller, read).await?;
     Ok(Json(v))
@@ -121,20 +122,26 @@ pub async fn events(
     let mut read = TrailRead {
         what: "GET /v1/audit/events",
         filters: filters(&params),
-        events: None,
+        events: ReadCount::ExportStarted,
     };
     match params.get("format").map(String::as_str) {
         None | Some("json") => {
             let (events, next) = audit.search(&filter).await.map_err(unavailable)?;
-            read.events = Some(events.len() as u64);
+            read.events = ReadCount::Returned(events.len() as u64);
             recorded(&state, &meta, &caller, read).await?;
             Ok(Json(json!({"events": events, "next_cursor": next})).into_response())
         }
         Some(f @ ("ndjson" | "csv")) => {
             filter.limit = EXPORT_PAGE;
             let csv = f == "csv";
-            recorded(&state, &meta, &caller, read).await?;
-            Ok(stream(audit, filter, csv))
+            recorded(&state, &meta, &caller, read.clone()).await?;
+            let finish = Finish {
+                state: state.clone(),
+                meta,
+                auditor: caller.principal.clone(),
+                read,
+            };
+            Ok(stream(audit, filter, csv, finish))
         }
         Some(_) => Err(ApiError::BadRequest(
             "format: must be json, ndjson or csv".into(),
@@ -166,17 +173,40 @@ pub async fn stats(
     let read = TrailRead {
         what: "GET /v1/audit/stats",
         filters: filters(&params),
-        events: Some(stats.totals.values().map(|n| n.unsigned_abs()).sum()),
+        events: ReadCount::Returned(stats.totals.values().map(|n| n.unsigned_abs()).sum()),
     };
     recorded(&state, &meta, &caller, read).await?;
     Ok(Json(stats).into_response())
 }
 
-/// Streams every matching event, a page at a time, so memory stays constant.
-fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
-    let start = (Some(filter), csv);
-    let body = futures_util::stream::unfold(start, move |(filter, first)| {
+/// What an export records once it has streamed to its end.
+struct Finish {
+    state: AppState,
+    meta: RequestMeta,
+    auditor: Principal,
+    read: TrailRead,
+}
+
+impl Finish {
+    /// Records that the export sent `sent` events (best effort: they have left).
+    async fn record(&self, sent: u64) {
+        let mut read = self.read.clone();
+        read.events = ReadCount::ExportFinished(sent);
+        let broker = &self.state.broker;
+        if let Err(e) = broker.record_read(&self.meta, &self.auditor, &read).await {
+            tracing::warn!(error = %crate::report::Report(&e), "recording the end of an audit export failed");
+        }
+    }
+}
+
+/// Streams every matching event, a page at a time, so memory stays constant; at the end,
+/// records how many events the export sent.
+fn stream(audit: AuditLog, filter: Filter, csv: bool, finish: Finish) -> Response {
+    let finish = std::sync::Arc::new(finish);
+    let start = (Some(filter), csv, 0_u64);
+    let body = futures_util::stream::unfold(start, move |(filter, first, sent)| {
         let audit = audit.clone();
+        let finish = finish.clone();
         async move {
             let mut filter = filter?;
             let mut out = String::new();
@@ -201,13 +231,14 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
                                 tracing::error!(event_id = %e.id, error = %err, "an audit event cannot be exported; export broken off");
                                 return Some((
                                     Err(std::io::Error::other("an audit event cannot be exported")),
-                                    (None, false),
+                                    (None, false, sent),
                                 ));
                             }
                         }
                     }
                     // The next page starts after this page's last event (what its
                     // cursor encodes), without a round trip through the cursor text.
+                    let sent = sent + events.len() as u64;
                     let next_filter = match (next, events.last()) {
                         (Some(_), Some(last)) => {
                             filter.after = Some((last.time.clone(), last.id.clone()));
@@ -215,14 +246,17 @@ fn stream(audit: AuditLog, filter: Filter, csv: bool) -> Response {
                         }
                         _ => None,
                     };
+                    if next_filter.is_none() {
+                        finish.record(sent).await;
+                    }
                     Some((
                         Ok::<Bytes, std::io::Error>(Bytes::from(out)),
-                        (next_filter, false),
+                        (next_filter, false, sent),
                     ))
                 }
                 Err(e) => {
                     tracing::warn!(error = %crate::report::Report(&e), "audit export broken off");
-                    Some((Err(std::io::Error::other(e)), (None, false)))
+                    Some((Err(std::io::Error::other(e)), (None, false, sent)))
                 }
             }
         }
@@ -265,7 +299,7 @@ pub async fn lookup(
     let read = TrailRead {
         what: "POST /v1/audit/lookup",
         filters: vec![("token_sha256".to_owned(), sha.clone())],
-        events: Some(events.len() as u64),
+        events: ReadCount::Returned(events.len() as u64),
     };
     recorded(&state, &meta, &caller, read).await?;
     Ok(Json(json!({"token_sha256": sha, "events": events})).into_response())

@@ -550,7 +550,7 @@ async fn audit_commands_query_export_and_verify() {
     );
     assert_eq!(
         lines[0]["reason"].as_str().unwrap(),
-        "GET /v1/audit/events {format=ndjson&since=2026-03-01T00:00:00Z}: streamed export"
+        "GET /v1/audit/events {format=ndjson&since=2026-03-01T00:00:00Z}: export started"
     );
     let csv = f
         .ok(
@@ -587,8 +587,9 @@ async fn audit_commands_query_export_and_verify() {
     let ok = f
         .ok(&["audit", "verify", "--jwt-file", &auditor], &[])
         .await;
-    // The two issuances and the auditor's five reads before this one.
-    assert_eq!(ok, "ok: every chain intact (7 events checked)\n");
+    // The two issuances and the auditor's seven reads before this one: three queries, two
+    // exports, and the ends of the exports.
+    assert_eq!(ok, "ok: every chain intact (9 events checked)\n");
 
     // Straight from the store: intact, then tampered (exit 1, names the link), then absent
     // (exit 2).
@@ -596,7 +597,7 @@ async fn audit_commands_query_export_and_verify() {
     let url = format!("sqlite://{}", db.display());
     let ok = f.ok(&["audit", "verify", "--audit-url", &url], &[]).await;
     // And the verification above, recorded (reading the store directly is no API read).
-    assert_eq!(ok, "ok: every chain intact (8 events checked)\n");
+    assert_eq!(ok, "ok: every chain intact (10 events checked)\n");
     tamper(&db).await;
     let out = f.run(&["audit", "verify", "--audit-url", &url], &[]).await;
     assert_eq!(out.status.code(), Some(1));

@@ -350,7 +350,10 @@ async fn every_read_of_the_trail_is_recorded_with_its_filters_and_count() {
             "GET /v1/audit/stats {since=2026-03-09T00:00:00Z&until=2026-03-10T00:00:00Z}: \
              5 events"
                 .to_owned(),
-            "GET /v1/audit/events {format=ndjson&outcome=issued}: streamed export".to_owned(),
+            "GET /v1/audit/events {format=ndjson&outcome=issued}: export started".to_owned(),
+            // Recorded once the export has sent its last event.
+            "GET /v1/audit/events {format=ndjson&outcome=issued}: export finished, 2 events"
+                .to_owned(),
         ]
     );
     // The looked-up token is recorded by its hash only.
