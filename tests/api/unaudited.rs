@@ -89,6 +89,27 @@ async fn audit_enabled_false_starts_with_a_warning_and_the_gauge_set() {
     );
 }
 
+#[test]
+fn check_config_accepts_audit_enabled_false_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = orders_db().write_to(dir.path());
+    let path = path.to_str().unwrap();
+    let out = binary::run(dir.path(), &["check-config", "--config", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "warning: {path}: audit.enabled = false: the broker will issue tokens with no \
+             audit trail\n"
+        )
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{path}: valid (1 target, 0 issuers, 0 grants)\n")
+    );
+}
+
 #[tokio::test]
 async fn a_broker_with_an_audit_store_does_not_set_the_gauge() {
     let dir = tempfile::tempdir().unwrap();
