@@ -457,3 +457,41 @@ async fn a_read_the_trail_cannot_record_is_refused() {
     // Issuance is unaffected.
     app.token(json!({"target": "ledger"})).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_request_whose_body_never_arrives_is_recorded_as_rejected() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let config = BrokerToml::unauthenticated()
+        .server("body_read_timeout_seconds", 1)
+        .audit_sqlite(dir.path());
+    let app = TestApp::spawn_toml(config).await;
+    let addr = app.base.strip_prefix("http://").unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /v1/tokens HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // The broker answers, then closes the connection: read it all.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed within the body deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let rejected: Vec<_> = stored(dir.path())
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Rejected)
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert_eq!(rejected[0].auth_method.as_deref(), Some("unverified"));
+    let detail =
+        serde_json::from_str::<serde_json::Value>(answer.split("\r\n\r\n").nth(1).unwrap())
+            .unwrap()["detail"]
+            .clone();
+    assert_eq!(rejected[0].reason.as_deref(), detail.as_str(), "{answer}");
+}
