@@ -481,6 +481,12 @@ fn check_config(path: &std::path::Path, files: bool, online: bool) -> ExitCode {
         Vec::new()
     };
     let file = path.display();
+    if c.audit.is_none() {
+        eprintln!(
+            "warning: {file}: audit.enabled = false: the broker will issue tokens with no \
+             audit trail"
+        );
+    }
     let (passed, problems): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.passed());
     if problems.is_empty() {
         println!("{file}: valid ({summary})");

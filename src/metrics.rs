@@ -255,6 +255,11 @@ pub mod names {
         "rds_token_broker_rate_limit_fallback",
         "1 while Redis does not answer and budgets are local.",
     );
+    /// Audit trail switched off.
+    pub const AUDIT_DISABLED: Metric = gauge(
+        "rds_token_broker_audit_disabled",
+        "1 when the file says [audit] enabled = false: tokens are issued with no audit trail.",
+    );
 
     /// Every metric above.
     pub const ALL: &[Metric] = &[
@@ -274,6 +279,7 @@ pub mod names {
         AUDIT_COMMIT_FAILURES,
         AUDIT_EVENTS_REJECTED,
         AUDIT_MIRROR_DROPPED,
+        AUDIT_DISABLED,
         LOG_LINES_DROPPED,
         CONNECTIONS_REFUSED,
         CREDENTIALS_AVAILABLE,

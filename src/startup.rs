@@ -131,9 +131,7 @@ impl Application {
         let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
         let audit = match &config.audit {
             None => {
-                tracing::warn!(
-                    "no [audit] configured: issuances are only logged, not recorded in an audit trail"
-                );
+                spawn_unaudited_warning();
                 None
             }
             Some(a) => {
@@ -261,6 +259,21 @@ fn spawn_retention(log: AuditLog, days: u32, clock: SharedClock) {
                     }
                 }
             }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+/// With `[audit] enabled = false`: sets the `audit_disabled` gauge and warns at start and
+/// then hourly, so that nobody runs a broker with no audit trail without noticing.
+fn spawn_unaudited_warning() {
+    metrics::gauge!(crate::metrics::names::AUDIT_DISABLED.name).set(1.0);
+    tokio::spawn(async move {
+        loop {
+            tracing::warn!(
+                "[audit] enabled = false: tokens are issued with no audit trail, only logged; \
+                 configure [audit] url to record them"
+            );
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     });

@@ -437,14 +437,14 @@
     if (!st) return;
     state.statsFor = key;
     const C = window.Charts;
-    $("charts-summary").textContent = `From ${st.since} to ${st.until}, in buckets of ${st.bucket_seconds / 60} minutes. ${C.fmt(st.totals.issued)} issued, ${C.fmt(st.totals.denied)} denied, ${C.fmt(st.totals.forbidden)} forbidden, ${C.fmt(st.totals.throttled)} throttled, ${C.fmt(st.totals.failed)} failed.`;
+    $("charts-summary").textContent = `From ${st.since} to ${st.until}, in buckets of ${st.bucket_seconds / 60} minutes. ${C.fmt(st.totals.issued)} issued, ${C.fmt(st.totals.denied)} denied, ${C.fmt(st.totals.forbidden)} forbidden, ${C.fmt(st.totals.throttled)} throttled, ${C.fmt(st.totals.failed)} failed, ${C.fmt(st.totals.rejected || 0)} rejected; ${C.fmt(st.totals.audit_read || 0)} reads of the trail, ${C.fmt(st.totals.signed_in || 0)} console sign-ins.`;
     C.lineChart($("chart-issued"), {
       title: "Tokens issued per target", unit: "tokens issued", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
       series: st.issued_by_target.map((t) => ({ name: t.target, values: t.counts, total: t.total })),
     });
     C.stackedColumns($("chart-refused"), {
       title: "Denied and throttled requests", unit: "refused", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
-      series: ["denied", "forbidden", "throttled", "failed"].map((o) => ({
+      series: ["denied", "forbidden", "throttled", "failed", "rejected"].map((o) => ({
         name: o, values: st.refused[o], total: st.totals[o], colour: C.REFUSAL_COLOURS[o],
       })),
     });

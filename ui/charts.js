@@ -7,7 +7,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
   const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#7f7f00", "#000000"];
-  const REFUSAL_COLOURS = { denied: "#b3261e", forbidden: "#e46962", throttled: "#e69f00", failed: "#5f6368" };
+  const REFUSAL_COLOURS = { denied: "#b3261e", forbidden: "#e46962", throttled: "#e69f00", failed: "#5f6368", rejected: "#7b1fa2" };
   const W = 640, H = 260, PAD = { l: 44, r: 12, t: 12, b: 40 };
 
   function h(tag, attrs, ...children) {

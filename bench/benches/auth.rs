@@ -64,7 +64,7 @@ fn auth(c: &mut Criterion) {
     ));
     std::fs::write(&path, jwks.to_string()).unwrap();
     let config = rds_token_broker::config::load_str(&format!(
-        "[[issuers]]\nname = \"idp\"\nissuer = \"{ISS}\"\njwks_file = \"{}\"\naudiences = [\"rds-token-broker\"]\n\
+        "[audit]\nenabled = false\n[[issuers]]\nname = \"idp\"\nissuer = \"{ISS}\"\njwks_file = \"{}\"\naudiences = [\"rds-token-broker\"]\n\
          algorithms = [\"RS256\", \"ES256\"]\n[[targets]]\nname = \"t\"\nhost = \"t.cluster-x.eu-west-1.rds.amazonaws.com\"\n\
          port = 5432\nengine = \"postgres\"\ndb_users = [\"u\"]\n",
         path.display()

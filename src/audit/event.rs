@@ -17,6 +17,12 @@ pub enum Outcome {
     Throttled,
     /// A dependency failed.
     Failed,
+    /// A malformed or oversized request (400, 413, 415).
+    Rejected,
+    /// An auditor read the trail.
+    AuditRead,
+    /// An auditor signed in to the console.
+    SignedIn,
 }
 
 impl Outcome {
@@ -28,6 +34,9 @@ impl Outcome {
             Self::Forbidden => "forbidden",
             Self::Throttled => "throttled",
             Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::AuditRead => "audit_read",
+            Self::SignedIn => "signed_in",
         }
     }
 }
@@ -52,7 +61,7 @@ pub struct AuditEvent {
     pub issuer: Option<String>,
     /// Subject.
     pub subject: Option<String>,
-    /// `jwt` or `unauthenticated`.
+    /// `jwt`, `aws-iam`, `unauthenticated`, or `unverified` (a refused caller).
     pub auth_method: Option<String>,
     /// Client address.
     pub client_ip: Option<String>,

@@ -56,7 +56,16 @@ pub enum QueryError {
     },
 }
 
-const OUTCOMES: [&str; 5] = ["issued", "denied", "forbidden", "throttled", "failed"];
+const OUTCOMES: [&str; 8] = [
+    "issued",
+    "denied",
+    "forbidden",
+    "throttled",
+    "failed",
+    "rejected",
+    "audit_read",
+    "signed_in",
+];
 
 /// Every parameter an audit query takes.
 const PARAMS: [&str; 11] = [
@@ -96,7 +105,8 @@ impl Filter {
                 "outcome" => {
                     if !OUTCOMES.contains(&v.as_str()) {
                         return Err(bad(
-                            "must be one of issued, denied, forbidden, throttled, failed",
+                            "must be one of issued, denied, forbidden, throttled, failed, \
+                             rejected, audit_read, signed_in",
                         ));
                     }
                     f.equals.push(("outcome", v.clone()));

@@ -18,7 +18,12 @@ pub const MAX_BUCKETS: u64 = 1000;
 /// Principals listed in `top_principals`.
 pub const TOP_PRINCIPALS: i64 = 10;
 
-const REFUSALS: [&str; 4] = ["denied", "forbidden", "throttled", "failed"];
+/// Outcomes of refused requests.
+const REFUSALS: [&str; 5] = ["denied", "forbidden", "throttled", "failed", "rejected"];
+/// Outcomes that are neither issuances nor refusals: counted in `totals` only.
+const ACCESS: [&str; 2] = ["audit_read", "signed_in"];
+/// `REFUSALS` as an SQL list.
+const REFUSALS_SQL: &str = "('denied', 'forbidden', 'throttled', 'failed', 'rejected')";
 
 /// A checked `GET /v1/audit/stats` query.
 #[derive(Debug, Clone)]
@@ -122,7 +127,7 @@ pub struct PrincipalTotal {
     pub subject: String,
     /// Tokens issued.
     pub issued: i64,
-    /// Requests refused (denied, forbidden, throttled, failed).
+    /// Requests refused (denied, forbidden, throttled, failed, rejected).
     pub refused: i64,
 }
 
@@ -157,7 +162,7 @@ pub struct Stats {
     /// Tokens issued per target, per bucket.
     pub issued_by_target: Vec<TargetSeries>,
     /// Refused requests per outcome, per bucket (`denied`, `forbidden`, `throttled`,
-    /// `failed`).
+    /// `failed`, `rejected`).
     pub refused: BTreeMap<String, Vec<i64>>,
     /// Totals per outcome.
     pub totals: BTreeMap<String, i64>,
@@ -230,10 +235,14 @@ pub async fn compute(
         .collect();
     let mut totals: BTreeMap<String, i64> = std::iter::once("issued")
         .chain(REFUSALS)
+        .chain(ACCESS)
         .map(|o| (o.to_owned(), 0))
         .collect();
     for (target, outcome, t, count) in cells {
         *totals.entry(outcome.clone()).or_default() += count;
+        if ACCESS.contains(&outcome.as_str()) {
+            continue;
+        }
         let Some(i) = bucket_of(&t) else { continue };
         let series = if outcome == "issued" {
             issued
@@ -256,11 +265,16 @@ pub async fn compute(
         .collect();
     issued_by_target.sort_by(|a, b| b.total.cmp(&a.total).then(a.target.cmp(&b.target)));
 
-    let (filter, args) = q.filter.where_clause(&["subject IS NOT NULL"]);
+    // Token callers only: an auditor who only read the trail is no principal of this list.
+    let (filter, args) = q.filter.where_clause(&[
+        "subject IS NOT NULL",
+        "outcome NOT IN ('audit_read', 'signed_in')",
+    ]);
     let sql = format!(
         "SELECT issuer, subject, \
          CAST(SUM(CASE WHEN outcome = 'issued' THEN count ELSE 0 END) AS BIGINT) AS issued, \
-         CAST(SUM(CASE WHEN outcome = 'issued' THEN 0 ELSE count END) AS BIGINT) AS refused \
+         CAST(SUM(CASE WHEN outcome IN {REFUSALS_SQL} THEN count ELSE 0 END) AS BIGINT) \
+         AS refused \
          FROM audit_events{filter} GROUP BY issuer, subject \
          ORDER BY issued DESC, refused DESC, subject LIMIT {TOP_PRINCIPALS}"
     );

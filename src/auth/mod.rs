@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+pub use aws_iam::unverified_access_key_id;
 use jwks::IssuerKeys;
 pub use jwt::{Claims, unverified_identity};
 

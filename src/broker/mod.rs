@@ -6,10 +6,12 @@
 //! [`IssueError`] by its [`IssueErrorKind`] alone.
 
 mod error;
+mod reads;
 mod record;
 mod status;
 
 pub use error::{IssueError, IssueErrorKind};
+pub use reads::{ReadCount, TrailRead};
 pub use record::RequestMeta;
 pub use status::{CacheStats, Gauges, Readiness};
 
@@ -75,8 +77,24 @@ pub struct Denial {
     pub kind: &'static str,
     /// Why, in words (fixed texts, never caller input).
     pub reason: String,
-    /// The issuer and subject the token claims, unverified, when it had any.
-    pub unverified: Option<(String, String)>,
+    /// Who the credential claims to be, unverified, when it says.
+    pub unverified: Option<Claimed>,
+}
+
+/// Who a refused credential claims to be: never trusted, so recorded only in an event's
+/// reason (cleaned and shortened), never in its `issuer` and `subject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// A bearer token's `iss` and `sub`.
+    Token {
+        /// `iss`.
+        issuer: String,
+        /// `sub`.
+        subject: String,
+    },
+    /// The access key id an `AWS-IAM` credential's signature names (shaped like one:
+    /// [`crate::auth::unverified_access_key_id`]).
+    AwsAccessKeyId(String),
 }
 
 /// The token broker: credentials, role sessions, the token cache, rate limits and the

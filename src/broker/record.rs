@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::domain::text;
 use uuid::Uuid;
 
-use super::{Broker, Denial, IssueError, IssueErrorKind, Issued, TokenRequest, uuid_v7};
+use super::{Broker, Claimed, Denial, IssueError, IssueErrorKind, Issued, TokenRequest, uuid_v7};
 use crate::report::Report;
 
 /// What the audit trail records about the HTTP request.
@@ -115,10 +115,14 @@ impl Broker {
         let mut event = self.event(id, meta, &Principal::anonymous());
         event.outcome = Outcome::Denied;
         event.reason = Some(match unverified {
-            Some((iss, sub)) => format!(
+            Some(Claimed::Token { issuer, subject }) => format!(
                 "{reason} (the token claims iss {:?}, sub {:?}; unverified)",
-                text::clean(&iss, text::SHORT),
-                text::clean(&sub, text::SHORT),
+                text::clean(&issuer, text::SHORT),
+                text::clean(&subject, text::SHORT),
+            ),
+            Some(Claimed::AwsAccessKeyId(key)) => format!(
+                "{reason} (the signature claims AWS access key id {:?}; unverified)",
+                text::clean(&key, text::SHORT),
             ),
             None => reason,
         });
@@ -142,9 +146,53 @@ impl Broker {
         }
     }
 
+    /// Records a malformed or oversized `/v1/tokens` request (outcome `rejected`),
+    /// coalesced like refusals: by the verified caller when authentication came first,
+    /// else (a body refused before authentication, such as one over the size limit) by
+    /// client address, with `auth_method = "unverified"`; always by the fixed `kind`,
+    /// never by the reason. `reason` is the problem's detail, cleaned and shortened here.
+    /// Best effort, like [`Broker::record_denied`]: nothing is issued either way.
+    pub async fn record_rejected(
+        &self,
+        meta: &RequestMeta,
+        principal: Option<&Principal>,
+        kind: &'static str,
+        reason: &str,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let id = uuid_v7(self.clock.now());
+        let mut event = self.event(id, meta, principal.unwrap_or(&Principal::anonymous()));
+        event.outcome = Outcome::Rejected;
+        event.reason = Some(text::cleaned(reason, text::LONG));
+        let who = match principal {
+            Some(p) => p.subject.clone(),
+            None => {
+                event.auth_method = Some("unverified".to_owned());
+                (event.issuer, event.subject) = (None, None);
+                meta.client_ip.clone().unwrap_or_default()
+            }
+        };
+        let key = (
+            Outcome::Rejected.as_str(),
+            who,
+            String::new(),
+            kind.to_owned(),
+        );
+        if self
+            .coalescer
+            .as_ref()
+            .is_some_and(|c| !c.admit(key, &event))
+        {
+            return;
+        }
+        if let Err(e) = audit.record(event).await {
+            tracing::warn!(error = %Report(&e), "recording a rejected request failed");
+        }
+    }
+
     /// An event `id` for this request, at the clock's now; the outcome is filled in by
     /// the caller.
-    fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
+    pub(super) fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
         AuditEvent {
             id: id.to_string(),
             time: rfc3339_millis(self.clock.now()),

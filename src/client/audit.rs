@@ -33,7 +33,8 @@ pub struct Filters {
     /// Database user.
     #[arg(long)]
     pub db_user: Option<String>,
-    /// issued, denied, forbidden, throttled or failed.
+    /// issued, denied, forbidden, throttled, failed, rejected (a malformed or oversized
+    /// request), audit_read (a read of the trail) or signed_in (a console sign-in).
     #[arg(long)]
     pub outcome: Option<String>,
     /// Hex SHA-256 of a token (`sha256sum` of the token without a newline).

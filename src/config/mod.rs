@@ -32,7 +32,8 @@ pub struct Config {
     pub aws: AwsConfig,
     /// Token lifetime and caching.
     pub tokens: TokenConfig,
-    /// Audit trail settings, when configured.
+    /// Audit trail settings; `None` only when the file says `[audit] enabled = false`
+    /// (a file without `[audit]` does not load).
     pub audit: Option<AuditConfig>,
     /// Request pacing.
     pub rate_limit: RateLimitConfig,

@@ -79,6 +79,7 @@ pub struct RawTokens {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAudit {
+    pub enabled: Option<bool>,
     pub url: Option<String>,
     pub retention_days: Option<u32>,
     pub mirror: Option<String>,

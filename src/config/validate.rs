@@ -46,7 +46,13 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
     };
     let aws = aws(raw.aws, &mut e);
     let tokens = tokens(&raw.tokens, &mut e);
-    let audit = raw.audit.map(|a| audit(a, &mut e));
+    let audit = match raw.audit {
+        Some(a) => audit(a, &mut e),
+        None => {
+            e.push("audit", MISSING_AUDIT);
+            None
+        }
+    };
     let rate_limit = rate_limit(&raw.rate_limit, &mut e);
     let declared = access::Declared::new(&raw.issuers, &raw.targets);
     let issuers = access::issuers(raw.issuers, &mut e);
@@ -267,7 +273,27 @@ fn tokens(raw: &super::raw::RawTokens, e: &mut Errors<'_>) -> TokenConfig {
     }
 }
 
-fn audit(raw: RawAudit, e: &mut Errors<'_>) -> AuditConfig {
+/// The error for a file with no `[audit]` section: it names both ways out.
+const MISSING_AUDIT: &str = "missing: tokens are only issued with an audit trail; add \
+    [audit] with url = \"sqlite:///var/lib/rds-token-broker/audit.db\" (or a postgres:// \
+    URL), or, to issue tokens with no audit trail at all, say so with [audit] enabled = false";
+
+/// `[audit]`: `None` when the file says `enabled = false` (and nothing else).
+fn audit(raw: RawAudit, e: &mut Errors<'_>) -> Option<AuditConfig> {
+    if raw.enabled == Some(false) {
+        let set = [
+            ("url", raw.url.is_some()),
+            ("retention_days", raw.retention_days.is_some()),
+            ("mirror", raw.mirror.is_some()),
+        ];
+        for (key, _) in set.iter().filter(|(_, is_set)| *is_set) {
+            e.push(
+                format!("audit.{key}"),
+                "is set, but audit.enabled = false: remove one of them",
+            );
+        }
+        return None;
+    }
     let url = raw.url.unwrap_or_else(|| "sqlite://./audit.db".into());
     if !["sqlite://", "postgres://", "postgresql://"]
         .iter()
@@ -282,11 +308,11 @@ fn audit(raw: RawAudit, e: &mut Errors<'_>) -> AuditConfig {
     if raw.mirror.as_deref().is_some_and(str::is_empty) {
         e.push("audit.mirror", "must be \"stdout\" or a file path");
     }
-    AuditConfig {
+    Some(AuditConfig {
         url,
         retention_days,
         mirror: raw.mirror,
-    }
+    })
 }
 
 fn rate_limit(raw: &super::raw::RawRateLimit, e: &mut Errors<'_>) -> RateLimitConfig {

@@ -166,6 +166,12 @@ impl ApiError {
         }
     }
 
+    /// The problem's `detail`: our own words, never the rejected input (the audit trail
+    /// records it as the reason of a `rejected` event).
+    pub fn detail(&self) -> String {
+        self.parts().3
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
         use StatusCode as S;
         match self.answer() {

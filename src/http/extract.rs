@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::auth::{AuthError, Principal};
-use crate::broker::{Denial, RequestMeta};
+use crate::broker::{Claimed, Denial, RequestMeta};
 use crate::domain::text;
 use crate::state::{AppState, Generation};
 
@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for Caller {
             });
         }
         // Boxed, like the issuance: key fetches make this future large.
-        let (result, token) = Box::pin(authenticate(parts, &generation)).await;
+        let (result, presented) = Box::pin(authenticate(parts, &generation)).await;
         match result {
             Ok(principal) => Ok(Self {
                 principal,
@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for Caller {
                 let denial = Denial {
                     kind: e.kind(),
                     reason: e.to_string(),
-                    unverified: token.as_deref().and_then(crate::auth::unverified_identity),
+                    unverified: presented.and_then(Presented::claimed),
                 };
                 Err(Refused {
                     error: e.into(),
@@ -110,11 +110,32 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Checks the `Authorization` header; also returns the bearer token, when there was one.
+/// The credential a caller presented, kept to say whom a refused one claims to be.
+enum Presented {
+    /// A bearer token.
+    Bearer(String),
+    /// The value after `AWS-IAM `.
+    AwsIam(String),
+}
+
+impl Presented {
+    /// Who it claims to be (unverified), when that can be read.
+    fn claimed(self) -> Option<Claimed> {
+        match self {
+            Self::Bearer(token) => crate::auth::unverified_identity(&token)
+                .map(|(issuer, subject)| Claimed::Token { issuer, subject }),
+            Self::AwsIam(credential) => {
+                crate::auth::unverified_access_key_id(&credential).map(Claimed::AwsAccessKeyId)
+            }
+        }
+    }
+}
+
+/// Checks the `Authorization` header; also returns the credential, when there was one.
 async fn authenticate(
     parts: &Parts,
     generation: &Generation,
-) -> (Result<Principal, AuthError>, Option<String>) {
+) -> (Result<Principal, AuthError>, Option<Presented>) {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return (Err(AuthError::Missing), None);
     };
@@ -129,12 +150,13 @@ async fn authenticate(
             let token = token.trim();
             (
                 generation.auth.authenticate(token).await,
-                Some(token.to_owned()),
+                Some(Presented::Bearer(token.to_owned())),
             )
         }
-        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("aws-iam") => {
-            (generation.auth.authenticate_aws_iam(credential).await, None)
-        }
+        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("aws-iam") => (
+            generation.auth.authenticate_aws_iam(credential).await,
+            Some(Presented::AwsIam(credential.to_owned())),
+        ),
         _ => (Err(AuthError::Missing), None),
     }
 }

@@ -55,7 +55,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let audit = match readiness.audit {
         None => Check {
             ok: true,
-            detail: Some("not configured".to_owned()),
+            detail: Some("disabled ([audit] enabled = false)".to_owned()),
         },
         Some(Ok(())) => Check {
             ok: true,

@@ -17,7 +17,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, MatchedPath, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts as _, MatchedPath, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, Request, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -135,25 +136,48 @@ async fn read_body(
     if length.is_none_or(|n| n == 0) && !headers.contains_key(header::TRANSFER_ENCODING) {
         return next.run(req).await;
     }
+    let (mut parts, body) = req.into_parts();
     if length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return ApiError::PayloadTooLarge.into_response();
+        return rejected(&state, &mut parts, "too_large", ApiError::PayloadTooLarge).await;
     }
     let deadline = state.generation().config.server.body_read_timeout;
-    let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => ApiError::BodyTimeout(deadline.as_secs()).into_response(),
+        Err(_) => {
+            let e = ApiError::BodyTimeout(deadline.as_secs());
+            rejected(&state, &mut parts, "body_timeout", e).await
+        }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            ApiError::PayloadTooLarge.into_response()
+            rejected(&state, &mut parts, "too_large", ApiError::PayloadTooLarge).await
         }
         Ok(Err(_)) => {
-            ApiError::BadRequest("the request body could not be read".into()).into_response()
+            let e = ApiError::BadRequest("the request body could not be read".into());
+            rejected(&state, &mut parts, "unreadable", e).await
         }
         Ok(Ok(collected)) => {
             let req = Request::from_parts(parts, Body::from(collected.to_bytes()));
             next.run(req).await
         }
     }
+}
+
+/// Answers a body refused before the handler ran (too large, too slow, unreadable); on
+/// `POST /v1/tokens`, records it first (outcome `rejected`, folded by `kind`; the caller
+/// is not authenticated yet, so by client address).
+async fn rejected(
+    state: &AppState,
+    parts: &mut Parts,
+    kind: &'static str,
+    e: ApiError,
+) -> Response {
+    if parts.uri.path() == "/v1/tokens" {
+        let Ok(extract::Meta(meta)) = extract::Meta::from_request_parts(parts, state).await;
+        state
+            .broker
+            .record_rejected(&meta, None, kind, &e.detail())
+            .await;
+    }
+    e.into_response()
 }
 
 /// The console's routes and the API reference (`/docs`) answer 404 while `ui.enabled` is

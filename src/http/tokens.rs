@@ -52,7 +52,8 @@ struct TokenResponse<'a> {
 
 /// Issues a token. Every decision is audited: a refused sign-in here (not on other
 /// routes) too, before the body is looked at, so an unauthenticated caller learns nothing
-/// from a malformed body.
+/// from a malformed body; then a malformed body (outcome `rejected`, as is a body over the
+/// size limit: see `read_body`).
 pub async fn create(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -63,16 +64,29 @@ pub async fn create(
         Ok(c) => c,
         Err(refused) => return Err(refused.record(&state, &meta).await),
     };
-    let JsonBody(body) = body?;
+    let request = match body.and_then(|JsonBody(b)| b.parse()) {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = match e {
+                ApiError::UnsupportedMediaType => "not_json",
+                _ => "malformed",
+            };
+            let principal = Some(&caller.principal);
+            let broker = &state.broker;
+            broker
+                .record_rejected(&meta, principal, kind, &e.detail())
+                .await;
+            return Err(e);
+        }
+    };
     let config = &caller.generation.config;
     // Boxed: the issuance future is large, and every layer above would otherwise move it
     // (several kilobytes copied a dozen times per request).
-    let issued = Box::pin(state.broker.issue_recorded(
-        config,
-        &meta,
-        &caller.principal,
-        body.parse()?,
-    ))
+    let issued = Box::pin(
+        state
+            .broker
+            .issue_recorded(config, &meta, &caller.principal, request),
+    )
     .await?;
     Ok(respond(&issued))
 }

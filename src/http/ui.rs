@@ -226,8 +226,12 @@ fn authority(u: &reqwest::Url) -> String {
     }
 }
 
-/// Redeems an authorization code for an ID token and checks it as a bearer token.
+/// Redeems an authorization code for an ID token and checks it as a bearer token; the
+/// sign-in is recorded (outcome `signed_in`) before the ID token leaves, or refused (503)
+/// when it cannot be.
 async fn redeem(
+    State(state): State<AppState>,
+    super::extract::Meta(meta): super::extract::Meta,
     OidcSignIn(generation): OidcSignIn,
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<Redeem>,
@@ -296,6 +300,14 @@ async fn redeem(
         ));
     }
     let auditor = crate::policy::is_auditor(&generation.config, &principal);
+    state
+        .broker
+        .record_sign_in(&meta, &principal, "console sign-in with OIDC", auditor)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable("this sign-in could not be recorded in the audit trail", 5)
+                .caused_by(e)
+        })?;
     let body = json!({
         "id_token": id_token,
         "issuer": principal.issuer,

@@ -158,7 +158,20 @@ async fn ndjson_and_csv_exports_parse_back_to_the_same_events() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(ndjson, events);
+    // Newest first: this export's own `audit_read` (recorded before it streams), the
+    // page's read above, then the 30 events that page returned.
+    let reasons: Vec<&str> = ndjson[..2]
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "GET /v1/audit/events {format=ndjson}: export started",
+            "GET /v1/audit/events {limit=1000}: 30 events",
+        ]
+    );
+    assert_eq!(ndjson[2..], events[..]);
 
     let res = app.get("/v1/audit/events?format=csv").await;
     assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
@@ -166,7 +179,15 @@ async fn ndjson_and_csv_exports_parse_back_to_the_same_events() {
     let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let rows: Vec<Vec<String>> = lines.map(parse_csv_line).collect();
-    assert_eq!(rows.len(), events.len());
+    // After the four reads (this export, the NDJSON export's end and start, the page),
+    // the same events.
+    assert_eq!(rows.len(), events.len() + 4);
+    assert!(
+        rows[1][4].ends_with("{format=ndjson}: export finished, 32 events"),
+        "{:?}",
+        rows[1]
+    );
+    let rows = &rows[4..];
     for (row, e) in rows.iter().zip(&events) {
         for (col, cell) in header.iter().zip(row) {
             let expected = match &e[*col] {
@@ -325,6 +346,22 @@ async fn the_mirror_gets_every_committed_event_as_json_lines() {
     // share a second here, so compare in chain order.
     let mut stored = page(&app, "").await["events"].as_array().unwrap().clone();
     stored.sort_by_key(|e| e["seq"].as_i64());
+    // The page's read is recorded, and mirrored, after the two events it returned.
+    let read = app.state.broker.audit().unwrap();
+    let filter = rds_token_broker::audit::query::Filter::parse(
+        &[("outcome".to_owned(), "audit_read".to_owned())].into(),
+    )
+    .unwrap();
+    stored.extend(
+        read.search(&filter)
+            .await
+            .unwrap()
+            .0
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap()),
+    );
+    assert_eq!(stored.len(), 3, "{stored:#?}");
+    assert_eq!(stored[2]["reason"], "GET /v1/audit/events {}: 2 events");
     // The mirror is written after the commit, on its own thread: wait for both lines.
     let lines: Vec<Value> = eventually(Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&mirror).unwrap_or_default();

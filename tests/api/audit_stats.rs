@@ -44,11 +44,17 @@ async fn counts_land_in_their_buckets(url: &str) {
     }
     let range = "since=2026-03-09T14:00:00Z&until=2026-03-09T15:00:00Z";
     let (app_ref, range_ref) = (&app, range);
+    let calls = std::sync::atomic::AtomicI64::new(0);
+    let calls_ref = &calls;
     let s = crate::support::eventually(Duration::from_secs(10), || async move {
+        calls_ref.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let s = stats(app_ref, &format!("{range_ref}&bucket=300")).await;
         (s["totals"]["forbidden"] == 3).then_some(s)
     })
     .await;
+    // Each read is recorded after it is answered: the first of these identical reads at
+    // once, the later ones folded into a window that stays open while the clock stands.
+    let reads = calls.load(std::sync::atomic::Ordering::SeqCst).min(2) - 1;
     assert_eq!(s["bucket_seconds"], 300);
     assert_eq!(s["buckets"].as_array().unwrap().len(), 12);
     assert_eq!(s["buckets"][2], "2026-03-09T14:10:00Z");
@@ -67,9 +73,15 @@ async fn counts_land_in_their_buckets(url: &str) {
     forbidden[2] = 3;
     assert_eq!(s["refused"]["forbidden"], json!(forbidden));
     assert_eq!(s["refused"]["denied"], json!(vec![0; 12]));
+    assert_eq!(s["refused"]["rejected"], json!(vec![0; 12]));
+    assert!(
+        s["refused"].get("audit_read").is_none(),
+        "reads are no refusals"
+    );
     assert_eq!(
         s["totals"],
-        json!({"issued": 11, "denied": 0, "forbidden": 3, "throttled": 0, "failed": 0})
+        json!({"issued": 11, "denied": 0, "forbidden": 3, "throttled": 0, "failed": 0,
+               "rejected": 0, "audit_read": reads, "signed_in": 0})
     );
     assert_eq!(
         s["top_principals"],

@@ -526,10 +526,39 @@ async fn audit_commands_query_export_and_verify() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    // The two issuances, and the auditor's four reads so far: the three queries above and
+    // this export, recorded before it streams.
+    let outcomes: Vec<&str> = lines
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "audit_read",
+            "audit_read",
+            "audit_read",
+            "audit_read",
+            "issued",
+            "issued"
+        ],
+        "{lines:#?}"
+    );
+    assert!(
+        lines[..4].iter().all(|e| e["subject"] == "auditor"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[0]["reason"].as_str().unwrap(),
+        "GET /v1/audit/events {format=ndjson&since=2026-03-01T00:00:00Z}: export started"
+    );
     let csv = f
         .ok(
-            &[&["audit", "export", "--format", "csv"][..], &since].concat(),
+            &[
+                &["audit", "export", "--format", "csv", "--outcome", "issued"][..],
+                &since,
+            ]
+            .concat(),
             &[],
         )
         .await;
@@ -558,14 +587,17 @@ async fn audit_commands_query_export_and_verify() {
     let ok = f
         .ok(&["audit", "verify", "--jwt-file", &auditor], &[])
         .await;
-    assert_eq!(ok, "ok: every chain intact (2 events checked)\n");
+    // The two issuances and the auditor's seven reads before this one: three queries, two
+    // exports, and the ends of the exports.
+    assert_eq!(ok, "ok: every chain intact (9 events checked)\n");
 
     // Straight from the store: intact, then tampered (exit 1, names the link), then absent
     // (exit 2).
     let db = f.dir.path().join("audit.db");
     let url = format!("sqlite://{}", db.display());
     let ok = f.ok(&["audit", "verify", "--audit-url", &url], &[]).await;
-    assert_eq!(ok, "ok: every chain intact (2 events checked)\n");
+    // And the verification above, recorded (reading the store directly is no API read).
+    assert_eq!(ok, "ok: every chain intact (10 events checked)\n");
     tamper(&db).await;
     let out = f.run(&["audit", "verify", "--audit-url", &url], &[]).await;
     assert_eq!(out.status.code(), Some(1));

@@ -182,7 +182,8 @@ async fn a_forged_checkpoint_hiding_recent_events_is_reported(store: Store) {
         .await;
     assert_eq!(
         verify(&app).await,
-        json!({"ok": true, "events_checked": 2, "first_broken": null, "legacy_checkpoints": 1})
+        // Events 5 and 6, and the first verification's own `audit_read`.
+        json!({"ok": true, "events_checked": 3, "first_broken": null, "legacy_checkpoints": 1})
     );
 }
 
@@ -433,9 +434,10 @@ async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
         .await
         .unwrap();
 
-    // The API's CSV: U+FFFD in place of each, rows still end in CRLF.
+    // The API's CSV: U+FFFD in place of each, rows still end in CRLF. (Only the issued
+    // event: each read adds an `audit_read` event of its own.)
     let csv = app
-        .get("/v1/audit/events?format=csv")
+        .get("/v1/audit/events?format=csv&outcome=issued")
         .await
         .text()
         .await
@@ -448,7 +450,7 @@ async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
     );
     // The API's NDJSON: escaped, so the same strings to a JSON parser.
     let ndjson = app
-        .get("/v1/audit/events?format=ndjson")
+        .get("/v1/audit/events?format=ndjson&outcome=issued")
         .await
         .text()
         .await
@@ -460,11 +462,20 @@ async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
 
     let dir = tempfile::tempdir().unwrap();
     for (args, allowed) in [
-        (&["audit", "query"][..], &['\n'][..]),
-        (&["audit", "query", "--format", "json"], &['\n']),
-        (&["audit", "query", "--format", "csv"], &['\r', '\n']),
-        (&["audit", "export"], &['\n']),
-        (&["audit", "export", "--format", "csv"], &['\r', '\n']),
+        (&["audit", "query", "--outcome", "issued"][..], &['\n'][..]),
+        (
+            &["audit", "query", "--outcome", "issued", "--format", "json"],
+            &['\n'],
+        ),
+        (
+            &["audit", "query", "--outcome", "issued", "--format", "csv"],
+            &['\r', '\n'],
+        ),
+        (&["audit", "export", "--outcome", "issued"], &['\n']),
+        (
+            &["audit", "export", "--outcome", "issued", "--format", "csv"],
+            &['\r', '\n'],
+        ),
     ] {
         let (code, out, err) = text(&cli(&app.base, dir.path(), args).await);
         assert_eq!(code, Some(0), "{args:?}: {err}");
@@ -475,7 +486,12 @@ async fn exports_and_the_cli_never_print_control_or_bidi_characters() {
         );
     }
     // NDJSON from the CLI still parses back to the recorded strings.
-    let out = cli(&app.base, dir.path(), &["audit", "export"]).await;
+    let out = cli(
+        &app.base,
+        dir.path(),
+        &["audit", "export", "--outcome", "issued"],
+    )
+    .await;
     let event: Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
     assert_eq!(event["subject"], HOSTILE_SUBJECT);
 }

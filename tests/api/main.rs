@@ -38,5 +38,6 @@ mod sigv4;
 mod sts;
 mod tokens;
 mod ui;
+mod unaudited;
 
 mod support;

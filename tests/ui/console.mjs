@@ -83,6 +83,15 @@ async function waitForSummary(page, pattern) {
 
 const issuedTotal = Object.values(EXPECT.issued).reduce((a, b) => a + b, 0);
 
+// Outcomes that record access to the trail: every read adds one, so they grow while the
+// console reads. EXPECT.rows counts the other events (the decisions).
+const READS = new Set(["audit_read", "signed_in"]);
+
+// The table's rows as [event id, outcome].
+async function tableRows(page) {
+  return page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => [r.dataset.id, r.cells[1].textContent]));
+}
+
 // The summary of the first page at `size` rows a page, with no filter but the default range.
 function firstPage(size) {
   const n = Math.min(size, EXPECT.rows);
@@ -205,28 +214,35 @@ try {
     await waitForSummary(page, firstPage(25));
     await page.getByLabel("Rows per page").selectOption("10");
     await waitForSummary(page, firstPage(10));
-    const first = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
+    const first = await tableRows(page);
     assert.equal(first.length, 10);
-    const ids = new Set(first);
+    const ids = new Set(first.map(([id]) => id));
+    const decisions = new Set(first.filter(([, o]) => !READS.has(o)).map(([id]) => id));
     let pages = 1;
     while (await page.getByRole("button", { name: "Next page" }).isEnabled()) {
       await page.getByRole("button", { name: "Next page" }).click();
       pages += 1;
       await page.locator("#page-label").filter({ hasText: `Page ${pages}` }).waitFor();
-      const more = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
-      for (const id of more) {
+      for (const [id, outcome] of await tableRows(page)) {
         assert.ok(!ids.has(id), `event ${id} shown twice`);
         ids.add(id);
+        if (!READS.has(outcome)) decisions.add(id);
       }
     }
-    assert.equal(ids.size, EXPECT.rows, "every event on exactly one page");
-    assert.equal(pages, Math.ceil(EXPECT.rows / 10));
+    assert.equal(decisions.size, EXPECT.rows, "every decision on exactly one page");
+    assert.equal(pages, Math.ceil(ids.size / 10));
     while (await page.getByRole("button", { name: "Previous page" }).isEnabled()) {
       await page.getByRole("button", { name: "Previous page" }).click();
       await page.locator("#page-label").filter({ hasText: `Page ${--pages}` }).waitFor();
     }
-    const again = await page.locator("#events tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
-    assert.deepEqual(again, first);
+    // Page 1 again: the newest events, which are now the reads made while paging, then
+    // what page 1 showed before.
+    const again = await tableRows(page);
+    const firstIds = first.map(([id]) => id);
+    const fresh = again.findIndex(([id]) => id === firstIds[0]);
+    assert.ok(fresh > 0, "paging was recorded");
+    assert.ok(again.slice(0, fresh).every(([, o]) => o === "audit_read"), JSON.stringify(again));
+    assert.deepEqual(again.slice(fresh).map(([id]) => id), firstIds.slice(0, 10 - fresh));
   });
 
   await step("an older answer arriving late does not replace a newer one", async () => {
@@ -269,9 +285,14 @@ try {
       assert.match(download.suggestedFilename(), new RegExp(`^audit-events-.*\\.${format}$`));
       const text = readFileSync(await download.path(), "utf8");
       const lines = text.split("\n").filter((l) => l.length > 0);
-      assert.equal(lines.length, EXPECT.rows + header, `${format} lines`);
       if (format === "csv") assert.match(lines[0], /^id,time,/);
       else assert.ok(lines.every((l) => typeof JSON.parse(l).hash === "string"));
+      // id,time,request_id,outcome,reason,...: no comma before the outcome.
+      const outcomes = lines.slice(header).map((l) => (format === "csv" ? l.split(",")[3] : JSON.parse(l).outcome));
+      assert.equal(outcomes.filter((o) => !READS.has(o)).length, EXPECT.rows, `${format} lines`);
+      // Newest first: the export's own read, recorded before it streams.
+      assert.equal(outcomes[0], "audit_read", `${format}: the download is recorded`);
+      assert.match(lines[header], new RegExp(`format=${format}`));
     }
   });
 

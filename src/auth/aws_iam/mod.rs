@@ -19,7 +19,9 @@
 //! the SHA-256 of everything forwarded: a cached identity is only reused for exactly the
 //! request STS checked. Every refusal is a fixed text: nothing the caller sent, and
 //! nothing from STS but its error code when that is a plain word, reaches the answer, the
-//! logs or the audit trail.
+//! logs or the audit trail; the one exception is the audit trail's record of a refusal,
+//! which quotes the access key id the signature claims ([`unverified_access_key_id`]),
+//! marked unverified, when it has the shape of one.
 
 mod request;
 pub mod sts_answer;
@@ -45,6 +47,32 @@ pub const SERVER_ID_HEADER: &str = "x-rds-token-broker-server-id";
 pub const GET_CALLER_IDENTITY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 /// How far the signature's date may be from the broker's clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// The access key id an `AWS-IAM` credential (the value after `AWS-IAM `) claims to be
+/// signed with, for recording a refused caller: the key of the `Credential=` scope of its
+/// `Authorization` header, unverified. Only a value shaped like an access key id (16 to
+/// 128 ASCII letters and digits) is returned, so it needs no further cleaning. The
+/// secret key never travels in the credential, and the session token
+/// (`X-Amz-Security-Token`) is never looked at.
+pub fn unverified_access_key_id(encoded: &str) -> Option<String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim()))
+        .ok()?;
+    let req: SignedRequest = serde_json::from_slice(&raw).ok()?;
+    let authorization = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str())?;
+    let scope = authorization
+        .strip_prefix("AWS4-HMAC-SHA256 ")?
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("Credential="))?;
+    let key = scope.split('/').next()?;
+    ((16..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| key.to_owned())
+}
 
 /// The signed request as the caller sends it.
 #[derive(Debug, Deserialize)]

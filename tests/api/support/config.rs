@@ -37,10 +37,17 @@ const TABLES: [&str; 8] = [
 ];
 
 /// A whole configuration file. `Display` renders it.
+///
+/// The broker refuses a file without `[audit]`, so a file with no `[audit]` key set says
+/// `[audit] enabled = false` (the tests that need a trail set a store with
+/// [`BrokerToml::audit_sqlite`] and the like); [`BrokerToml::without_audit_section`] and
+/// [`BrokerToml::raw_only`] leave the section out.
 #[derive(Clone, Debug, Default)]
 pub struct BrokerToml {
     /// `[server]`, `[audit]`, ...: one of [`TABLES`] each, present once a key is set.
     tables: BTreeMap<&'static str, Section>,
+    /// Leave `[audit]` out when no key of it is set (instead of `enabled = false`).
+    no_audit_section: bool,
     issuers: Vec<Issuer>,
     targets: Vec<Target>,
     grants: Vec<Grant>,
@@ -71,7 +78,13 @@ impl BrokerToml {
 
     /// Only what `text` says (the escape hatch for a file that is wrong on purpose).
     pub fn raw_only(text: impl Into<String>) -> Self {
-        Self::default().raw(text)
+        Self::default().without_audit_section().raw(text)
+    }
+
+    /// No `[audit]` section at all unless a key of it is set: the file the broker refuses.
+    pub fn without_audit_section(mut self) -> Self {
+        self.no_audit_section = true;
+        self
     }
 
     /// Sets `key` under `[table]` (one of [`TABLES`]), replacing an earlier value.
@@ -195,8 +208,12 @@ impl BrokerToml {
 impl fmt::Display for BrokerToml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for name in TABLES {
-            if let Some(table) = self.tables.get(name) {
-                table.write(f, &format!("[{name}]"))?;
+            match self.tables.get(name) {
+                Some(table) => table.write(f, &format!("[{name}]"))?,
+                None if name == "audit" && !self.no_audit_section => {
+                    writeln!(f, "[audit]\nenabled = false\n")?;
+                }
+                None => {}
             }
         }
         for i in &self.issuers {
