@@ -258,7 +258,8 @@ impl Broker {
         };
         let key = CacheKey {
             identity: Arc::from(credentials.access_key_id()),
-            host: target.host.clone(),
+            kind: target.token_kind(),
+            host: target.signed_host().clone(),
             port: target.port,
             region: target.region.clone(),
             db_user: db_user.clone(),

@@ -25,6 +25,7 @@ mod fuzz;
 mod hardening;
 mod hardening_audit;
 mod hardening_auth;
+mod kinds;
 mod nonblocking;
 mod openapi;
 mod policy;
