@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::audit::AuditLog;
 use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
-use crate::aws::session::{connect_policy, session_name};
+use crate::aws::session::{scoping_policy, session_name};
 use crate::aws::{BrokerCredentials, RoleSessions, SessionRequest};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
@@ -245,10 +245,7 @@ impl Broker {
                     source_identity: (config.aws.source_identity && !target.share_tokens)
                         .then(|| session_name(principal)),
                     external_id: target.external_id.clone(),
-                    policy: target
-                        .resource_id
-                        .as_ref()
-                        .map(|r| connect_policy(role, &target.region, r, &db_user)),
+                    policy: scoping_policy(target, role, &db_user),
                     region: target.region.clone(),
                 };
                 let creds = self.sessions.credentials(&request).await?;
