@@ -264,6 +264,7 @@ impl Broker {
         let gate = MintGate {
             pacer: Arc::clone(&self.pacer),
             target: target.name.as_str().to_owned(),
+            kind: target.kind.kind().as_str(),
             budget: Budget {
                 per_second: target.max_connections_per_second,
                 burst: target.burst,
@@ -271,7 +272,7 @@ impl Broker {
             max_wait: config.rate_limit.max_wait,
         };
         let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
-        metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::CACHE => cache.as_str()).increment(1);
+        metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::KIND => target.kind.kind().as_str(), label::CACHE => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
         // Plain strings rather than `%` (Display) fields: the JSON formatter writes those

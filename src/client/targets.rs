@@ -22,6 +22,9 @@ pub enum Format {
 pub struct Target {
     /// What to pass to `--target`.
     pub name: String,
+    /// `rds`, `dsql`, `elasticache` or `memorydb` (`rds` from a broker that predates kinds).
+    #[serde(default = "rds")]
+    pub kind: String,
     /// Database endpoint.
     pub host: String,
     /// Database port.
@@ -32,6 +35,10 @@ pub struct Target {
     pub region: String,
     /// What to pass to `--db-user`.
     pub db_users: Vec<String>,
+}
+
+fn rds() -> String {
+    "rds".to_owned()
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -116,6 +123,7 @@ mod tests {
     fn the_table_aligns_and_neutralises_what_the_broker_sent() {
         let t = |name: &str, users: &[&str]| Target {
             name: name.into(),
+            kind: "rds".into(),
             host: "db.example.com".into(),
             port: 5432,
             engine: "postgres".into(),

@@ -31,6 +31,8 @@ pub struct MintGate {
     pub pacer: Arc<Pacer>,
     /// Target name (the budget's key).
     pub target: String,
+    /// The target's kind, for metrics.
+    pub kind: &'static str,
     /// Its budget.
     pub budget: Budget,
     /// How long a request may wait for a slot.
@@ -44,7 +46,7 @@ impl MintGate {
             .take_target(&self.target, self.budget, max_wait)
             .await;
         match result {
-            Ok(()) => metrics::counter!(names::TOKENS_MINTED.name, label::TARGET => self.target.clone()).increment(1),
+            Ok(()) => metrics::counter!(names::TOKENS_MINTED.name, label::TARGET => self.target.clone(), label::KIND => self.kind).increment(1),
             Err(_) => metrics::counter!(names::THROTTLED.name, label::TARGET => self.target.clone(), label::LIMIT => "target").increment(1),
         }
         result

@@ -26,6 +26,7 @@ mod hardening;
 mod hardening_audit;
 mod hardening_auth;
 mod kinds;
+mod kinds_api;
 mod nonblocking;
 mod openapi;
 mod policy;

@@ -60,6 +60,7 @@ async fn main() {
     let gate = MintGate {
         pacer: Arc::new(pacer),
         target: "orders-db".into(),
+        kind: "rds",
         budget: Budget {
             per_second: u32::MAX,
             burst: u32::MAX,
