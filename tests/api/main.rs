@@ -27,6 +27,7 @@ mod hardening_audit;
 mod hardening_auth;
 mod kinds;
 mod kinds_api;
+mod kinds_redis;
 mod nonblocking;
 mod openapi;
 mod policy;

@@ -1,0 +1,169 @@
+//! End to end with a real server: the private Redis of the test run gets an ACL user whose
+//! password is the token the broker serves for an `elasticache` target, and `AUTH user
+//! token` succeeds with it (the `redis` crate, and redis-cli through `exec`), as it does
+//! with ElastiCache. A token that differs in one character is refused with `WRONGPASS`.
+
+use std::process::Output;
+
+use rds_token_broker::token::encode;
+use serde_json::{Value, json};
+
+use crate::support::app::TestApp;
+use crate::support::binary::BIN;
+use crate::support::config::{BrokerToml, Target};
+use crate::support::redis;
+use crate::support::tools;
+
+/// An unauthenticated broker whose `e2e-cache` is the private Redis, for user `user`.
+async fn broker(port: u16, user: &str) -> TestApp {
+    TestApp::spawn_toml(
+        BrokerToml::new()
+            .server("allow_unauthenticated", true)
+            .target(
+                Target::elasticache("e2e-cache")
+                    .host("127.0.0.1")
+                    .port(i64::from(port))
+                    .db_users([user]),
+            ),
+    )
+    .await
+}
+
+async fn admin(url: &str) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// `AUTH user password` on a fresh connection, then `PING`.
+async fn auth_then_ping(url: &str, user: &str, password: &str) -> Result<String, String> {
+    let mut conn = admin(url).await;
+    let auth: Result<String, _> = ::redis::cmd("AUTH")
+        .arg(user)
+        .arg(password)
+        .query_async(&mut conn)
+        .await;
+    auth.map_err(|e| e.to_string())?;
+    ::redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e: ::redis::RedisError| e.to_string())
+}
+
+/// The broker's CLI in a clean environment, pointed at `app`.
+async fn cli(app: &TestApp, args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env(
+            "RDS_TOKEN_BROKER_K8S_TOKEN_FILE",
+            home.path().join("no-k8s-token"),
+        )
+        .env("RDS_TOKEN_BROKER_URL", &app.base)
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_accepts_the_served_token_as_the_users_auth_password() {
+    let redis = redis::shared().await;
+    let url = redis.url();
+    let user = format!("rtb-e2e-{}", uuid::Uuid::new_v4().simple());
+    let app = broker(redis.port, &user).await;
+    let answer: Value = app.token(json!({"target": "e2e-cache"})).await;
+    let token = answer["token"].as_str().unwrap().to_owned();
+    assert_eq!(answer["user"], user.as_str());
+    assert!(token.starts_with(&format!("my-redis-cluster/?Action=connect&User={user}&")));
+
+    // What ElastiCache does with IAM users, done by hand: the token is the password.
+    let mut root = admin(&url).await;
+    let _: () = ::redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            &user,
+            "on",
+            &format!(">{token}"),
+            "+ping",
+            "+auth",
+        ])
+        .query_async(&mut root)
+        .await
+        .unwrap();
+
+    assert_eq!(auth_then_ping(&url, &user, &token).await, Ok("PONG".into()));
+    // The crate's own connection settings (AUTH as part of the handshake), from a URL
+    // shaped like `exec`'s REDIS_URL (rediss:// there: ElastiCache needs TLS).
+    let with_auth = format!(
+        "redis://{}:{}@127.0.0.1:{}",
+        encode(&user),
+        encode(&token),
+        redis.port
+    );
+    let mut conn = ::redis::Client::open(with_auth)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pong: String = ::redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+
+    // One character off: refused, as ElastiCache refuses a token signed wrongly.
+    let mut wrong = token.clone();
+    let last = if wrong.ends_with('0') { '1' } else { '0' };
+    wrong.pop();
+    wrong.push(last);
+    let refused = auth_then_ping(&url, &user, &wrong).await.unwrap_err();
+    assert!(refused.contains("WRONGPASS"), "{refused}");
+
+    // redis-cli through `exec`: REDIS_* and REDISCLI_AUTH (the token, never on a command
+    // line) from the broker. The token is a cache hit, so the same password.
+    let redis_cli = tools::redis_cli();
+    let out = cli(
+        &app,
+        &[
+            "exec",
+            "--target",
+            "e2e-cache",
+            "--",
+            "sh",
+            "-c",
+            "\"$0\" --no-auth-warning -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" --user \"$REDIS_USER\" PING",
+            redis_cli.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim() == "PONG",
+        "status {:?}, stdout {stdout}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And redis-cli given a wrong password through the same variable is refused.
+    let refused = tokio::process::Command::new(&redis_cli)
+        .env("REDISCLI_AUTH", &wrong)
+        .args(["--no-auth-warning", "-h", "127.0.0.1", "-p"])
+        .arg(redis.port.to_string())
+        .args(["--user", &user, "PING"])
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(text.contains("WRONGPASS"), "{text}");
+
+    let _: i64 = ::redis::cmd("ACL")
+        .arg(&["DELUSER", &user])
+        .query_async(&mut root)
+        .await
+        .unwrap();
+}
