@@ -53,7 +53,8 @@ pub fn variables(t: &IssuedToken, tls: &ClientTls) -> Vec<(&'static str, String)
             ),
         ));
         if let Some(ca) = &tls.ssl_root_cert {
-            vars.push(("REDISCLI_CACERT", ca.clone()));
+            // redis-cli reads no CA variable: pass `--cacert "$REDIS_CACERT"`.
+            vars.push(("REDIS_CACERT", ca.clone()));
         }
     } else if t.engine == "postgres" {
         vars.push(("PGHOST", t.host.clone()));
