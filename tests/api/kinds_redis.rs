@@ -1,7 +1,9 @@
 //! End to end with a real server: the private Redis of the test run gets an ACL user whose
 //! password is the token the broker serves for an `elasticache` target, and `AUTH user
 //! token` succeeds with it (the `redis` crate, and redis-cli through `exec`), as it does
-//! with ElastiCache. A token that differs in one character is refused with `WRONGPASS`.
+//! with ElastiCache; a connection re-authenticates with a second token. A token that
+//! differs in one character is refused with `WRONGPASS`. The redis-cli recipe runs
+//! against a Redis of its own served over TLS.
 
 use std::process::Output;
 
@@ -11,7 +13,7 @@ use serde_json::{Value, json};
 use crate::support::app::TestApp;
 use crate::support::binary::BIN;
 use crate::support::config::{BrokerToml, Target};
-use crate::support::redis;
+use crate::support::redis::{self, Redis, TlsFiles};
 use crate::support::tools;
 
 /// An unauthenticated broker whose `e2e-cache` is the private Redis, for user `user`.
@@ -161,9 +163,141 @@ async fn redis_accepts_the_served_token_as_the_users_auth_password() {
     );
     assert!(text.contains("WRONGPASS"), "{text}");
 
+    // Re-authentication on an open connection, as a client does before 12 hours: a token
+    // signed later (another password of the user, as ElastiCache accepts any valid token).
+    let mut conn = admin(&url).await;
+    let _: String = ::redis::cmd("AUTH")
+        .arg(&user)
+        .arg(&token)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app.clock.advance(std::time::Duration::from_secs(900));
+    let later = app.token(json!({"target": "e2e-cache"})).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(later, token, "a fresh token once the first has expired");
+    let _: () = ::redis::cmd("ACL")
+        .arg(&["SETUSER", &user, &format!(">{later}")])
+        .query_async(&mut root)
+        .await
+        .unwrap();
+    let ok: String = ::redis::cmd("AUTH")
+        .arg(&user)
+        .arg(&later)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let pong: String = ::redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+
     let _: i64 = ::redis::cmd("ACL")
         .arg(&["DELUSER", &user])
         .query_async(&mut root)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
+    let redis_cli = tools::redis_cli();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::production::pki("redis");
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (ca, cert, key) = (
+        path("ca.pem", &ca),
+        path("cert.pem", &cert),
+        path("key.pem", &key),
+    );
+    let server = Redis::start_tls(TlsFiles {
+        cert: &cert,
+        key: &key,
+        ca: &ca,
+    })
+    .await;
+    let user = "sessions-app";
+    let app = TestApp::spawn_toml(
+        BrokerToml::new()
+            .server("allow_unauthenticated", true)
+            .target(
+                Target::elasticache("sessions")
+                    .cache_name("sessions")
+                    .serverless(true)
+                    .host("127.0.0.1")
+                    .port(i64::from(server.tls_port.unwrap()))
+                    .db_users([user]),
+            ),
+    )
+    .await;
+    let token = app.token(json!({"target": "sessions"})).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        token.starts_with(
+            "sessions/?Action=connect&User=sessions-app&ResourceType=ServerlessCache&"
+        )
+    );
+    let mut root = admin(&server.url()).await;
+    let _: () = ::redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            user,
+            "on",
+            &format!(">{token}"),
+            "+ping",
+            "+auth",
+        ])
+        .query_async(&mut root)
+        .await
+        .unwrap();
+
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recipes/redis-cli.sh");
+    let run = |ca: Option<&std::path::Path>| {
+        let broker_dir = std::path::Path::new(BIN).parent().unwrap().to_path_buf();
+        let path = std::env::join_paths(
+            [broker_dir, redis_cli.parent().unwrap().to_path_buf()]
+                .into_iter()
+                .chain(std::env::split_paths(
+                    &std::env::var_os("PATH").unwrap_or_default(),
+                )),
+        )
+        .unwrap();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.env_clear()
+            .env("PATH", path)
+            .env("HOME", dir.path())
+            .env(
+                "RDS_TOKEN_BROKER_K8S_TOKEN_FILE",
+                dir.path().join("no-k8s-token"),
+            )
+            .env("RDS_TOKEN_BROKER_URL", &app.base)
+            .args([recipe, "PING"]);
+        if let Some(ca) = ca {
+            cmd.env("RDS_TOKEN_BROKER_SSL_ROOT_CERT", ca);
+        }
+        cmd.output()
+    };
+    let out = run(Some(&ca)).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim() == "PONG",
+        "status {:?}, stdout {stdout}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the test CA the server's certificate is not trusted: TLS is really in use.
+    let out = run(None).await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("PONG"), "{text}");
 }

@@ -366,6 +366,7 @@ fn the_docs_show_each_recipe_as_tested() {
         "curl.sh",
         "psql.sh",
         "psql-dsql.sh",
+        "redis-cli.sh",
         "psycopg_pool.py",
         "node/pg_pool.js",
         "pgx.go",
