@@ -30,9 +30,12 @@ pub struct Filters {
     /// Target name.
     #[arg(long)]
     pub target: Option<String>,
-    /// Database user.
+    /// Database user (DSQL: Postgres role; caches: user id).
     #[arg(long)]
     pub db_user: Option<String>,
+    /// Target kind: rds, dsql, elasticache or memorydb.
+    #[arg(long)]
+    pub kind: Option<String>,
     /// issued, denied, forbidden, throttled or failed.
     #[arg(long)]
     pub outcome: Option<String>,
@@ -82,6 +85,7 @@ impl Filters {
             ("issuer", &self.issuer),
             ("target", &self.target),
             ("db_user", &self.db_user),
+            ("kind", &self.kind),
             ("outcome", &self.outcome),
             ("token_sha256", &self.token_sha256),
         ];

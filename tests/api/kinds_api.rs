@@ -42,7 +42,8 @@ async fn each_kind_answers_with_its_kind_and_caches_with_user_tls_and_reauth() {
     let app = app(
         dir.path(),
         vec![
-            Target::postgres("orders-db"),
+            // Names no other test uses: metrics are per process, shared by the tests.
+            Target::postgres("api-rds"),
             Target::dsql("api-dsql").token_lifetime_seconds(3600),
             Target::elasticache("api-cache"),
             Target::elasticache("api-serverless")
@@ -53,7 +54,7 @@ async fn each_kind_answers_with_its_kind_and_caches_with_user_tls_and_reauth() {
     )
     .await;
 
-    let rds = app.token(json!({"target": "orders-db"})).await;
+    let rds = app.token(json!({"target": "api-rds"})).await;
     assert_eq!(rds["kind"], "rds");
     for absent in ["user", "tls", "reauthenticate_within_seconds", "note"] {
         assert!(
@@ -149,8 +150,8 @@ async fn each_kind_answers_with_its_kind_and_caches_with_user_tls_and_reauth() {
             ("api-cache", "elasticache"),
             ("api-dsql", "dsql"),
             ("api-memorydb", "memorydb"),
+            ("api-rds", "rds"),
             ("api-serverless", "elasticache"),
-            ("orders-db", "rds"),
         ]
     );
 
@@ -172,12 +173,37 @@ async fn each_kind_answers_with_its_kind_and_caches_with_user_tls_and_reauth() {
     assert_eq!(cache_events[0]["kind"], "elasticache");
     assert_eq!(cache_events[0]["db_user"], "app-user");
 
+    // The trail can be searched by kind; an unknown kind is a 400 naming the parameter.
+    let by_kind = events(&app, "kind=dsql").await;
+    assert_eq!(
+        by_kind.len(),
+        3,
+        "two issued and one forbidden: {by_kind:?}"
+    );
+    assert!(by_kind.iter().all(|e| e["kind"] == "dsql"));
+    assert_eq!(events(&app, "kind=memorydb").await.len(), 1);
+    let stats: Value = app
+        .get("/v1/audit/stats?kind=elasticache&since=2026-03-09T00:00:00Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(stats.is_object(), "{stats}");
+    let bad = problem(app.get("/v1/audit/events?kind=redis").await, 400).await;
+    assert!(
+        bad["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kind: must be one of rds"),
+        "{bad}"
+    );
+
     // Metrics name the kind next to the target.
     let text = app.get("/metrics").await.text().await.unwrap();
     for needle in [
         r#"rds_token_broker_tokens_total{target="api-dsql",kind="dsql",cache="miss"} 2"#,
         r#"rds_token_broker_tokens_minted_total{target="api-cache",kind="elasticache"} 1"#,
-        r#"rds_token_broker_tokens_minted_total{target="orders-db",kind="rds"} 1"#,
+        r#"rds_token_broker_tokens_minted_total{target="api-rds",kind="rds"} 1"#,
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }
