@@ -188,6 +188,17 @@ try {
     assert.ok(targets.every((t) => t === "billing-db"), targets.join());
   });
 
+  await step("a kind filter keeps the target's kind and drops the others", async () => {
+    await page.getByLabel("Kind").selectOption("dsql");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, /^No events match these filters\.$/);
+    await page.getByLabel("Kind").selectOption("rds");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, new RegExp(`of ${EXPECT.billing_rows},`));
+    assert.equal((await columnTexts(page, 5)).length, EXPECT.billing_rows);
+    await page.getByLabel("Kind").selectOption("");
+  });
+
   await step("an outcome filter shows only denied requests", async () => {
     await page.getByLabel("Target").fill("");
     await page.getByLabel("Outcome").selectOption("denied");
