@@ -2,8 +2,8 @@
 //! password is the token the broker serves for an `elasticache` target, and `AUTH user
 //! token` succeeds with it (the `redis` crate, and redis-cli through `exec`), as it does
 //! with ElastiCache; a connection re-authenticates with a second token. A token that
-//! differs in one character is refused with `WRONGPASS`. The redis-cli recipe runs
-//! against a Redis of its own served over TLS.
+//! differs in one character is refused with `WRONGPASS`. The redis-cli and redis-py
+//! recipes run against a Redis of their own served over TLS.
 
 use std::process::Output;
 
@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::app::TestApp;
 use crate::support::binary::BIN;
-use crate::support::config::{BrokerToml, Target};
+use crate::support::config::{BrokerToml, Grant, Target};
+use crate::support::idp::{RsaKey, TestIdp, rs256};
 use crate::support::redis::{self, Redis, TlsFiles};
 use crate::support::tools;
 
@@ -200,8 +201,20 @@ async fn redis_accepts_the_served_token_as_the_users_auth_password() {
         .unwrap();
 }
 
+/// `INFO commandstats`'s count of `AUTH` commands (HELLO with credentials not included).
+async fn auth_calls(conn: &mut ::redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_auth:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
+async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
     let redis_cli = tools::redis_cli();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = crate::production::pki("redis");
@@ -222,9 +235,11 @@ async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
     })
     .await;
     let user = "sessions-app";
+    let signing = RsaKey::generate("k1");
+    let idp = TestIdp::start(vec![signing.jwk()]).await;
     let app = TestApp::spawn_toml(
         BrokerToml::new()
-            .server("allow_unauthenticated", true)
+            .issuer(&idp)
             .target(
                 Target::elasticache("sessions")
                     .cache_name("sessions")
@@ -232,13 +247,30 @@ async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
                     .host("127.0.0.1")
                     .port(i64::from(server.tls_port.unwrap()))
                     .db_users([user]),
+            )
+            .grant(
+                Grant::new("corp", "sessions-api")
+                    .targets(["sessions"])
+                    .db_users([user]),
             ),
     )
     .await;
-    let token = app.token(json!({"target": "sessions"})).await["token"]
-        .as_str()
+    let jwt = rs256(
+        &signing,
+        &json!({"iss": idp.issuer, "sub": "sessions-api", "aud": "rds-token-broker", "exp": 1_773_065_489 + 600}),
+    );
+    let answer: Value = app
+        .client
+        .post(format!("{}/v1/tokens", app.base))
+        .bearer_auth(&jwt)
+        .json(&json!({"target": "sessions"}))
+        .send()
+        .await
         .unwrap()
-        .to_owned();
+        .json()
+        .await
+        .unwrap();
+    let token = answer["token"].as_str().unwrap().to_owned();
     assert!(
         token.starts_with(
             "sessions/?Action=connect&User=sessions-app&ResourceType=ServerlessCache&"
@@ -253,32 +285,42 @@ async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
             &format!(">{token}"),
             "+ping",
             "+auth",
+            "+hello",
         ])
         .query_async(&mut root)
         .await
         .unwrap();
 
-    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recipes/redis-cli.sh");
-    let run = |ca: Option<&std::path::Path>| {
-        let broker_dir = std::path::Path::new(BIN).parent().unwrap().to_path_buf();
-        let path = std::env::join_paths(
-            [broker_dir, redis_cli.parent().unwrap().to_path_buf()]
-                .into_iter()
-                .chain(std::env::split_paths(
-                    &std::env::var_os("PATH").unwrap_or_default(),
-                )),
-        )
-        .unwrap();
-        let mut cmd = tokio::process::Command::new("sh");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let broker_dir = std::path::Path::new(BIN).parent().unwrap().to_path_buf();
+    let path_var = std::env::join_paths(
+        [broker_dir, redis_cli.parent().unwrap().to_path_buf()]
+            .into_iter()
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
+    .unwrap();
+    let command = |program: &std::path::Path| {
+        let mut cmd = tokio::process::Command::new(program);
         cmd.env_clear()
-            .env("PATH", path)
+            .env("PATH", &path_var)
             .env("HOME", dir.path())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env(
                 "RDS_TOKEN_BROKER_K8S_TOKEN_FILE",
                 dir.path().join("no-k8s-token"),
             )
             .env("RDS_TOKEN_BROKER_URL", &app.base)
-            .args([recipe, "PING"]);
+            .env("RDS_TOKEN_BROKER_JWT", &jwt);
+        cmd
+    };
+
+    // redis-cli through exec.
+    let recipe = repo.join("examples/recipes/redis-cli.sh");
+    let run = |ca: Option<&std::path::Path>| {
+        let mut cmd = command(std::path::Path::new("sh"));
+        cmd.arg(&recipe).arg("PING");
         if let Some(ca) = ca {
             cmd.env("RDS_TOKEN_BROKER_SSL_ROOT_CERT", ca);
         }
@@ -300,4 +342,26 @@ async fn the_redis_cli_recipe_authenticates_over_tls_with_the_served_token() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!text.contains("PONG"), "{text}");
+
+    // redis-py: credentials from the broker on connect, then AUTH again on the open
+    // connection, as its thread does every 8 hours.
+    let before = auth_calls(&mut root).await;
+    let out = command(&repo.join(".venv/bin/python"))
+        .arg(repo.join("examples/recipes/redis_py_reauth.py"))
+        .env("REDIS_CA_FILE", &ca)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout == "True\nTrue\n",
+        "status {:?}, stdout {stdout}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        auth_calls(&mut root).await,
+        before + 1,
+        "one explicit re-AUTH"
+    );
 }

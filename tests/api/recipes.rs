@@ -367,6 +367,7 @@ fn the_docs_show_each_recipe_as_tested() {
         "psql.sh",
         "psql-dsql.sh",
         "redis-cli.sh",
+        "redis_py_reauth.py",
         "psycopg_pool.py",
         "node/pg_pool.js",
         "pgx.go",
