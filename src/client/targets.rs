@@ -80,13 +80,14 @@ fn table(targets: &[Target]) -> String {
         return "no targets: this identity has no grant on this broker (ask its operators)\n"
             .to_owned();
     }
-    const COLS: [&str; 5] = ["target", "engine", "endpoint", "region", "db_users"];
+    const COLS: [&str; 6] = ["target", "kind", "engine", "endpoint", "region", "db_users"];
     // What the broker sent is shown, never interpreted by the terminal.
-    let rows: Vec<[String; 5]> = targets
+    let rows: Vec<[String; 6]> = targets
         .iter()
         .map(|t| {
             [
                 neutralise(&t.name).into_owned(),
+                neutralise(&t.kind).into_owned(),
                 neutralise(&t.engine).into_owned(),
                 neutralise(&format!("{}:{}", t.host, t.port)).into_owned(),
                 neutralise(&t.region).into_owned(),
@@ -100,7 +101,7 @@ fn table(targets: &[Target]) -> String {
             *w = (*w).max(v.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; 6]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -136,9 +137,9 @@ mod tests {
         ]);
         assert_eq!(
             text,
-            "target     engine    endpoint             region     db_users\n\
-             orders-db  postgres  db.example.com:5432  eu-west-1  app_ro, app_rw\n\
-             x\u{fffd}[2J      postgres  db.example.com:5432  eu-west-1  u\n"
+            "target     kind  engine    endpoint             region     db_users\n\
+             orders-db  rds   postgres  db.example.com:5432  eu-west-1  app_ro, app_rw\n\
+             x\u{fffd}[2J      rds   postgres  db.example.com:5432  eu-west-1  u\n"
         );
         assert!(table(&[]).starts_with("no targets: "));
     }
