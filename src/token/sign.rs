@@ -1,17 +1,26 @@
 //! IAM authentication tokens (RDS, Aurora DSQL, ElastiCache, MemoryDB), signed with
 //! aws-sigv4, byte-identical to botocore.
 //!
-//! Every kind is a SigV4 presigned GET without its scheme; they differ in service, query
-//! and host ([`sign_token`], [`sign_dsql_token`], [`sign_cache_token`]). For RDS:
+//! Every kind is a SigV4 presigned GET without its scheme, signed by one core
+//! (`presign`); the kinds differ in service, query, host and lifetime ([`TokenKind`]):
 //!
-//! A token is a SigV4 presigned URL for action `connect` of service `rds-db` without its
-//! scheme. botocore's `generate_db_auth_token` (what the `aws` CLI runs) is the reference:
+//! * RDS ([`sign_token`]): action `connect` of service `rds-db`, `host:port`;
+//! * Aurora DSQL ([`sign_dsql_token`]): `DbConnect` or `DbConnectAdmin` of service `dsql`,
+//!   the host without a port, any lifetime up to a week;
+//! * ElastiCache and MemoryDB ([`sign_cache_token`]): `connect` with `User` (and
+//!   `ResourceType=ServerlessCache`) of service `elasticache` or `memorydb`, the cache name
+//!   as the host.
+//!
+//! botocore is the reference (`generate_db_auth_token`, `generate_db_connect_auth_token`,
+//! and its request signer for caches):
 //!
 //! * every query key and value is percent-encoded per RFC 3986 (unreserved characters
 //!   kept, everything else `%XX` over UTF-8, space as `%20`, `+` as `%2B`);
-//! * the signed `host` header is the host lower-cased, plus `:port` unless the port is 443;
-//! * the token keeps the host as configured, always names the port, and lists the
-//!   parameters in botocore's (unsorted) order.
+//! * the signed `host` header is the host lower-cased (RDS: plus `:port` unless the port
+//!   is 443);
+//! * the token keeps the host as configured (RDS: always with the port), and lists the
+//!   parameters in botocore's (unsorted) order, the security token just before the
+//!   signature.
 //!
 //! aws-sigv4 decodes the query it is given with `application/x-www-form-urlencoded` rules
 //! before it builds the canonical request, so the user name is handed to it already
