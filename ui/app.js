@@ -442,6 +442,21 @@
       title: "Tokens issued per target", unit: "tokens issued", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
       series: st.issued_by_target.map((t) => ({ name: t.target, values: t.counts, total: t.total })),
     });
+    // Targets' kinds come with their budgets (every configured target); a target no longer
+    // configured counts as "other".
+    const kindOf = new Map(st.budgets.map((b) => [b.target, b.kind]));
+    const byKind = new Map();
+    for (const t of st.issued_by_target) {
+      const kind = kindOf.get(t.target) || "other";
+      const sum = byKind.get(kind) || { name: kind, values: st.buckets.map(() => 0), total: 0 };
+      t.counts.forEach((n, i) => { sum.values[i] += n; });
+      sum.total += t.total;
+      byKind.set(kind, sum);
+    }
+    C.lineChart($("chart-kinds"), {
+      title: "Tokens issued per kind", unit: "tokens issued", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
+      series: [...byKind.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    });
     C.stackedColumns($("chart-refused"), {
       title: "Denied and throttled requests", unit: "refused", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
       series: ["denied", "forbidden", "throttled", "failed"].map((o) => ({

@@ -311,6 +311,10 @@ try {
         (ms) => ms.reduce((a, m) => a + Number(m.dataset.value), 0));
       assert.equal(marks, total, `${target}: the plotted points add up`);
     }
+    // Every seeded target is an RDS one: the kinds chart has one series with every token.
+    const kinds = page.locator("#chart-kinds");
+    assert.equal(await kinds.locator(`.legend li[data-series="rds"]`).getAttribute("data-total"), String(issuedTotal));
+    assert.equal(await kinds.locator(".legend li").count(), 1);
     const refused = page.locator("#chart-refused");
     for (const o of ["denied", "forbidden", "throttled"]) {
       assert.equal(await refused.locator(`.legend li[data-series="${o}"]`).getAttribute("data-total"), String(EXPECT[o]), o);
