@@ -2,8 +2,8 @@
 //! password is the token the broker serves for an `elasticache` target, and `AUTH user
 //! token` succeeds with it (the `redis` crate, and redis-cli through `exec`), as it does
 //! with ElastiCache; a connection re-authenticates with a second token. A token that
-//! differs in one character is refused with `WRONGPASS`. The redis-cli and redis-py
-//! recipes run against a Redis of their own served over TLS.
+//! differs in one character is refused with `WRONGPASS`. The redis-cli, redis-py and
+//! valkey-glide recipes run against a Redis of their own served over TLS.
 
 use std::process::Output;
 
@@ -286,6 +286,9 @@ async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
             "+ping",
             "+auth",
             "+hello",
+            // GLIDE also runs INFO and CLIENT SETINFO when it connects.
+            "+info",
+            "+client",
         ])
         .query_async(&mut root)
         .await
@@ -363,5 +366,26 @@ async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
         auth_calls(&mut root).await,
         before + 1,
         "one explicit re-AUTH"
+    );
+
+    // valkey-glide: the token as its server credentials, then update_connection_password
+    // with a fresh one (an immediate AUTH).
+    let before = auth_calls(&mut root).await;
+    let out = command(&repo.join(".venv/bin/python"))
+        .arg(repo.join("examples/recipes/valkey_glide_reauth.py"))
+        .env("REDIS_CA_FILE", &ca)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout == "PONG\nPONG\n",
+        "status {:?}, stdout {stdout}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        auth_calls(&mut root).await > before,
+        "update_connection_password sent AUTH"
     );
 }

@@ -368,6 +368,7 @@ fn the_docs_show_each_recipe_as_tested() {
         "psql-dsql.sh",
         "redis-cli.sh",
         "redis_py_reauth.py",
+        "valkey_glide_reauth.py",
         "psycopg_pool.py",
         "node/pg_pool.js",
         "pgx.go",
