@@ -12,6 +12,7 @@ missing_packages() {
   fi
   command -v psql >/dev/null 2>&1 || echo postgresql-client
   command -v redis-server >/dev/null 2>&1 || echo redis-server
+  command -v redis-cli >/dev/null 2>&1 || echo redis-tools
   [ -x /usr/bin/chromium ] || echo chromium
   curl_is_new_enough || echo curl
 }
@@ -62,6 +63,7 @@ machine_requirements() {
       postgresql) echo "  PostgreSQL's server programs (13 or newer), initdb and postgres on PATH" ;;
       postgresql-client) echo "  psql (PostgreSQL's client) on PATH" ;;
       redis-server) echo "  Redis: redis-server on PATH" ;;
+      redis-tools) echo "  Redis's client: redis-cli on PATH" ;;
       chromium) echo "  Chromium at /usr/bin/chromium" ;;
       curl) echo "  curl 7.82 or newer on PATH" ;;
     esac

@@ -54,6 +54,8 @@ pub mod label {
     pub const CACHE: &str = "cache";
     /// A configured issuer's name.
     pub const ISSUER: &str = "issuer";
+    /// A target's kind: `rds`, `dsql`, `elasticache` or `memorydb`.
+    pub const KIND: &str = "kind";
     /// A limit kind: `target` or `principal`.
     pub const LIMIT: &str = "limit";
     /// One of the standard HTTP methods, or `other`.
@@ -152,14 +154,14 @@ pub mod names {
     /// Tokens handed out.
     pub const TOKENS: Metric = counter(
         "rds_token_broker_tokens_total",
-        &[label::TARGET, label::CACHE],
-        "Tokens handed out by target and cache result (hit: reused, miss: newly minted).",
+        &[label::TARGET, label::KIND, label::CACHE],
+        "Tokens handed out by target, its kind and cache result (hit: reused, miss: newly minted).",
     );
     /// Tokens signed.
     pub const TOKENS_MINTED: Metric = counter(
         "rds_token_broker_tokens_minted_total",
-        &[label::TARGET],
-        "Tokens signed by target (cache misses and refresh-ahead): what RDS's IAM throttle counts.",
+        &[label::TARGET, label::KIND],
+        "Tokens signed by target and its kind (cache misses and refresh-ahead): what the service's IAM throttle counts.",
     );
     /// Requests refused by a rate limit.
     pub const THROTTLED: Metric = counter(

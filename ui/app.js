@@ -222,7 +222,7 @@
     const until = fromInput($("f-until").value);
     if (since) f.since = since;
     if (until) f.until = until;
-    for (const [id, key] of [["f-subject", "subject"], ["f-issuer", "issuer"], ["f-target", "target"], ["f-db-user", "db_user"], ["f-outcome", "outcome"]]) {
+    for (const [id, key] of [["f-subject", "subject"], ["f-issuer", "issuer"], ["f-target", "target"], ["f-db-user", "db_user"], ["f-kind", "kind"], ["f-outcome", "outcome"]]) {
       const v = $(id).value.trim();
       if (v) f[key] = v;
     }
@@ -349,7 +349,7 @@
     ["id", "Event id (issuance id)"], ["time", "Time"], ["outcome", "Outcome"], ["reason", "Reason"],
     ["issuer", "Issuer"], ["subject", "Subject"], ["auth_method", "Authenticated by"],
     ["client_ip", "Client IP"], ["user_agent", "User agent"], ["request_id", "Request id"],
-    ["target", "Target"], ["host", "Host"], ["port", "Port"], ["db_user", "DB user"],
+    ["target", "Target"], ["kind", "Kind"], ["host", "Host"], ["port", "Port"], ["db_user", "DB user"],
     ["region", "Region"], ["role_arn", "Role"], ["session_name", "Role session"],
     ["cache", "Cache"], ["token_sha256", "Token SHA-256"], ["expires_at", "Token expires"],
     ["count", "Events coalesced"], ["chain_id", "Chain"], ["seq", "Position in chain"],
@@ -442,6 +442,21 @@
       title: "Tokens issued per target", unit: "tokens issued", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
       series: st.issued_by_target.map((t) => ({ name: t.target, values: t.counts, total: t.total })),
     });
+    // Targets' kinds come with their budgets (every configured target); a target no longer
+    // configured counts as "other".
+    const kindOf = new Map(st.budgets.map((b) => [b.target, b.kind]));
+    const byKind = new Map();
+    for (const t of st.issued_by_target) {
+      const kind = kindOf.get(t.target) || "other";
+      const sum = byKind.get(kind) || { name: kind, values: st.buckets.map(() => 0), total: 0 };
+      t.counts.forEach((n, i) => { sum.values[i] += n; });
+      sum.total += t.total;
+      byKind.set(kind, sum);
+    }
+    C.lineChart($("chart-kinds"), {
+      title: "Tokens issued per kind", unit: "tokens issued", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
+      series: [...byKind.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    });
     C.stackedColumns($("chart-refused"), {
       title: "Denied and throttled requests", unit: "refused", buckets: st.buckets, bucketSeconds: st.bucket_seconds,
       series: ["denied", "forbidden", "throttled", "failed", "rejected"].map((o) => ({
@@ -461,7 +476,7 @@
       rows: st.budgets.map((b) => ({
         name: b.target, value: b.peak_per_second, limit: b.max_connections_per_second,
         colour: b.peak_per_second > b.max_connections_per_second * 0.8 ? "#b3261e" : C.PALETTE[2],
-        text: `${C.fmt(b.peak_per_second)}/s of ${C.fmt(b.max_connections_per_second)}/s (${C.fmt(b.minted)} minted, ${C.fmt(b.throttled)} throttled)`,
+        text: `${b.kind}: ${C.fmt(b.peak_per_second)}/s of ${C.fmt(b.max_connections_per_second)}/s (${C.fmt(b.minted)} minted, ${C.fmt(b.throttled)} throttled)`,
       })),
     });
   }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::AuditEvent;
 
 /// Columns, in order.
-pub const FIELDS: [&str; 25] = [
+pub const FIELDS: [&str; 26] = [
     "id",
     "time",
     "request_id",
@@ -26,6 +26,7 @@ pub const FIELDS: [&str; 25] = [
     "cache",
     "token_sha256",
     "expires_at",
+    "kind",
     "count",
     "chain_id",
     "seq",

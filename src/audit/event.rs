@@ -87,6 +87,11 @@ pub struct AuditEvent {
     pub token_sha256: Option<String>,
     /// Token expiry, RFC 3339.
     pub expires_at: Option<String>,
+    /// The target's kind (`rds`, `dsql`, `elasticache`, `memorydb`), when the target is
+    /// known. Left out of the encoding when absent, so events recorded before kinds
+    /// existed keep their canonical form and their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// Coalesced events this one stands for.
     pub count: i64,
     /// The broker instance's chain.
@@ -123,6 +128,7 @@ impl AuditEvent {
             &mut self.cache,
             &mut self.token_sha256,
             &mut self.expires_at,
+            &mut self.kind,
         ] {
             clean_field(field, 4 * LONG);
         }
@@ -175,6 +181,7 @@ impl AuditEvent {
             cache: None,
             token_sha256: None,
             expires_at: None,
+            kind: None,
             count: 1,
             chain_id: String::new(),
             seq: 0,

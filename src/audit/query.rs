@@ -68,11 +68,12 @@ const OUTCOMES: [&str; 8] = [
 ];
 
 /// Every parameter an audit query takes.
-const PARAMS: [&str; 11] = [
+const PARAMS: [&str; 12] = [
     "subject",
     "issuer",
     "target",
     "db_user",
+    "kind",
     "outcome",
     "token_sha256",
     "since",
@@ -101,6 +102,11 @@ impl Filter {
                     }
                     let col = param;
                     f.equals.push((col, v.clone()));
+                }
+                "kind" => {
+                    let kind = crate::domain::Kind::parse(v)
+                        .map_err(|_| bad("must be one of rds, dsql, elasticache, memorydb"))?;
+                    f.equals.push(("kind", kind.as_str().to_owned()));
                 }
                 "outcome" => {
                     if !OUTCOMES.contains(&v.as_str()) {

@@ -136,6 +136,8 @@ pub struct PrincipalTotal {
 pub struct BudgetUse {
     /// Target name.
     pub target: String,
+    /// The target's kind (`rds`, `dsql`, `elasticache`, `memorydb`).
+    pub kind: &'static str,
     /// `max_connections_per_second`.
     pub max_connections_per_second: u32,
     /// `burst`.
@@ -172,8 +174,8 @@ pub struct Stats {
     pub budgets: Vec<BudgetUse>,
 }
 
-/// A configured target's budget: (name, rate, burst).
-pub type Budget = (String, u32, u32);
+/// A configured target's budget: (name, rate, burst, kind).
+pub type Budget = (String, u32, u32, &'static str);
 
 /// Rows of `sql` with `args` bound, mapped by `read`.
 macro_rules! rows {
@@ -314,11 +316,12 @@ pub async fn compute(
     .collect();
     let budgets = budgets
         .iter()
-        .map(|(target, rate, burst)| {
+        .map(|(target, rate, burst, kind)| {
             let key = Some(target.clone());
             let (peak, minted) = minted.get(&key).copied().unwrap_or((0, 0));
             BudgetUse {
                 target: target.clone(),
+                kind,
                 max_connections_per_second: *rate,
                 burst: *burst,
                 minted,

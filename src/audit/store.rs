@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the time of the event a retention checkpoint stands for",
         "ALTER TABLE audit_checkpoints ADD COLUMN event_time TEXT;",
     ),
+    (
+        4,
+        "the kind of the target (rds, dsql, elasticache, memorydb)",
+        "ALTER TABLE audit_events ADD COLUMN kind TEXT;",
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -141,10 +146,13 @@ pub enum AuditStore {
 }
 
 const COLUMNS: &str = "id, time, request_id, outcome, reason, issuer, subject, auth_method, client_ip, user_agent, \
-     target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, count, \
+     target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, kind, count, \
      chain_id, seq, prev_hash, hash";
 
-/// Events per INSERT statement: a whole batch (25 parameters each, 6400 in all: inside
+/// Parameters per event: the columns of [`COLUMNS`].
+const PARAMS_PER_ROW: usize = 26;
+
+/// Events per INSERT statement: a whole batch (26 parameters each, 6656 in all: inside
 /// both databases' limits).
 const ROWS_PER_INSERT: usize = super::MAX_BATCH;
 
@@ -158,12 +166,12 @@ fn insert_sql(rows: usize, numbered: bool) -> String {
             sql.push_str(", ");
         }
         sql.push('(');
-        for c in 1..=25 {
+        for c in 1..=PARAMS_PER_ROW {
             if c > 1 {
                 sql.push_str(", ");
             }
             if numbered {
-                sql.push_str(&format!("${}", r * 25 + c));
+                sql.push_str(&format!("${}", r * PARAMS_PER_ROW + c));
             } else {
                 sql.push('?');
             }
@@ -195,6 +203,7 @@ macro_rules! bind_event {
             .bind(&$e.cache)
             .bind(&$e.token_sha256)
             .bind(&$e.expires_at)
+            .bind(&$e.kind)
             .bind($e.count)
             .bind(&$e.chain_id)
             .bind($e.seq)
@@ -228,6 +237,7 @@ macro_rules! read_event {
             cache: r.try_get("cache").map_err(err)?,
             token_sha256: r.try_get("token_sha256").map_err(err)?,
             expires_at: r.try_get("expires_at").map_err(err)?,
+            kind: r.try_get("kind").map_err(err)?,
             count: r.try_get("count").map_err(err)?,
             chain_id: r.try_get("chain_id").map_err(err)?,
             seq: r.try_get("seq").map_err(err)?,

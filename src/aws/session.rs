@@ -1,9 +1,12 @@
-//! Names and scoping of the role sessions the broker assumes for callers.
+//! Names and scoping of the role sessions the broker assumes for callers: the inline
+//! session policy of each target kind.
 
 use sha2::{Digest, Sha256};
 
 use crate::auth::Principal;
+use crate::config::{Target, TargetKind};
 use crate::domain::{DbUser, Region, ResourceId, RoleArn};
+use crate::token::dsql_action;
 
 /// Characters IAM allows in `RoleSessionName` and `SourceIdentity`: `[\w+=,.@-]`.
 fn allowed(c: char) -> bool {
@@ -27,6 +30,70 @@ pub fn session_name(principal: &Principal) -> String {
         .take(64 - 1 - hash.len())
         .collect();
     format!("{readable}-{hash}")
+}
+
+/// The inline session policy scoping a role session that signs `target`'s tokens for
+/// `db_user`, or `None` for an RDS target without `resource_id` (the role's own policy
+/// applies). Every other kind is always scoped: its resource is named by the target.
+///
+/// * `rds`: `rds-db:connect` on `dbuser:<resource id>/<db user>` ([`connect_policy`]);
+/// * `dsql`: `dsql:DbConnectAdmin` for the role `admin`, else `dsql:DbConnect`, on
+///   `cluster/<cluster id>`;
+/// * `elasticache`: `elasticache:Connect` on the replication group (or serverless cache)
+///   and on `user:<user id>`;
+/// * `memorydb`: `memorydb:Connect` on `cluster/<name>` and `user/<user id>`.
+pub fn scoping_policy(target: &Target, role: &RoleArn, db_user: &DbUser) -> Option<String> {
+    let arn = |service: &str, resource: &str| {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            role.partition(),
+            target.region.as_str(),
+            role.account_id()
+        )
+    };
+    let (action, resource) = match &target.kind {
+        TargetKind::Rds => {
+            return target
+                .resource_id
+                .as_ref()
+                .map(|r| connect_policy(role, &target.region, r, db_user));
+        }
+        TargetKind::Dsql { cluster_id, .. } => (
+            format!("dsql:{}", dsql_action(db_user.as_str())),
+            serde_json::json!(arn("dsql", &format!("cluster/{cluster_id}"))),
+        ),
+        TargetKind::Elasticache {
+            cache_name,
+            serverless,
+        } => {
+            let cache = if *serverless {
+                format!("serverlesscache:{}", cache_name.as_str())
+            } else {
+                format!("replicationgroup:{}", cache_name.as_str())
+            };
+            (
+                "elasticache:Connect".to_owned(),
+                serde_json::json!([
+                    arn("elasticache", &cache),
+                    arn("elasticache", &format!("user:{}", db_user.as_str())),
+                ]),
+            )
+        }
+        TargetKind::Memorydb { cache_name } => (
+            "memorydb:Connect".to_owned(),
+            serde_json::json!([
+                arn("memorydb", &format!("cluster/{}", cache_name.as_str())),
+                arn("memorydb", &format!("user/{}", db_user.as_str())),
+            ]),
+        ),
+    };
+    Some(
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}],
+        })
+        .to_string(),
+    )
 }
 
 /// An inline session policy allowing only `rds-db:connect` as `db_user` on `resource_id`.

@@ -36,7 +36,7 @@ pub struct SessionRequest {
     pub source_identity: Option<String>,
     /// `ExternalId`, when configured.
     pub external_id: Option<String>,
-    /// Inline session policy, when the target has a `resource_id`.
+    /// Inline session policy scoping the session (`session::scoping_policy`).
     pub policy: Option<String>,
     /// Region whose STS endpoint is called.
     pub region: Region,

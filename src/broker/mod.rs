@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::audit::AuditLog;
 use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
-use crate::aws::session::{connect_policy, session_name};
+use crate::aws::session::{scoping_policy, session_name};
 use crate::aws::{BrokerCredentials, RoleSessions, SessionRequest};
 use crate::clock::SharedClock;
 use crate::config::{Config, Target};
@@ -263,10 +263,7 @@ impl Broker {
                     source_identity: (config.aws.source_identity && !target.share_tokens)
                         .then(|| session_name(principal)),
                     external_id: target.external_id.clone(),
-                    policy: target
-                        .resource_id
-                        .as_ref()
-                        .map(|r| connect_policy(role, &target.region, r, &db_user)),
+                    policy: scoping_policy(target, role, &db_user),
                     region: target.region.clone(),
                 };
                 let creds = self.sessions.credentials(&request).await?;
@@ -276,7 +273,8 @@ impl Broker {
         };
         let key = CacheKey {
             identity: Arc::from(credentials.access_key_id()),
-            host: target.host.clone(),
+            kind: target.token_kind(),
+            host: target.signed_host().clone(),
             port: target.port,
             region: target.region.clone(),
             db_user: db_user.clone(),
@@ -284,6 +282,7 @@ impl Broker {
         let gate = MintGate {
             pacer: Arc::clone(&self.pacer),
             target: target.name.as_str().to_owned(),
+            kind: target.kind.kind().as_str(),
             budget: Budget {
                 per_second: target.max_connections_per_second,
                 burst: target.burst,
@@ -291,7 +290,7 @@ impl Broker {
             max_wait: config.rate_limit.max_wait,
         };
         let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
-        metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::CACHE => cache.as_str()).increment(1);
+        metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::KIND => target.kind.kind().as_str(), label::CACHE => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
         // Plain strings rather than `%` (Display) fields: the JSON formatter writes those

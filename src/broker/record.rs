@@ -59,6 +59,7 @@ impl Broker {
                 event.cache = Some(i.cache.as_str().to_owned());
                 event.token_sha256 = Some(i.token_sha256.clone());
                 event.expires_at = Some(rfc3339(i.expires_at));
+                event.kind = Some(i.target.kind.kind().as_str().to_owned());
             }
             Err(e) => {
                 event.outcome = match e.kind() {
@@ -70,6 +71,13 @@ impl Broker {
                 };
                 event.reason = Some(Report(e).to_string());
                 (event.target, event.db_user) = asked;
+                // Only a configured target's kind: the name asked for is the caller's.
+                event.kind = event
+                    .target
+                    .as_deref()
+                    .and_then(|t| crate::domain::TargetName::parse(t).ok())
+                    .and_then(|n| config.targets.get(&n))
+                    .map(|t| t.kind.kind().as_str().to_owned());
             }
         }
         let folded = event.outcome != Outcome::Issued
@@ -221,6 +229,7 @@ impl Broker {
             cache: None,
             token_sha256: None,
             expires_at: None,
+            kind: None,
             count: 1,
             chain_id: String::new(),
             seq: 0,

@@ -30,9 +30,12 @@ pub struct Filters {
     /// Target name.
     #[arg(long)]
     pub target: Option<String>,
-    /// Database user.
+    /// Database user (DSQL: Postgres role; caches: user id).
     #[arg(long)]
     pub db_user: Option<String>,
+    /// Target kind: rds, dsql, elasticache or memorydb.
+    #[arg(long)]
+    pub kind: Option<String>,
     /// issued, denied, forbidden, throttled, failed, rejected (a malformed or oversized
     /// request), audit_read (a read of the trail) or signed_in (a console sign-in).
     #[arg(long)]
@@ -83,6 +86,7 @@ impl Filters {
             ("issuer", &self.issuer),
             ("target", &self.target),
             ("db_user", &self.db_user),
+            ("kind", &self.kind),
             ("outcome", &self.outcome),
             ("token_sha256", &self.token_sha256),
         ];

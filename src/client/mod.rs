@@ -453,24 +453,43 @@ fn not_an_auditor(source: &BearerSource) -> ClientError {
 /// `POST /v1/tokens` answer.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct IssuedToken {
-    /// The RDS auth token.
+    /// The IAM auth token.
     pub token: String,
     /// RFC 3339.
     pub expires_at: String,
     /// Target name.
     pub target: String,
-    /// Database endpoint.
+    /// `rds`, `dsql`, `elasticache` or `memorydb` (`rds` from a broker that predates kinds).
+    #[serde(default = "rds")]
+    pub kind: String,
+    /// Endpoint.
     pub host: String,
-    /// Database port.
+    /// Port.
     pub port: u16,
-    /// Database user.
+    /// DB user, DSQL Postgres role, or cache user id.
     pub db_user: String,
     /// Signing region.
     pub region: String,
-    /// `postgres`, `mysql` or `mariadb`.
+    /// `postgres`, `mysql`, `mariadb`, `valkey` or `redis`.
     pub engine: String,
     /// Audit event id.
     pub issuance_id: String,
+    /// Caches: the user id to `AUTH` as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Caches: TLS is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// Caches: re-authenticate within this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reauthenticate_within_seconds: Option<u64>,
+    /// Caches: what to do, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn rds() -> String {
+    "rds".to_owned()
 }
 
 /// Asks the broker for a token.

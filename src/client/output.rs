@@ -12,7 +12,8 @@ pub enum Format {
     Token,
     /// The broker's JSON answer.
     Json,
-    /// Shell `export` lines for the engine's client (PG* or MYSQL_*).
+    /// Shell `export` lines for the client of the target's kind and engine (PG*, MYSQL_*,
+    /// or REDIS*/REDISCLI_AUTH for caches).
     Env,
     /// One ~/.pgpass line.
     Pgpass,
@@ -25,14 +26,45 @@ pub struct ClientTls {
     pub ssl_root_cert: Option<String>,
 }
 
+/// Whether `t` is for ElastiCache or MemoryDB.
+fn is_cache(t: &IssuedToken) -> bool {
+    matches!(t.kind.as_str(), "elasticache" | "memorydb")
+}
+
 /// The variables a database client needs, in a stable order.
 pub fn variables(t: &IssuedToken, tls: &ClientTls) -> Vec<(&'static str, String)> {
     let mut vars = Vec::new();
-    if t.engine == "postgres" {
+    if is_cache(t) {
+        let user = t.user.clone().unwrap_or_else(|| t.db_user.clone());
+        vars.push(("REDIS_HOST", t.host.clone()));
+        vars.push(("REDIS_PORT", t.port.to_string()));
+        vars.push(("REDIS_USER", user.clone()));
+        // redis-cli's password (`--user "$REDIS_USER"` names the user).
+        vars.push(("REDISCLI_AUTH", t.token.clone()));
+        // IAM authentication requires TLS: rediss://.
+        vars.push((
+            "REDIS_URL",
+            format!(
+                "rediss://{}:{}@{}:{}",
+                crate::token::encode(&user),
+                crate::token::encode(&t.token),
+                t.host,
+                t.port
+            ),
+        ));
+        if let Some(ca) = &tls.ssl_root_cert {
+            // redis-cli reads no CA variable: pass `--cacert "$REDIS_CACERT"`.
+            vars.push(("REDIS_CACERT", ca.clone()));
+        }
+    } else if t.engine == "postgres" {
         vars.push(("PGHOST", t.host.clone()));
         vars.push(("PGPORT", t.port.to_string()));
         vars.push(("PGUSER", t.db_user.clone()));
         vars.push(("PGPASSWORD", t.token.clone()));
+        if t.kind == "dsql" {
+            // An Aurora DSQL cluster has one database.
+            vars.push(("PGDATABASE", "postgres".to_owned()));
+        }
         // IAM authentication requires TLS; verify-full also checks the host name.
         vars.push(("PGSSLMODE", "verify-full".to_owned()));
         if let Some(ca) = &tls.ssl_root_cert {
@@ -132,7 +164,12 @@ pub fn render(format: Format, t: &IssuedToken, tls: &ClientTls) -> String {
             for (k, v) in variables(t, tls) {
                 out.push_str(&format!("export {k}={}\n", shell_quote(&v)));
             }
-            if t.engine != "postgres" {
+            if is_cache(t) {
+                out.push_str(
+                    "# redis-cli --tls -h \"$REDIS_HOST\" -p \"$REDIS_PORT\" --user \"$REDIS_USER\" (REDISCLI_AUTH is the password)\n\
+                     # the cache closes the connection 12 hours after AUTH: AUTH again with a fresh token before then\n",
+                );
+            } else if t.engine != "postgres" {
                 out.push_str(
                     "# mysql --ssl-mode=VERIFY_IDENTITY --enable-cleartext-plugin -u \"$MYSQL_USER\"\n",
                 );
@@ -158,13 +195,71 @@ mod tests {
             token: "h:5432/?Action=connect&DBUser=a%27b&X-Amz-Signature=ab".into(),
             expires_at: "2026-03-09T14:26:29Z".into(),
             target: "t".into(),
+            kind: "rds".into(),
             host: "h".into(),
             port: 5432,
             db_user: "a'b:c".into(),
             region: "eu-west-1".into(),
             engine: engine.into(),
             issuance_id: "id".into(),
+            user: None,
+            tls: None,
+            reauthenticate_within_seconds: None,
+            note: None,
         }
+    }
+
+    #[test]
+    fn dsql_gets_libpq_variables_and_its_one_database() {
+        let t = IssuedToken {
+            kind: "dsql".into(),
+            db_user: "admin".into(),
+            token: "c.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&X-Amz-Signature=ab".into(),
+            ..token("postgres")
+        };
+        let vars = variables(&t, &ClientTls::default());
+        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PGUSER"), Some("admin"));
+        assert_eq!(get("PGPASSWORD"), Some(t.token.as_str()));
+        assert_eq!(get("PGDATABASE"), Some("postgres"));
+        assert_eq!(get("PGSSLMODE"), Some("verify-full"));
+        // An RDS PostgreSQL target names no database: the user's default applies.
+        assert!(
+            !variables(&token("postgres"), &ClientTls::default())
+                .iter()
+                .any(|(n, _)| *n == "PGDATABASE")
+        );
+    }
+
+    #[test]
+    fn caches_get_redis_cli_auth_and_a_tls_url() {
+        let t = IssuedToken {
+            kind: "elasticache".into(),
+            engine: "valkey".into(),
+            host: "master.c.abc.use1.cache.amazonaws.com".into(),
+            port: 6379,
+            db_user: "app-user".into(),
+            user: Some("app-user".into()),
+            tls: Some(true),
+            token: "c/?Action=connect&User=app-user&X-Amz-Credential=A%2Fb&X-Amz-Signature=ab"
+                .into(),
+            ..token("valkey")
+        };
+        let vars = variables(&t, &ClientTls::default());
+        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("REDISCLI_AUTH"), Some(t.token.as_str()));
+        assert_eq!(get("REDIS_USER"), Some("app-user"));
+        assert_eq!(get("REDIS_PORT"), Some("6379"));
+        assert_eq!(
+            get("REDIS_URL"),
+            Some(
+                "rediss://app-user:c%2F%3FAction%3Dconnect%26User%3Dapp-user%26X-Amz-Credential%3DA%252Fb%26X-Amz-Signature%3Dab@master.c.abc.use1.cache.amazonaws.com:6379"
+            )
+        );
+        assert!(get("PGPASSWORD").is_none() && get("MYSQL_PWD").is_none());
+        let env = render(Format::Env, &t, &ClientTls::default());
+        assert!(env.contains("redis-cli --tls"), "{env}");
+        assert!(env.contains("12 hours"), "{env}");
     }
 
     #[test]

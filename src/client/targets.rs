@@ -22,6 +22,9 @@ pub enum Format {
 pub struct Target {
     /// What to pass to `--target`.
     pub name: String,
+    /// `rds`, `dsql`, `elasticache` or `memorydb` (`rds` from a broker that predates kinds).
+    #[serde(default = "rds")]
+    pub kind: String,
     /// Database endpoint.
     pub host: String,
     /// Database port.
@@ -32,6 +35,10 @@ pub struct Target {
     pub region: String,
     /// What to pass to `--db-user`.
     pub db_users: Vec<String>,
+}
+
+fn rds() -> String {
+    "rds".to_owned()
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -73,13 +80,14 @@ fn table(targets: &[Target]) -> String {
         return "no targets: this identity has no grant on this broker (ask its operators)\n"
             .to_owned();
     }
-    const COLS: [&str; 5] = ["target", "engine", "endpoint", "region", "db_users"];
+    const COLS: [&str; 6] = ["target", "kind", "engine", "endpoint", "region", "db_users"];
     // What the broker sent is shown, never interpreted by the terminal.
-    let rows: Vec<[String; 5]> = targets
+    let rows: Vec<[String; 6]> = targets
         .iter()
         .map(|t| {
             [
                 neutralise(&t.name).into_owned(),
+                neutralise(&t.kind).into_owned(),
                 neutralise(&t.engine).into_owned(),
                 neutralise(&format!("{}:{}", t.host, t.port)).into_owned(),
                 neutralise(&t.region).into_owned(),
@@ -93,7 +101,7 @@ fn table(targets: &[Target]) -> String {
             *w = (*w).max(v.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; 6]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -116,6 +124,7 @@ mod tests {
     fn the_table_aligns_and_neutralises_what_the_broker_sent() {
         let t = |name: &str, users: &[&str]| Target {
             name: name.into(),
+            kind: "rds".into(),
             host: "db.example.com".into(),
             port: 5432,
             engine: "postgres".into(),
@@ -128,9 +137,9 @@ mod tests {
         ]);
         assert_eq!(
             text,
-            "target     engine    endpoint             region     db_users\n\
-             orders-db  postgres  db.example.com:5432  eu-west-1  app_ro, app_rw\n\
-             x\u{fffd}[2J      postgres  db.example.com:5432  eu-west-1  u\n"
+            "target     kind  engine    endpoint             region     db_users\n\
+             orders-db  rds   postgres  db.example.com:5432  eu-west-1  app_ro, app_rw\n\
+             x\u{fffd}[2J      rds   postgres  db.example.com:5432  eu-west-1  u\n"
         );
         assert!(table(&[]).starts_with("no targets: "));
     }

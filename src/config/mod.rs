@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{DbUser, Engine, Hostname, Region, ResourceId, RoleArn, TargetName};
+use crate::domain::{
+    CacheName, DbUser, Engine, Hostname, Kind, Region, ResourceId, RoleArn, TargetName,
+};
+use crate::token::{CacheService, TokenKind};
 
 pub use crate::domain::Cidr;
 pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER, fetch_allowed, is_loopback_host};
@@ -228,6 +231,8 @@ pub struct IssuerConfig {
 pub struct Target {
     /// What clients ask for.
     pub name: TargetName,
+    /// Which service's tokens, with what that kind adds.
+    pub kind: TargetKind,
     /// Endpoint host.
     pub host: Hostname,
     /// Endpoint port.
@@ -250,6 +255,84 @@ pub struct Target {
     pub burst: u32,
     /// One shared cached token per (target, DB user).
     pub share_tokens: bool,
+}
+
+/// A target's kind (`kind`), with the keys only that kind has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetKind {
+    /// RDS, Aurora or RDS Proxy.
+    Rds,
+    /// Aurora DSQL.
+    Dsql {
+        /// The cluster id, from the endpoint.
+        cluster_id: String,
+        /// `token_lifetime_seconds` (default 900, at most 604800).
+        token_lifetime_secs: u32,
+    },
+    /// ElastiCache (Valkey or Redis OSS).
+    Elasticache {
+        /// `cache_name`: the cache or replication-group name.
+        cache_name: CacheName,
+        /// `serverless`: a serverless cache.
+        serverless: bool,
+    },
+    /// MemoryDB.
+    Memorydb {
+        /// `cache_name`: the cluster name.
+        cache_name: CacheName,
+    },
+}
+
+impl TargetKind {
+    /// The kind's name.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Rds => Kind::Rds,
+            Self::Dsql { .. } => Kind::Dsql,
+            Self::Elasticache { .. } => Kind::Elasticache,
+            Self::Memorydb { .. } => Kind::Memorydb,
+        }
+    }
+
+    /// The cache's name, for ElastiCache and MemoryDB.
+    pub fn cache_name(&self) -> Option<&CacheName> {
+        match self {
+            Self::Elasticache { cache_name, .. } | Self::Memorydb { cache_name } => {
+                Some(cache_name)
+            }
+            Self::Rds | Self::Dsql { .. } => None,
+        }
+    }
+}
+
+impl Target {
+    /// The kind of token this target's tokens are, for signing and the cache key.
+    pub fn token_kind(&self) -> TokenKind {
+        match &self.kind {
+            TargetKind::Rds => TokenKind::Rds,
+            TargetKind::Dsql {
+                token_lifetime_secs,
+                ..
+            } => TokenKind::Dsql {
+                lifetime_secs: *token_lifetime_secs,
+            },
+            TargetKind::Elasticache { serverless, .. } => TokenKind::Cache {
+                service: CacheService::ElastiCache,
+                serverless: *serverless,
+            },
+            TargetKind::Memorydb { .. } => TokenKind::Cache {
+                service: CacheService::MemoryDb,
+                serverless: false,
+            },
+        }
+    }
+
+    /// The host a token signs: the endpoint, or for a cache its name.
+    pub fn signed_host(&self) -> &Hostname {
+        self.kind
+            .cache_name()
+            .map_or(&self.host, CacheName::as_host)
+    }
 }
 
 /// One `[[grants]]` entry.

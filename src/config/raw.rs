@@ -114,10 +114,14 @@ pub struct RawIssuer {
 #[derive(Debug, Deserialize)]
 pub struct RawTarget {
     pub name: String,
-    pub host: String,
-    pub port: i64,
-    pub engine: String,
+    pub kind: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub engine: Option<String>,
     pub region: Option<String>,
+    pub cache_name: Option<String>,
+    pub serverless: Option<bool>,
+    pub token_lifetime_seconds: Option<i64>,
     #[serde(default)]
     pub db_users: Vec<String>,
     pub role_arn: Option<String>,

@@ -3,11 +3,13 @@
 //! Error messages never repeat the rejected value, so they are safe to return to callers.
 
 mod aws;
+mod kind;
 mod names;
 mod net;
 pub mod text;
 
 pub use aws::{Region, ResourceId, RoleArn};
+pub use kind::{CacheName, DsqlEndpoint, Kind, kind_of_host};
 pub use names::{DbUser, Engine, Hostname, TargetName};
 pub use net::{Cidr, address_key, client_ip};
 

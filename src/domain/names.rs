@@ -125,16 +125,24 @@ pub enum Engine {
     Mysql,
     /// MariaDB.
     Mariadb,
+    /// Valkey (ElastiCache, MemoryDB).
+    Valkey,
+    /// Redis OSS (ElastiCache, MemoryDB).
+    Redis,
 }
 
 impl Engine {
-    /// Parses `postgres`, `mysql` or `mariadb`.
+    /// Parses `postgres`, `mysql`, `mariadb`, `valkey` or `redis`.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         match s {
             "postgres" => Ok(Self::Postgres),
             "mysql" => Ok(Self::Mysql),
             "mariadb" => Ok(Self::Mariadb),
-            _ => Err(ParseError::new("must be one of postgres, mysql, mariadb")),
+            "valkey" => Ok(Self::Valkey),
+            "redis" => Ok(Self::Redis),
+            _ => Err(ParseError::new(
+                "must be one of postgres, mysql, mariadb, valkey, redis",
+            )),
         }
     }
 
@@ -144,6 +152,8 @@ impl Engine {
             Self::Postgres => "postgres",
             Self::Mysql => "mysql",
             Self::Mariadb => "mariadb",
+            Self::Valkey => "valkey",
+            Self::Redis => "redis",
         }
     }
 }

@@ -164,7 +164,14 @@ pub async fn stats(
         .config
         .targets
         .values()
-        .map(|t| (t.name.to_string(), t.max_connections_per_second, t.burst))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.max_connections_per_second,
+                t.burst,
+                t.kind.kind().as_str(),
+            )
+        })
         .collect();
     let stats = trail(&state)?
         .stats(&query, &budgets)

@@ -10,6 +10,7 @@ use crate::policy;
 #[derive(Debug, Serialize)]
 struct TargetView<'a> {
     name: &'a str,
+    kind: &'static str,
     host: &'a str,
     port: u16,
     engine: &'a str,
@@ -32,6 +33,7 @@ pub async fn list(caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
             let users = policy::allowed_db_users(config, principal, t);
             (!users.is_empty()).then(|| TargetView {
                 name: t.name.as_str(),
+                kind: t.kind.kind().as_str(),
                 host: t.host.as_str(),
                 port: t.port,
                 engine: t.engine.as_str(),

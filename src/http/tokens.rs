@@ -36,18 +36,38 @@ impl TokenRequestBody {
     }
 }
 
+/// How long ElastiCache and MemoryDB keep an IAM-authenticated connection: a client must
+/// send `AUTH` with a fresh token before then, or the connection is closed.
+pub const CACHE_REAUTHENTICATE_WITHIN_SECONDS: u64 = 12 * 3600;
+
+/// What the answer for a cache says about re-authentication.
+const CACHE_NOTE: &str = "Connect with TLS and send AUTH <user> <token>. The connection is closed 12 hours after it authenticated: send AUTH again with a fresh token before then.";
+
 /// Response body.
 #[derive(Debug, Serialize)]
 struct TokenResponse<'a> {
     token: &'a str,
     expires_at: String,
     target: &'a str,
+    kind: &'static str,
     host: &'a str,
     port: u16,
     db_user: &'a str,
     region: &'a str,
     engine: &'a str,
     issuance_id: String,
+    /// Caches: the user id to `AUTH` as (the token is its password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    /// Caches: IAM authentication needs TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<bool>,
+    /// Caches: [`CACHE_REAUTHENTICATE_WITHIN_SECONDS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reauthenticate_within_seconds: Option<u64>,
+    /// Caches: [`CACHE_NOTE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
 }
 
 /// Issues a token. Every decision is audited: a refused sign-in here (not on other
@@ -92,16 +112,23 @@ pub async fn create(
 }
 
 fn respond(i: &Issued) -> Response {
+    let kind = i.target.kind.kind();
+    let cache = kind.is_cache();
     let body = TokenResponse {
         token: i.token.expose_secret(),
         expires_at: rfc3339(i.expires_at),
         target: i.target.name.as_str(),
+        kind: kind.as_str(),
         host: i.target.host.as_str(),
         port: i.target.port,
         db_user: i.db_user.as_str(),
         region: i.target.region.as_str(),
         engine: i.target.engine.as_str(),
         issuance_id: i.issuance_id.to_string(),
+        user: cache.then(|| i.db_user.as_str()),
+        tls: cache.then_some(true),
+        reauthenticate_within_seconds: cache.then_some(CACHE_REAUTHENTICATE_WITHIN_SECONDS),
+        note: cache.then_some(CACHE_NOTE),
     };
     let mut res = Json(body).into_response();
     let h = res.headers_mut();

@@ -1,6 +1,7 @@
 //! Token cache with refresh-ahead and single-flight minting (`docs/tokens.md`).
 //!
-//! Entries are keyed by (signing identity, host, port, region, DB user). A cached token is
+//! Entries are keyed by (signing identity, token kind, host, port, region, DB user), and
+//! dropped when their token expires. A cached token is
 //! served only while at least `min_remaining` of its real validity is left. Once it is
 //! within `refresh_ahead` of that floor, the first request to see it starts one background
 //! refresh while it and others keep being served the current token. Concurrent misses for
@@ -16,7 +17,7 @@ use moka::ops::compute::{CompResult, Op};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::sign::{SignError, TOKEN_LIFETIME, TokenParams, sign_token};
+use super::sign::{SignError, TokenKind, TokenParams};
 use super::stored::{Pieces, StoredToken};
 use crate::clock::SharedClock;
 use crate::domain::{DbUser, Hostname, Region};
@@ -30,6 +31,8 @@ pub struct MintGate {
     pub pacer: Arc<Pacer>,
     /// Target name (the budget's key).
     pub target: String,
+    /// The target's kind, for metrics.
+    pub kind: &'static str,
     /// Its budget.
     pub budget: Budget,
     /// How long a request may wait for a slot.
@@ -43,7 +46,7 @@ impl MintGate {
             .take_target(&self.target, self.budget, max_wait)
             .await;
         match result {
-            Ok(()) => metrics::counter!(names::TOKENS_MINTED.name, label::TARGET => self.target.clone()).increment(1),
+            Ok(()) => metrics::counter!(names::TOKENS_MINTED.name, label::TARGET => self.target.clone(), label::KIND => self.kind).increment(1),
             Err(_) => metrics::counter!(names::THROTTLED.name, label::TARGET => self.target.clone(), label::LIMIT => "target").increment(1),
         }
         result
@@ -56,7 +59,9 @@ impl MintGate {
 pub struct CacheKey {
     /// Who signs: the access key id of the signing credentials.
     pub identity: Arc<str>,
-    /// Host as configured.
+    /// The token's kind: two kinds never share an entry.
+    pub kind: TokenKind,
+    /// The signed host as configured: the endpoint, or a cache's name.
     pub host: Hostname,
     /// Port.
     pub port: u16,
@@ -77,6 +82,41 @@ impl CacheKey {
     }
 }
 
+/// Drops an entry once its token has expired (each kind has its own lifetime).
+struct UntilExpiry;
+
+impl UntilExpiry {
+    fn lifetime(value: &CachedToken) -> Option<Duration> {
+        Some(
+            value
+                .expires_at
+                .duration_since(value.signed_at)
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl moka::Expiry<CacheKey, Arc<CachedToken>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedToken>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Self::lifetime(value)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedToken>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Self::lifetime(value)
+    }
+}
+
 /// A minted token and what is known about it.
 #[derive(Debug)]
 pub struct CachedToken {
@@ -86,7 +126,7 @@ pub struct CachedToken {
     sha256: [u8; 32],
     /// Signing time (whole seconds, as in `X-Amz-Date`).
     pub signed_at: SystemTime,
-    /// min(signed_at + 900 s, expiry of the signing credentials).
+    /// min(signed_at + the kind's lifetime, expiry of the signing credentials).
     pub expires_at: SystemTime,
     refreshing: AtomicBool,
     /// No refresh attempt before this (ms since the epoch): set when the budget refused one.
@@ -179,7 +219,7 @@ impl TokenCache {
     ) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_entries)
-            .time_to_live(TOKEN_LIFETIME)
+            .expire_after(UntilExpiry)
             .build();
         Self {
             cache,
@@ -278,7 +318,7 @@ impl TokenCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let signed_at = UNIX_EPOCH + Duration::from_secs(whole_secs);
-        let mut expires_at = signed_at + TOKEN_LIFETIME;
+        let mut expires_at = signed_at + key.kind.lifetime();
         if let Some(cred_expiry) = credentials.expiry() {
             expires_at = expires_at.min(cred_expiry);
         }
@@ -290,7 +330,7 @@ impl TokenCache {
             });
         }
         let started = std::time::Instant::now();
-        let token = sign_token(key.params(), credentials, signed_at)?;
+        let token = key.kind.sign(key.params(), credentials, signed_at)?;
         metrics::histogram!(names::SIGNING_DURATION.name).record(started.elapsed().as_secs_f64());
         self.minted.fetch_add(1, Ordering::Relaxed);
         let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();

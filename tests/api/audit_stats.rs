@@ -90,8 +90,8 @@ async fn counts_land_in_their_buckets(url: &str) {
     assert_eq!(
         s["budgets"],
         json!([
-            {"target": "ledger", "max_connections_per_second": 200, "burst": 20, "minted": 1, "peak_per_second": 1, "throttled": 0},
-            {"target": "orders-db", "max_connections_per_second": 200, "burst": 20, "minted": 2, "peak_per_second": 2, "throttled": 0},
+            {"target": "ledger", "kind": "rds", "max_connections_per_second": 200, "burst": 20, "minted": 1, "peak_per_second": 1, "throttled": 0},
+            {"target": "orders-db", "kind": "rds", "max_connections_per_second": 200, "burst": 20, "minted": 2, "peak_per_second": 2, "throttled": 0},
         ])
     );
 

@@ -332,9 +332,9 @@ async fn targets_lists_what_the_caller_may_use_with_the_token_commands_credentia
     assert_eq!(
         table,
         format!(
-            "target     engine    endpoint{pad}  region     db_users\n\
-             ledger     mysql     {ledger}  us-east-1  ledger_svc\n\
-             orders-db  postgres  {orders}  eu-west-1  app_ro\n",
+            "target     kind  engine    endpoint{pad}  region     db_users\n\
+             ledger     rds   mysql     {ledger}  us-east-1  ledger_svc\n\
+             orders-db  rds   postgres  {orders}  eu-west-1  app_ro\n",
             pad = " ".repeat(ledger.len() - "endpoint".len())
         )
     );

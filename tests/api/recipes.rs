@@ -76,10 +76,18 @@ impl Fixture {
                     .region("eu-west-1")
                     .db_users(["app_rw"]),
             )
+            // The cluster endpoint does not resolve here: the DSQL recipe's test connects
+            // to the fake server with PGHOSTADDR.
+            .target(Target::dsql("inventory").port(i64::from(db.port)))
             .grant(
                 Grant::new("corp", "orders-api")
                     .targets(["orders-db"])
                     .db_users(["app_rw"]),
+            )
+            .grant(
+                Grant::new("corp", "orders-api")
+                    .targets(["inventory"])
+                    .db_users(["admin"]),
             );
         let app = TestApp::spawn_toml(config).await;
         let jwt = rs256(
@@ -186,6 +194,65 @@ async fn psql_recipe_connects_with_the_brokers_settings() {
         "{stderr}"
     );
     assert_eq!(f.db.ssl_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_dsql_recipe_connects_to_the_cluster_with_the_brokers_settings() {
+    tools::require_psql();
+    let f = Fixture::start().await;
+    // A stand-in psql that reports what exec gave it, then runs the real one (which
+    // reaches the fake server: PGHOSTADDR, since the cluster endpoint does not resolve).
+    let bin = f.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let system_path = std::env::var_os("PATH").unwrap_or_default();
+    let psql = std::env::split_paths(&system_path)
+        .map(|d| d.join("psql"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let stand_in = bin.join("psql");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\necho \"$PGHOST $PGPORT $PGUSER $PGDATABASE $PGSSLMODE\" >&2\n\
+             printf %s \"$PGPASSWORD\" > \"$HOME/password\"\nexec {} \"$@\"\n",
+            psql.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = f.command("sh");
+    let broker_dir = Path::new(BIN).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        [bin.clone(), broker_dir]
+            .into_iter()
+            .chain(std::env::split_paths(&system_path)),
+    )
+    .unwrap();
+    cmd.env("PATH", path).env("PGHOSTADDR", "127.0.0.1");
+    let (ok, _, stderr) = output(cmd.arg(recipe("psql-dsql.sh"))).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws {} admin postgres verify-full",
+            f.db.port
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("server does not support SSL, but SSL was required"),
+        "{stderr}"
+    );
+    assert_eq!(f.db.ssl_requests(), 1);
+    let password = std::fs::read_to_string(f.dir.path().join("password")).unwrap();
+    assert!(
+        password.starts_with(
+            "abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&X-Amz-Algorithm="
+        ),
+        "{password}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,6 +365,10 @@ fn the_docs_show_each_recipe_as_tested() {
     for name in [
         "curl.sh",
         "psql.sh",
+        "psql-dsql.sh",
+        "redis-cli.sh",
+        "redis_py_reauth.py",
+        "valkey_glide_reauth.py",
         "psycopg_pool.py",
         "node/pg_pool.js",
         "pgx.go",

@@ -246,3 +246,105 @@ fn sanitised_twins_and_long_subjects_stay_distinct() {
     let long = session_name(&principal("k8s", &"x".repeat(500)));
     assert_eq!(long.len(), 64);
 }
+
+/// The inline policy of every AssumeRole call moto recorded, in order.
+async fn policies(moto: &Moto) -> Vec<Value> {
+    moto.assume_role_calls()
+        .await
+        .iter()
+        .map(|c| serde_json::from_str(&c["Policy"]).unwrap())
+        .collect()
+}
+
+fn allow(action: &str, resource: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": action, "Resource": resource}]})
+}
+
+#[tokio::test]
+async fn each_kind_assumes_a_session_scoped_to_its_resource_and_user() {
+    let moto = Moto::start().await;
+    let role = "arn:aws:iam::123456789012:role/broker";
+    let toml = BrokerToml::new()
+        .server("allow_unauthenticated", true)
+        .aws("sts_endpoint", moto.url())
+        .aws("session_duration_seconds", 900)
+        .rate_limit("per_principal_per_second", 1_000_000)
+        .target(Target::dsql("dsql").role_arn(role))
+        .target(Target::elasticache("cache").role_arn(role))
+        .target(
+            Target::elasticache("serverless")
+                .cache_name("orders-cache")
+                .region("eu-west-1")
+                .host("orders-cache-abc123.serverless.euw1.cache.amazonaws.com")
+                .serverless(true)
+                .db_users(["orders_rw"])
+                .role_arn(role),
+        )
+        .target(Target::memorydb("ledger").role_arn(role))
+        .target(
+            Target::postgres("shop")
+                .host("shop.proxy-abc123xyz.eu-west-1.rds.amazonaws.com")
+                .db_users(["app"])
+                .role_arn(role)
+                .resource_id("prx-0123456789abcdef0"),
+        );
+    let app = TestApp::spawn_toml(toml).await;
+    app.clock.set(SystemTime::now());
+
+    for (target, user) in [
+        ("dsql", "app"),
+        ("dsql", "admin"),
+        ("cache", "app-user"),
+        ("serverless", "orders_rw"),
+        ("ledger", "ledger_app"),
+        ("shop", "app"),
+    ] {
+        let body = app.token(json!({"target": target, "db_user": user})).await;
+        assert!(
+            body["token"]
+                .as_str()
+                .unwrap()
+                .contains("X-Amz-Credential=ASIA"),
+            "{target}: signed with the assumed session"
+        );
+    }
+    assert_eq!(
+        policies(&moto).await,
+        [
+            allow(
+                "dsql:DbConnect",
+                json!("arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrst123456")
+            ),
+            allow(
+                "dsql:DbConnectAdmin",
+                json!("arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrst123456")
+            ),
+            allow(
+                "elasticache:Connect",
+                json!([
+                    "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:my-redis-cluster",
+                    "arn:aws:elasticache:us-east-1:123456789012:user:app-user"
+                ])
+            ),
+            allow(
+                "elasticache:Connect",
+                json!([
+                    "arn:aws:elasticache:eu-west-1:123456789012:serverlesscache:orders-cache",
+                    "arn:aws:elasticache:eu-west-1:123456789012:user:orders_rw"
+                ])
+            ),
+            allow(
+                "memorydb:Connect",
+                json!([
+                    "arn:aws:memorydb:us-east-1:123456789012:cluster/ledger-cluster",
+                    "arn:aws:memorydb:us-east-1:123456789012:user/ledger_app"
+                ])
+            ),
+            allow(
+                "rds-db:connect",
+                json!("arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-0123456789abcdef0/app")
+            ),
+        ]
+    );
+}

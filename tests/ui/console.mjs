@@ -197,6 +197,17 @@ try {
     assert.ok(targets.every((t) => t === "billing-db"), targets.join());
   });
 
+  await step("a kind filter keeps the target's kind and drops the others", async () => {
+    await page.getByLabel("Kind").selectOption("dsql");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, /^No events match these filters\.$/);
+    await page.getByLabel("Kind").selectOption("rds");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await waitForSummary(page, new RegExp(`of ${EXPECT.billing_rows},`));
+    assert.equal((await columnTexts(page, 5)).length, EXPECT.billing_rows);
+    await page.getByLabel("Kind").selectOption("");
+  });
+
   await step("an outcome filter shows only denied requests", async () => {
     await page.getByLabel("Target").fill("");
     await page.getByLabel("Outcome").selectOption("denied");
@@ -321,6 +332,10 @@ try {
         (ms) => ms.reduce((a, m) => a + Number(m.dataset.value), 0));
       assert.equal(marks, total, `${target}: the plotted points add up`);
     }
+    // Every seeded target is an RDS one: the kinds chart has one series with every token.
+    const kinds = page.locator("#chart-kinds");
+    assert.equal(await kinds.locator(`.legend li[data-series="rds"]`).getAttribute("data-total"), String(issuedTotal));
+    assert.equal(await kinds.locator(".legend li").count(), 1);
     const refused = page.locator("#chart-refused");
     for (const o of ["denied", "forbidden", "throttled"]) {
       assert.equal(await refused.locator(`.legend li[data-series="${o}"]`).getAttribute("data-total"), String(EXPECT[o]), o);

@@ -13,7 +13,7 @@ use rds_token_broker::clock::SystemClock;
 use rds_token_broker::config::RateLimitConfig;
 use rds_token_broker::domain::{DbUser, Hostname, Region};
 use rds_token_broker::ratelimit::{Budget, Pacer};
-use rds_token_broker::token::{CacheKey, MintGate, TokenCache};
+use rds_token_broker::token::{CacheKey, MintGate, TokenCache, TokenKind};
 
 /// The broker binary's allocator, so that this measures what the broker would.
 #[global_allocator]
@@ -60,6 +60,7 @@ async fn main() {
     let gate = MintGate {
         pacer: Arc::new(pacer),
         target: "orders-db".into(),
+        kind: "rds",
         budget: Budget {
             per_second: u32::MAX,
             burst: u32::MAX,
@@ -93,6 +94,7 @@ async fn main() {
         };
         let key = CacheKey {
             identity: Arc::from(creds.access_key_id()),
+            kind: TokenKind::Rds,
             host: host.clone(),
             port: 5432,
             region: region.clone(),

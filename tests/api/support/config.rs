@@ -281,10 +281,17 @@ fn array(items: &[String]) -> Value {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
+    /// `kind`, written only when set (the broker's default is `rds`).
+    pub kind: Option<String>,
     pub host: String,
-    pub port: i64,
-    pub engine: String,
+    /// Written only when set: DSQL and cache targets have a default port.
+    pub port: Option<i64>,
+    /// Written only when set: DSQL and cache targets have a default engine.
+    pub engine: Option<String>,
     pub region: Option<String>,
+    pub cache_name: Option<String>,
+    pub serverless: Option<bool>,
+    pub token_lifetime_seconds: Option<i64>,
     pub db_users: Vec<String>,
     pub role_arn: Option<String>,
     pub resource_id: Option<String>,
@@ -303,10 +310,14 @@ impl Target {
         let stem = name.strip_suffix("-db").unwrap_or(name);
         Self {
             name: name.to_owned(),
+            kind: None,
             host: format!("{stem}.cluster-abc123xyz.eu-west-1.rds.amazonaws.com"),
-            port: 5432,
-            engine: "postgres".into(),
+            port: Some(5432),
+            engine: Some("postgres".into()),
             region: None,
+            cache_name: None,
+            serverless: None,
+            token_lifetime_seconds: None,
             db_users: vec!["app".into()],
             role_arn: None,
             resource_id: None,
@@ -321,10 +332,99 @@ impl Target {
     /// Like [`Target::postgres`], MySQL on port 3306.
     pub fn mysql(name: &str) -> Self {
         Self {
-            port: 3306,
-            engine: "mysql".into(),
+            port: Some(3306),
+            engine: Some("mysql".into()),
             ..Self::postgres(name)
         }
+    }
+
+    /// An Aurora DSQL target `name` (`kind = "dsql"`) on the cluster
+    /// `abcdefghijklmnopqrst123456` in us-east-1, with the default port, engine, lifetime
+    /// and budget, and the Postgres roles `app` and `admin`.
+    pub fn dsql(name: &str) -> Self {
+        Self {
+            kind: Some("dsql".into()),
+            host: "abcdefghijklmnopqrst123456.dsql.us-east-1.on.aws".into(),
+            port: None,
+            engine: None,
+            db_users: vec!["app".into(), "admin".into()],
+            ..Self::postgres(name)
+        }
+    }
+
+    /// An ElastiCache target `name` (`kind = "elasticache"`): the node-based cache
+    /// `my-redis-cluster` in us-east-1 behind `master.my-redis-cluster.abc123.use1.cache.amazonaws.com`
+    /// (default port and engine), user id `app-user`.
+    pub fn elasticache(name: &str) -> Self {
+        Self {
+            kind: Some("elasticache".into()),
+            host: "master.my-redis-cluster.abc123.use1.cache.amazonaws.com".into(),
+            port: None,
+            engine: None,
+            region: Some("us-east-1".into()),
+            cache_name: Some("my-redis-cluster".into()),
+            db_users: vec!["app-user".into()],
+            ..Self::postgres(name)
+        }
+    }
+
+    /// A MemoryDB target `name` (`kind = "memorydb"`): the cluster `ledger-cluster` in
+    /// us-east-1, user `ledger_app`.
+    pub fn memorydb(name: &str) -> Self {
+        Self {
+            kind: Some("memorydb".into()),
+            host: "clustercfg.ledger-cluster.abc123.memorydb.us-east-1.amazonaws.com".into(),
+            port: None,
+            engine: None,
+            region: Some("us-east-1".into()),
+            cache_name: Some("ledger-cluster".into()),
+            db_users: vec!["ledger_app".into()],
+            ..Self::postgres(name)
+        }
+    }
+
+    pub fn kind(mut self, kind: &str) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    pub fn cache_name(mut self, name: &str) -> Self {
+        self.cache_name = Some(name.into());
+        self
+    }
+
+    pub fn serverless(mut self, serverless: bool) -> Self {
+        self.serverless = Some(serverless);
+        self
+    }
+
+    pub fn token_lifetime_seconds(mut self, seconds: i64) -> Self {
+        self.token_lifetime_seconds = Some(seconds);
+        self
+    }
+
+    /// Leaves `port` out (the kind's default).
+    pub fn without_port(mut self) -> Self {
+        self.port = None;
+        self
+    }
+
+    /// Leaves `engine` out (the kind's default).
+    pub fn without_engine(mut self) -> Self {
+        self.engine = None;
+        self
+    }
+
+    /// Leaves `region` out.
+    pub fn without_region(mut self) -> Self {
+        self.region = None;
+        self
+    }
+
+    /// Leaves `cache_name` out.
+    pub fn without_cache_name(mut self) -> Self {
+        self.cache_name = None;
+        self
     }
 
     /// `orders-db` of [`BrokerToml::unauthenticated`]: PostgreSQL in eu-west-1 (the host
@@ -350,12 +450,12 @@ impl Target {
     }
 
     pub fn port(mut self, port: i64) -> Self {
-        self.port = port;
+        self.port = Some(port);
         self
     }
 
     pub fn engine(mut self, engine: &str) -> Self {
-        self.engine = engine.into();
+        self.engine = Some(engine.into());
         self
     }
 
@@ -405,10 +505,14 @@ impl Target {
     fn section(&self) -> Section {
         let mut s = Section::default();
         s.set("name", self.name.as_str());
+        s.opt("kind", self.kind.as_deref());
         s.set("host", self.host.as_str());
-        s.set("port", self.port);
-        s.set("engine", self.engine.as_str());
+        s.opt("port", self.port);
+        s.opt("engine", self.engine.as_deref());
         s.opt("region", self.region.as_deref());
+        s.opt("cache_name", self.cache_name.as_deref());
+        s.opt("serverless", self.serverless);
+        s.opt("token_lifetime_seconds", self.token_lifetime_seconds);
         s.set("db_users", array(&self.db_users));
         s.opt("role_arn", self.role_arn.as_deref());
         s.opt("resource_id", self.resource_id.as_deref());

@@ -1,13 +1,27 @@
-//! An independent RDS auth-token presigner, written from the AWS SigV4 documentation
-//! with `hmac` and `sha2` only. It shares no code with the broker (not even its
-//! percent-encoder), so agreement between the two is evidence, not tautology.
+//! An independent presigner of IAM auth tokens (RDS, Aurora DSQL, ElastiCache, MemoryDB),
+//! written from the AWS SigV4 documentation with `hmac` and `sha2` only. It shares no code
+//! with the broker (not even its percent-encoder), so agreement between the two is
+//! evidence, not tautology.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Which service's token, and what only that service's token has.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind<'a> {
+    /// `rds-db`: `host:port/?Action=connect&DBUser=...`, `host:port` signed (not `:443`).
+    Rds,
+    /// `dsql`: `host/?Action=<action>`, no user, no port, `X-Amz-Expires=<expires>`.
+    Dsql { action: &'a str, expires: u64 },
+    /// `elasticache` or `memorydb`: `host/?Action=connect&User=...` (the host is the cache
+    /// name), `&ResourceType=ServerlessCache` for a serverless cache.
+    Cache { service: &'a str, serverless: bool },
+}
+
 pub struct Input<'a> {
+    pub kind: Kind<'a>,
     pub host: &'a str,
     pub port: u16,
     pub region: &'a str,
@@ -64,18 +78,32 @@ fn dates(t: u64) -> (String, String) {
 
 pub fn presign(i: &Input<'_>) -> String {
     let (date, stamp) = dates(i.time);
-    let scope = format!("{date}/{}/rds-db/aws4_request", i.region);
+    let (service, expires) = match i.kind {
+        Kind::Rds => ("rds-db", 900),
+        Kind::Dsql { expires, .. } => ("dsql", expires),
+        Kind::Cache { service, .. } => (service, 900),
+    };
+    let scope = format!("{date}/{}/{service}/aws4_request", i.region);
     let credential = format!("{}/{scope}", i.access_key_id);
 
-    let mut params: Vec<(&str, String)> = vec![
-        ("Action", "connect".into()),
-        ("DBUser", i.user.into()),
+    let mut params: Vec<(&str, String)> = match i.kind {
+        Kind::Rds => vec![("Action", "connect".into()), ("DBUser", i.user.into())],
+        Kind::Dsql { action, .. } => vec![("Action", action.into())],
+        Kind::Cache { serverless, .. } => {
+            let mut p = vec![("Action", "connect".into()), ("User", i.user.into())];
+            if serverless {
+                p.push(("ResourceType", "ServerlessCache".into()));
+            }
+            p
+        }
+    };
+    params.extend([
         ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".into()),
         ("X-Amz-Credential", credential),
         ("X-Amz-Date", stamp.clone()),
-        ("X-Amz-Expires", "900".into()),
+        ("X-Amz-Expires", expires.to_string()),
         ("X-Amz-SignedHeaders", "host".into()),
-    ];
+    ]);
     if let Some(t) = i.session_token {
         params.push(("X-Amz-Security-Token", t.into()));
     }
@@ -91,7 +119,7 @@ pub fn presign(i: &Input<'_>) -> String {
         .join("&");
 
     let host = i.host.to_lowercase();
-    let host_header = if i.port == 443 {
+    let host_header = if i.port == 443 || !matches!(i.kind, Kind::Rds) {
         host
     } else {
         format!("{host}:{}", i.port)
@@ -105,12 +133,15 @@ pub fn presign(i: &Input<'_>) -> String {
     );
     let k_date = hmac(format!("AWS4{}", i.secret_access_key).as_bytes(), &date);
     let k_region = hmac(&k_date, i.region);
-    let k_service = hmac(&k_region, "rds-db");
+    let k_service = hmac(&k_region, service);
     let k_signing = hmac(&k_service, "aws4_request");
     let signature = hex::encode(hmac(&k_signing, &string_to_sign));
 
     // botocore's order: not sorted; the security token just before the signature.
-    let mut token = format!("{}:{}/?", i.host, i.port);
+    let mut token = match i.kind {
+        Kind::Rds => format!("{}:{}/?", i.host, i.port),
+        Kind::Dsql { .. } | Kind::Cache { .. } => format!("{}/?", i.host),
+    };
     let ordered = params
         .iter()
         .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)));

@@ -13,7 +13,16 @@ use super::watchdog::{Supervised, free_port, temp_dir};
 
 pub struct Redis {
     pub port: u16,
+    /// The TLS port of a Redis from [`Redis::start_tls`].
+    pub tls_port: Option<u16>,
     _server: Supervised,
+}
+
+/// The files of a TLS Redis: its certificate chain and key, and the CA that signed them.
+pub struct TlsFiles<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+    pub ca: &'a std::path::Path,
 }
 
 static SHARED: OnceCell<Redis> = OnceCell::const_new();
@@ -29,6 +38,17 @@ impl Redis {
     }
 
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A Redis of the caller's own (not the shared one) that also serves TLS on
+    /// `tls_port` with `tls`'s certificate, not asking clients for theirs; the plain
+    /// `port` stays for setting it up.
+    pub async fn start_tls(tls: TlsFiles<'_>) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<TlsFiles<'_>>) -> Self {
         let bin = tools::redis_server();
         // A free port can be taken by someone else before Redis binds it: try another.
         for _ in 0..3 {
@@ -39,6 +59,15 @@ impl Redis {
                 ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(OsString::from),
             );
             args.extend(["--dir".into(), dir.clone().into()]);
+            let tls_port = tls.as_ref().map(|t| {
+                let tls_port = free_port();
+                args.extend(["--tls-port".into(), tls_port.to_string().into()]);
+                args.extend(["--tls-cert-file".into(), t.cert.into()]);
+                args.extend(["--tls-key-file".into(), t.key.into()]);
+                args.extend(["--tls-ca-cert-file".into(), t.ca.into()]);
+                args.extend(["--tls-auth-clients".into(), "no".into()]);
+                tls_port
+            });
             // Nothing to save: SIGKILL at the end.
             let server = Supervised::start(&dir, None, "KILL", &bin, args);
             let url = format!("redis://127.0.0.1:{port}");
@@ -56,6 +85,7 @@ impl Redis {
             if up {
                 return Self {
                     port,
+                    tls_port,
                     _server: server,
                 };
             }

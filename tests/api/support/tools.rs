@@ -67,6 +67,17 @@ pub fn redis_server() -> PathBuf {
     })
 }
 
+/// `redis-cli` on `PATH` (the ElastiCache end-to-end test authenticates with it).
+pub fn redis_cli() -> PathBuf {
+    on_path("redis-cli").unwrap_or_else(|| {
+        missing(
+            "redis-cli is not on PATH: the ElastiCache end-to-end test authenticates with it",
+            "redis-tools",
+            "the Redis client package, with redis-cli on PATH",
+        )
+    })
+}
+
 /// Fails the test unless `psql` is on `PATH` (the psql recipe runs it).
 pub fn require_psql() {
     if on_path("psql").is_none() {
