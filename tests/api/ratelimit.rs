@@ -519,7 +519,7 @@ async fn at_three_times_the_rate_for_three_seconds_new_tokens_follow_the_budget(
 /// A real `serve` process in the fleet test: unauthenticated loopback, one target with a
 /// small budget shared through the relay.
 fn fleet_member(home: &std::path::Path, redis_port: u16, prefix: &str) -> RunningBroker {
-    let users: Vec<String> = (1..=300).map(|i| format!("n{i}")).collect();
+    let users: Vec<String> = (1..=400).map(|i| format!("n{i}")).collect();
     let config = BrokerToml::new()
         .server("allow_unauthenticated", true)
         .rate_limit("redis_url", format!("redis://127.0.0.1:{redis_port}"))
@@ -596,6 +596,35 @@ async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
 
     // Redis is back: the shared budget again (its bucket refilled meanwhile: a full burst).
     switch.set(true);
+    // Both brokers must have found Redis again before the measured run: one that still
+    // waits out its retry pause (or whose connection is still being re-made) would issue
+    // from its local share as well, on top of the shared budget.
+    let client = crate::support::client();
+    eventually(Duration::from_secs(20), || {
+        user += 1;
+        let n = user;
+        let client = client.clone();
+        let (a, b) = (&a, &b);
+        async move {
+            for broker in [a, b] {
+                let res = client
+                    .post(format!("{}/v1/tokens", broker.base))
+                    .json(&json!({"target": "orders-db", "db_user": format!("n{n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(res.status().as_u16(), 200 | 429),
+                    "{}",
+                    res.status()
+                );
+            }
+            [a, b]
+                .iter()
+                .all(|b| b.stderr().contains("Redis answers again"))
+        }
+    })
+    .await;
     // Real time for Redis's bucket to refill (the point, not a wait for a condition).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
