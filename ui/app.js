@@ -193,6 +193,8 @@
     eventsTurn();
     chainTurn();
     chartsTurn();
+    // The next auditor's charts are drawn anew, even for the same filters.
+    state.statsFor = null;
     sessionStorage.removeItem(TOKEN_KEY);
     $("events").tBodies[0].replaceChildren();
     showSignIn("");
