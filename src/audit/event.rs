@@ -105,6 +105,40 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// An event `id` at `time` with `outcome`, a count of one, every optional field empty
+    /// and no chain position yet (the writer links it). Callers set what they know with
+    /// struct update syntax, so a new field is added here once.
+    pub fn new(id: String, time: String, outcome: Outcome) -> Self {
+        Self {
+            id,
+            time,
+            request_id: None,
+            outcome,
+            reason: None,
+            issuer: None,
+            subject: None,
+            auth_method: None,
+            client_ip: None,
+            user_agent: None,
+            target: None,
+            host: None,
+            port: None,
+            db_user: None,
+            region: None,
+            role_arn: None,
+            session_name: None,
+            cache: None,
+            token_sha256: None,
+            expires_at: None,
+            kind: None,
+            count: 1,
+            chain_id: String::new(),
+            seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
     /// Removes control and bidi characters from every text field and caps its length
     /// ([`crate::domain::text`]): a last line of defence before the store (PostgreSQL
     /// refuses NUL in `TEXT`), a CSV file or a terminal sees the event. Fields are
@@ -161,32 +195,12 @@ impl AuditEvent {
     /// An issued event for "svc" with the optional fields empty and no chain, for unit tests.
     pub(crate) fn sample_for_tests() -> Self {
         Self {
-            id: "00000000-0000-7000-8000-000000000000".into(),
-            time: "2026-03-09T14:11:29.000Z".into(),
-            request_id: None,
-            outcome: Outcome::Issued,
-            reason: None,
-            issuer: None,
             subject: Some("svc".into()),
-            auth_method: None,
-            client_ip: None,
-            user_agent: None,
-            target: None,
-            host: None,
-            port: None,
-            db_user: None,
-            region: None,
-            role_arn: None,
-            session_name: None,
-            cache: None,
-            token_sha256: None,
-            expires_at: None,
-            kind: None,
-            count: 1,
-            chain_id: String::new(),
-            seq: 0,
-            prev_hash: String::new(),
-            hash: String::new(),
+            ..Self::new(
+                "00000000-0000-7000-8000-000000000000".into(),
+                "2026-03-09T14:11:29.000Z".into(),
+                Outcome::Issued,
+            )
         }
     }
 }

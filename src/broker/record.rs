@@ -202,11 +202,7 @@ impl Broker {
     /// the caller.
     pub(super) fn event(&self, id: Uuid, meta: &RequestMeta, principal: &Principal) -> AuditEvent {
         AuditEvent {
-            id: id.to_string(),
-            time: rfc3339_millis(self.clock.now()),
             request_id: meta.request_id.clone(),
-            outcome: Outcome::Failed,
-            reason: None,
             issuer: Some(principal.issuer.clone()),
             subject: Some(principal.subject.clone()),
             auth_method: Some(
@@ -219,22 +215,11 @@ impl Broker {
             ),
             client_ip: meta.client_ip.clone(),
             user_agent: meta.user_agent.clone(),
-            target: None,
-            host: None,
-            port: None,
-            db_user: None,
-            region: None,
-            role_arn: None,
-            session_name: None,
-            cache: None,
-            token_sha256: None,
-            expires_at: None,
-            kind: None,
-            count: 1,
-            chain_id: String::new(),
-            seq: 0,
-            prev_hash: String::new(),
-            hash: String::new(),
+            ..AuditEvent::new(
+                id.to_string(),
+                rfc3339_millis(self.clock.now()),
+                Outcome::Failed,
+            )
         }
     }
 }
