@@ -349,8 +349,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_cause_is_logged_once_with_the_request_id_and_never_sent() {
+    /// Sends `request` to a router whose one route answers `error()` through
+    /// `log_failures`; returns the response and what was logged meanwhile.
+    async fn answer(error: fn() -> ApiError, request: Request<Body>) -> (Response, String) {
         let logs = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(logs.clone())
@@ -358,19 +359,27 @@ mod tests {
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
         let app: Router = Router::new()
-            .route(
-                "/x",
-                get(|| async {
-                    ApiError::unavailable("audit trail unavailable", 5)
-                        .caused_by(std::io::Error::other("connection to 10.0.0.7 refused"))
-                }),
-            )
+            .route("/x", get(move || async move { error() }))
             .layer(axum::middleware::from_fn(log_failures));
+        let res = app.oneshot(request).await.unwrap();
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        (res, logs)
+    }
+
+    #[tokio::test]
+    async fn a_cause_is_logged_once_with_the_request_id_and_never_sent() {
         let req = Request::get("/x")
             .header("x-request-id", "req-1")
             .body(Body::empty())
             .unwrap();
-        let res = app.oneshot(req).await.unwrap();
+        let (res, logs) = answer(
+            || {
+                ApiError::unavailable("audit trail unavailable", 5)
+                    .caused_by(std::io::Error::other("connection to 10.0.0.7 refused"))
+            },
+            req,
+        )
+        .await;
         assert_eq!(res.status(), 503);
         assert_eq!(res.headers()[header::RETRY_AFTER], "5");
         assert!(res.extensions().get::<error::Failure>().is_none());
@@ -381,7 +390,6 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains("10.0.0.7"), "{body}");
-        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert_eq!(logs.matches("10.0.0.7").count(), 1, "{logs}");
         assert!(
             logs.contains("request_id=\"req-1\"") || logs.contains("request_id=req-1"),
@@ -392,28 +400,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_internal_error_is_logged_as_an_error_and_answered_without_its_cause() {
-        let logs = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let app: Router = Router::new()
-            .route(
-                "/x",
-                get(|| async {
-                    ApiError::Internal(error::Cause::new(std::io::Error::other("bug 42")))
-                }),
-            )
-            .layer(axum::middleware::from_fn(log_failures));
-        let res = app
-            .oneshot(Request::get("/x").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let (res, logs) = answer(
+            || ApiError::Internal(error::Cause::new(std::io::Error::other("bug 42"))),
+            Request::get("/x").body(Body::empty()).unwrap(),
+        )
+        .await;
         assert_eq!(res.status(), 500);
         let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("bug 42"));
-        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         assert_eq!(logs.matches("bug 42").count(), 1, "{logs}");
         assert!(logs.contains("ERROR"), "{logs}");
     }
