@@ -349,19 +349,7 @@ async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
     // redis-py: credentials from the broker on connect, then AUTH again on the open
     // connection, as its thread does every 8 hours.
     let before = auth_calls(&mut root).await;
-    let out = command(&repo.join(".venv/bin/python"))
-        .arg(repo.join("examples/recipes/redis_py_reauth.py"))
-        .env("REDIS_CA_FILE", &ca)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout == "True\nTrue\n",
-        "status {:?}, stdout {stdout}, stderr {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_recipe(&command, repo, "redis_py_reauth.py", &ca, "True\nTrue\n").await;
     assert_eq!(
         auth_calls(&mut root).await,
         before + 1,
@@ -371,21 +359,41 @@ async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
     // valkey-glide: the token as its server credentials, then update_connection_password
     // with a fresh one (an immediate AUTH).
     let before = auth_calls(&mut root).await;
+    python_recipe(
+        &command,
+        repo,
+        "valkey_glide_reauth.py",
+        &ca,
+        "PONG\nPONG\n",
+    )
+    .await;
+    assert!(
+        auth_calls(&mut root).await > before,
+        "update_connection_password sent AUTH"
+    );
+}
+
+/// Runs the Python recipe `script` of examples/recipes/ with the virtualenv's Python (from
+/// `command`, which sets the broker's address and credentials) trusting `ca`, and checks
+/// that it succeeds and prints `expected`.
+async fn python_recipe(
+    command: &impl Fn(&std::path::Path) -> tokio::process::Command,
+    repo: &std::path::Path,
+    script: &str,
+    ca: &std::path::Path,
+    expected: &str,
+) {
     let out = command(&repo.join(".venv/bin/python"))
-        .arg(repo.join("examples/recipes/valkey_glide_reauth.py"))
-        .env("REDIS_CA_FILE", &ca)
+        .arg(repo.join("examples/recipes").join(script))
+        .env("REDIS_CA_FILE", ca)
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout == "PONG\nPONG\n",
-        "status {:?}, stdout {stdout}, stderr {}",
+        out.status.success() && stdout == expected,
+        "{script}: status {:?}, stdout {stdout}, stderr {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        auth_calls(&mut root).await > before,
-        "update_connection_password sent AUTH"
     );
 }
