@@ -31,17 +31,12 @@ async fn unread_stdout_and_stderr_pipes_do_not_stall_issuance() {
     // Read stderr only until the address is logged; then neither pipe is read again.
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let _unread_stdout = child.stdout.take().unwrap();
-    let marker = "listening on http://";
     let mut line = String::new();
     let base = loop {
         line.clear();
         assert!(err.read_line(&mut line).unwrap() > 0, "broker exited");
-        if let Some(i) = line.find(marker) {
-            let addr: String = line[i + marker.len()..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && *c != '"')
-                .collect();
-            break format!("http://{addr}");
+        if let Some(base) = binary::listening_address(&line) {
+            break base;
         }
     };
     let client = crate::support::client();

@@ -41,6 +41,19 @@ pub fn command_with_example_keys(home: &Path) -> Command {
     cmd
 }
 
+/// The base URL a broker's "listening on http(s)://ADDR" log line names, if `line` is one.
+pub fn listening_address(line: &str) -> Option<String> {
+    ["http", "https"].into_iter().find_map(|scheme| {
+        let marker = format!("listening on {scheme}://");
+        let i = line.find(&marker)?;
+        let addr: String = line[i + marker.len()..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect();
+        Some(format!("{scheme}://{addr}"))
+    })
+}
+
 /// Runs the binary to completion.
 pub fn run(home: &Path, args: &[&str]) -> Output {
     command(home).args(args).output().unwrap()
@@ -99,15 +112,8 @@ impl RunningBroker {
                     // Straight to the terminal, past the test harness's capture.
                     let _ = writeln!(std::io::stderr(), "{line}");
                 }
-                for scheme in ["http", "https"] {
-                    let marker = format!("listening on {scheme}://");
-                    if let Some(i) = line.find(&marker) {
-                        let addr: String = line[i + marker.len()..]
-                            .chars()
-                            .take_while(|c| !c.is_whitespace() && *c != '"')
-                            .collect();
-                        let _ = tx.send(format!("{scheme}://{addr}"));
-                    }
+                if let Some(base) = listening_address(&line) {
+                    let _ = tx.send(base);
                 }
                 err_buf.lock().unwrap().push_str(&line);
                 err_buf.lock().unwrap().push('\n');
