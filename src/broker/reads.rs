@@ -78,14 +78,7 @@ impl Broker {
             format!("{} {kind}", read.what),
             filters,
         );
-        if self
-            .coalescer
-            .as_ref()
-            .is_some_and(|c| !c.admit(key, &event))
-        {
-            return Ok(());
-        }
-        audit.record(event).await
+        self.record_or_fold(audit, key, event).await
     }
 
     /// Records a console sign-in (outcome `signed_in`) before the console gets its ID

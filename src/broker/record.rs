@@ -1,6 +1,7 @@
 //! Recording every `/v1/tokens` decision in the audit trail before answering.
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::coalesce::FoldKey;
+use crate::audit::{AuditEvent, AuditLog, Outcome, StoreError};
 use crate::auth::{AuthMethod, Principal};
 use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::Config;
@@ -80,28 +81,27 @@ impl Broker {
                     .map(|t| t.kind.kind().as_str().to_owned());
             }
         }
-        let folded = event.outcome != Outcome::Issued
-            && self.coalescer.as_ref().is_some_and(|c| {
-                let target = match &event.target {
-                    Some(t)
-                        if crate::domain::TargetName::parse(t)
-                            .is_ok_and(|n| config.targets.contains_key(&n)) =>
-                    {
-                        t.clone()
-                    }
-                    Some(_) => "unknown".to_owned(),
-                    None => String::new(),
-                };
-                let who = event
-                    .subject
-                    .clone()
-                    .or_else(|| event.client_ip.clone())
-                    .unwrap_or_default();
-                let reason = event.reason.clone().unwrap_or_default();
-                !c.admit((event.outcome.as_str(), who, target, reason), &event)
-            });
-        if !folded {
+        if event.outcome == Outcome::Issued {
             audit.record(event).await?;
+        } else {
+            let target = match &event.target {
+                Some(t)
+                    if crate::domain::TargetName::parse(t)
+                        .is_ok_and(|n| config.targets.contains_key(&n)) =>
+                {
+                    t.clone()
+                }
+                Some(_) => "unknown".to_owned(),
+                None => String::new(),
+            };
+            let who = event
+                .subject
+                .clone()
+                .or_else(|| event.client_ip.clone())
+                .unwrap_or_default();
+            let reason = event.reason.clone().unwrap_or_default();
+            let key = (event.outcome.as_str(), who, target, reason);
+            self.record_or_fold(audit, key, event).await?;
         }
         result
     }
@@ -142,14 +142,7 @@ impl Broker {
             String::new(),
             kind.to_owned(),
         );
-        if self
-            .coalescer
-            .as_ref()
-            .is_some_and(|c| !c.admit(key, &event))
-        {
-            return;
-        }
-        if let Err(e) = audit.record(event).await {
+        if let Err(e) = self.record_or_fold(audit, key, event).await {
             tracing::warn!(error = %Report(&e), "recording a denied request failed");
         }
     }
@@ -186,16 +179,27 @@ impl Broker {
             String::new(),
             kind.to_owned(),
         );
+        if let Err(e) = self.record_or_fold(audit, key, event).await {
+            tracing::warn!(error = %Report(&e), "recording a rejected request failed");
+        }
+    }
+
+    /// Records `event`, unless the coalescer folds it into an earlier event with the same
+    /// `key` (its count is then written when that event's window closes).
+    pub(super) async fn record_or_fold(
+        &self,
+        audit: &AuditLog,
+        key: FoldKey,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
         if self
             .coalescer
             .as_ref()
             .is_some_and(|c| !c.admit(key, &event))
         {
-            return;
+            return Ok(());
         }
-        if let Err(e) = audit.record(event).await {
-            tracing::warn!(error = %Report(&e), "recording a rejected request failed");
-        }
+        audit.record(event).await
     }
 
     /// An event `id` for this request, at the clock's now; the outcome is filled in by
