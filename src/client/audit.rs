@@ -208,24 +208,7 @@ fn table(events: &[Value]) -> String {
                 .collect()
         })
         .collect();
-    let mut widths: Vec<usize> = COLS.iter().map(|c| c.len()).collect();
-    for row in &rows {
-        for (w, v) in widths.iter_mut().zip(row) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(COLS.to_vec());
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
+    let mut out = super::output::aligned(&COLS, &rows);
     out.push_str(&format!(
         "({} event{})\n",
         events.len(),

@@ -83,6 +83,30 @@ pub fn variables(t: &IssuedToken, tls: &ClientTls) -> Vec<(&'static str, String)
     vars
 }
 
+/// A plain-text table: `header`, then `rows`, columns left-aligned to their widest cell
+/// (in characters) and two spaces apart, trailing spaces trimmed. Cells are shown as
+/// given: neutralise what a broker sent before it comes here.
+pub fn aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|c| c.chars().count()).collect();
+    for row in rows {
+        for (w, v) in widths.iter_mut().zip(row) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
 /// Quotes for POSIX shells: single quotes, with embedded ones closed and escaped.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

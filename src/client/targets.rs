@@ -82,38 +82,23 @@ fn table(targets: &[Target]) -> String {
     }
     const COLS: [&str; 6] = ["target", "kind", "engine", "endpoint", "region", "db_users"];
     // What the broker sent is shown, never interpreted by the terminal.
-    let rows: Vec<[String; 6]> = targets
+    let rows: Vec<Vec<String>> = targets
         .iter()
         .map(|t| {
             [
-                neutralise(&t.name).into_owned(),
-                neutralise(&t.kind).into_owned(),
-                neutralise(&t.engine).into_owned(),
-                neutralise(&format!("{}:{}", t.host, t.port)).into_owned(),
-                neutralise(&t.region).into_owned(),
-                neutralise(&t.db_users.join(", ")).into_owned(),
+                t.name.as_str(),
+                t.kind.as_str(),
+                t.engine.as_str(),
+                &format!("{}:{}", t.host, t.port),
+                t.region.as_str(),
+                &t.db_users.join(", "),
             ]
+            .iter()
+            .map(|v| neutralise(v).into_owned())
+            .collect()
         })
         .collect();
-    let mut widths = COLS.map(str::len);
-    for row in &rows {
-        for (w, v) in widths.iter_mut().zip(row) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let line = |cells: [&str; 6]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(COLS);
-    for row in &rows {
-        out.push_str(&line(row.each_ref().map(String::as_str)));
-    }
-    out
+    super::output::aligned(&COLS, &rows)
 }
 
 #[cfg(test)]
