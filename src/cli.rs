@@ -237,20 +237,28 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// A single-threaded runtime for a command that does a little I/O; `None` (the reason
+/// printed) when it cannot start.
+fn current_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Runs a client command; errors are printed as `error: ...` with exit status 1 unless the
 /// command chose its own status.
 fn client_runtime(
     fut: impl std::future::Future<Output = Result<ExitCode, client::ClientError>>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = current_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(fut) {
         Ok(code) => code,
@@ -457,15 +465,8 @@ fn check_config(path: &std::path::Path, files: bool, online: bool) -> ExitCode {
         plural(c.grants.len()),
     );
     let findings = if files || online {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = current_thread_runtime() else {
+            return ExitCode::FAILURE;
         };
         runtime.block_on(async {
             let mut found = Vec::new();
