@@ -62,6 +62,39 @@ impl fmt::Display for Region {
     }
 }
 
+/// The fields of an ARN, `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, borrowed from
+/// it. Only the shape is checked: callers check the fields they rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArnParts<'a> {
+    /// `aws`, `aws-cn`, ...
+    pub partition: &'a str,
+    /// `iam`, `sts`, ...
+    pub service: &'a str,
+    /// Empty for global services such as IAM and STS.
+    pub region: &'a str,
+    /// The account id.
+    pub account: &'a str,
+    /// Everything after the fifth colon (may contain colons).
+    pub resource: &'a str,
+}
+
+impl<'a> ArnParts<'a> {
+    /// Splits `arn`; `None` unless it starts with `arn:` and has all six fields.
+    pub fn split(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        Some(Self {
+            partition: parts.next()?,
+            service: parts.next()?,
+            region: parts.next()?,
+            account: parts.next()?,
+            resource: parts.next()?,
+        })
+    }
+}
+
 /// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

@@ -8,7 +8,7 @@ mod names;
 mod net;
 pub mod text;
 
-pub use aws::{Region, ResourceId, RoleArn};
+pub use aws::{ArnParts, Region, ResourceId, RoleArn};
 pub use kind::{CacheName, DsqlEndpoint, Kind, kind_of_host};
 pub use names::{DbUser, Engine, Hostname, TargetName};
 pub use net::{Cidr, address_key, client_ip};

@@ -115,20 +115,16 @@ fn reject(why: &'static str) -> AuthError {
 /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION` as the role's ARN
 /// (`arn:aws:iam::ACCOUNT:role/ROLE`), so grants can name the role; other ARNs unchanged.
 pub fn role_arn_of(arn: &str) -> Option<String> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let p = crate::domain::ArnParts::split(arn)?;
+    if p.service != "sts" || !p.region.is_empty() {
         return None;
-    };
-    let rest = resource.strip_prefix("assumed-role/")?;
+    }
+    let rest = p.resource.strip_prefix("assumed-role/")?;
     let (role, _session) = rest.split_once('/')?;
-    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+    Some(format!(
+        "arn:{}:iam::{}:role/{role}",
+        p.partition, p.account
+    ))
 }
 
 impl AwsIamVerifier {

@@ -254,15 +254,14 @@ fn arn_ok(arn: &str, account: &str) -> bool {
     {
         return false;
     }
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(""), Some(acct), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(crate::domain::ArnParts {
+        partition,
+        service,
+        region: "",
+        account: acct,
+        resource,
+    }) = crate::domain::ArnParts::split(arn)
+    else {
         return false;
     };
     let partition_ok = partition.strip_prefix("aws").is_some_and(|rest| {
