@@ -6,11 +6,9 @@
 //! (the gate is the console's, in `http/mod.rs`).
 
 use axum::Router;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::ui::harden;
+use super::ui::asset;
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../../ui/docs/index.html");
@@ -43,11 +41,4 @@ pub fn router() -> Router<AppState> {
         router = router.route(path, get(move || asset(content_type, body)));
     }
     router
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    harden(
-        ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-        "no-cache",
-    )
 }

@@ -52,24 +52,17 @@ const ASSETS: [(&str, &str, &str); 5] = [
     ("/ui/favicon.svg", "image/svg+xml", FAVICON_SVG),
 ];
 
-/// The console's routes; all 404 when `ui.enabled` is false.
+/// The console's routes; all 404 when `ui.enabled` is false (the console gate in
+/// `http/mod.rs`, in front of them and of `/docs`, decides that).
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/config", get(config))
         .route("/ui/oidc/token", post(redeem));
     for (path, content_type, body) in ASSETS {
-        router = router.route(path, get(move |s| asset(s, content_type, body)));
+        router = router.route(path, get(move || asset(content_type, body)));
     }
     router
-}
-
-fn enabled(state: &AppState) -> Result<(), ApiError> {
-    if state.generation().config.ui.enabled {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
-    }
 }
 
 /// Headers every console (and API reference) response carries.
@@ -100,20 +93,17 @@ pub(super) fn harden(mut res: Response, cache: &'static str) -> Response {
     res
 }
 
-async fn asset(
-    State(state): State<AppState>,
-    content_type: &'static str,
-    body: &'static str,
-) -> Result<Response, ApiError> {
-    enabled(&state)?;
-    let res = ([(header::CONTENT_TYPE, content_type)], body).into_response();
-    Ok(harden(res, "no-cache"))
+/// An embedded file of a browser page (the console's, `/docs`'), with the pages' headers.
+pub(super) async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    harden(
+        ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        "no-cache",
+    )
 }
 
 /// What the page needs to offer sign-in: the identity provider's authorization endpoint
 /// and client, if configured, and whether this is an unauthenticated demo broker.
 async fn config(State(state): State<AppState>) -> Result<Response, ApiError> {
-    enabled(&state)?;
     let generation = state.generation();
     let oidc = match &generation.config.ui.oidc {
         Some(o) => {
