@@ -3,6 +3,7 @@
 
 use crate::audit::StoreError;
 use crate::aws::{CredentialsUnavailable, StsError};
+use crate::policy::{ConditionFailure, TemplateFailure};
 use crate::ratelimit::Throttled;
 use crate::token::MintError;
 
@@ -43,6 +44,13 @@ pub enum IssueError {
     /// The audit trail could not record the decision: nothing is issued.
     #[error(transparent)]
     Audit(#[from] StoreError),
+    /// A grant that gives the DB user matches the caller, but one of its
+    /// `[grants.conditions]` does not hold.
+    #[error("not permitted: {0}")]
+    Condition(ConditionFailure),
+    /// A grant's per-person DB user could not be made from the caller's identity.
+    #[error("not permitted: {0}")]
+    Template(TemplateFailure),
 }
 
 /// What kind of failure an [`IssueError`] is, flat: one status per kind.
@@ -52,6 +60,10 @@ pub enum IssueErrorKind {
     Forbidden,
     /// `db_user` must be given (400).
     DbUserRequired,
+    /// Refused by a grant that matches the caller, for a reason the caller may know (a
+    /// condition that does not hold, a per-person DB user that cannot be made): 403 with
+    /// that reason.
+    Refused,
     /// A rate limit refused (429): which, and when to retry.
     Throttled(Throttled),
     /// The broker has no AWS credentials (503).
@@ -82,6 +94,7 @@ impl IssueError {
             Self::Sts(StsError::Unavailable(_)) => K::RoleUnavailable,
             Self::Audit(_) => K::AuditUnavailable,
             Self::Mint(_) => K::Internal,
+            Self::Condition(_) | Self::Template(_) => K::Refused,
         }
     }
 }

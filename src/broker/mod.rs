@@ -209,13 +209,14 @@ impl Broker {
         Arc::clone(&b.1)
     }
 
-    /// Issues a token to `principal`, if `config`'s policy allows (not audited: see
-    /// [`Broker::issue_recorded`]).
+    /// Issues a token to `principal` calling from `client_ip`, if `config`'s policy
+    /// allows (not audited: see [`Broker::issue_recorded`]).
     pub async fn issue(
         &self,
         config: &Config,
         principal: &Principal,
         req: TokenRequest,
+        client_ip: Option<IpAddr>,
     ) -> Result<Issued, IssueError> {
         // Every request counts against its caller, cache hits included.
         let caller = principal.rate_key();
@@ -236,13 +237,22 @@ impl Broker {
             .targets
             .get(&req.target)
             .ok_or(IssueError::Forbidden)?;
-        let allowed = policy::allowed_db_users(config, principal, target);
-        let db_user = match (req.db_user, allowed.as_slice()) {
-            (_, []) => return Err(IssueError::Forbidden),
-            (Some(u), allowed) if allowed.contains(&&u) => u,
-            (Some(_), _) => return Err(IssueError::Forbidden),
-            (None, [only]) => (*only).clone(),
-            (None, _) => return Err(IssueError::DbUserRequired),
+        let at = policy::RequestContext {
+            client_ip,
+            now: self.clock.now(),
+        };
+        let decision = policy::decide(config, principal, target, Some(at));
+        let db_user = match (req.db_user, decision.users.as_slice()) {
+            (Some(u), allowed) if allowed.contains(&u) => u,
+            (None, [only]) => only.clone(),
+            (None, [_, _, ..]) => return Err(IssueError::DbUserRequired),
+            (asked, _) => {
+                return Err(match decision.refusal_for(target, asked.as_ref()) {
+                    Some(policy::Refusal::Condition(c, _)) => IssueError::Condition(c),
+                    Some(policy::Refusal::Template(t)) => IssueError::Template(t),
+                    None => IssueError::Forbidden,
+                });
+            }
         };
         let mut session = None;
         let credentials = match &target.role_arn {

@@ -32,8 +32,9 @@ impl Broker {
         principal: &Principal,
         req: TokenRequest,
     ) -> Result<Issued, IssueError> {
+        let client_ip = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
         let Some(audit) = &self.audit else {
-            return self.issue(config, principal, req).await;
+            return self.issue(config, principal, req, client_ip).await;
         };
         let asked = (
             Some(text::cleaned(req.target.as_str(), text::SHORT)),
@@ -41,7 +42,7 @@ impl Broker {
                 .as_ref()
                 .map(|u| text::cleaned(u.as_str(), text::SHORT)),
         );
-        let result = self.issue(config, principal, req).await;
+        let result = self.issue(config, principal, req, client_ip).await;
         let id = match &result {
             Ok(i) => i.issuance_id,
             Err(_) => uuid_v7(self.clock.now()),
@@ -64,9 +65,9 @@ impl Broker {
             }
             Err(e) => {
                 event.outcome = match e.kind() {
-                    IssueErrorKind::Forbidden | IssueErrorKind::DbUserRequired => {
-                        Outcome::Forbidden
-                    }
+                    IssueErrorKind::Forbidden
+                    | IssueErrorKind::DbUserRequired
+                    | IssueErrorKind::Refused => Outcome::Forbidden,
                     IssueErrorKind::Throttled(_) => Outcome::Throttled,
                     _ => Outcome::Failed,
                 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::raw::{RawAuditor, RawGrant, RawIssuer};
 use super::validate::Errors;
 use super::{AuditorConfig, GrantConfig, IssuerConfig, Target};
-use crate::domain::{DbUser, TargetName};
+use crate::domain::{DbUser, DbUserTemplate, TargetName};
 
 /// The issuer name of AWS IAM callers in grants.
 pub const AWS_IAM_ISSUER: &str = "aws-iam";
@@ -142,8 +142,28 @@ pub(super) fn grants_and_auditors(
             }
         }
         let mut db_users = Vec::new();
+        let mut db_user_templates = Vec::new();
         for (j, u) in g.db_users.iter().enumerate() {
             let k = format!("grants[{i}].db_users[{j}]");
+            if DbUserTemplate::looks_like_template(u) {
+                let offered = declared_users
+                    .iter()
+                    .any(|users| users.contains(u.as_str()));
+                if let Some(t) = super::personal::grant_template(k.clone(), u, &g.issuer, e) {
+                    if !declared_users.is_empty() && !offered {
+                        e.push(
+                            k,
+                            format!(
+                                "per-person DB user {:?} is not in db_users of any granted \
+                                 target: the target must list the same template",
+                                t.as_str()
+                            ),
+                        );
+                    }
+                    db_user_templates.push(t);
+                }
+                continue;
+            }
             let Some(u) = e.check(k.clone(), DbUser::parse(u)) else {
                 continue;
             };
@@ -165,12 +185,15 @@ pub(super) fn grants_and_auditors(
             e.push(key("db_users"), "must name at least one DB user");
         }
         check_claims(&format!("grants[{i}].claims"), &g.claims, e);
+        let conditions = super::personal::conditions(i, g.conditions, e);
         grants.push(GrantConfig {
             issuer: g.issuer,
             subject: g.subject,
             claims: g.claims,
             targets: granted_targets,
             db_users,
+            db_user_templates,
+            conditions,
         });
     }
 

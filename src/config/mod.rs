@@ -4,6 +4,7 @@
 //! ([`ConfigErrors`]), and yields a [`Config`] whose fields are already parsed newtypes.
 
 mod access;
+mod personal;
 mod raw;
 mod targets;
 mod ui;
@@ -17,8 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    CacheName, DbUser, Engine, Hostname, Kind, Region, ResourceId, RoleArn, TargetName,
+    CacheName, DbUser, DbUserTemplate, Engine, Hostname, Kind, Region, ResourceId, RoleArn,
+    TargetName,
 };
+use crate::policy::Conditions;
 use crate::token::{CacheService, TokenKind};
 
 pub use crate::domain::Cidr;
@@ -255,6 +258,9 @@ pub struct Target {
     pub burst: u32,
     /// One shared cached token per (target, DB user).
     pub share_tokens: bool,
+    /// Per-person DB users the target allows (`db_users` entries such as `"{subject}"`);
+    /// a grant's template applies only when the target lists the same one.
+    pub db_user_templates: Vec<DbUserTemplate>,
 }
 
 /// A target's kind (`kind`), with the keys only that kind has.
@@ -348,6 +354,10 @@ pub struct GrantConfig {
     pub targets: Vec<TargetName>,
     /// Allowed DB users.
     pub db_users: Vec<DbUser>,
+    /// Allowed per-person DB users (`db_users` entries such as `"{subject}"`).
+    pub db_user_templates: Vec<DbUserTemplate>,
+    /// `[grants.conditions]`: where from and when the grant applies.
+    pub conditions: Conditions,
 }
 
 /// One `[[auditors]]` entry.

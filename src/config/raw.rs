@@ -142,6 +142,23 @@ pub struct RawGrant {
     pub targets: Vec<String>,
     #[serde(default)]
     pub db_users: Vec<String>,
+    pub conditions: Option<RawConditions>,
+}
+
+/// `[grants.conditions]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConditions {
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    pub hours: Option<OneOrMany>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +200,7 @@ pub fn known_keys(section: &str) -> &'static [&'static str] {
         "issuers" => fields::<RawIssuer>(),
         "targets" => fields::<RawTarget>(),
         "grants" => fields::<RawGrant>(),
+        "grants.conditions" => fields::<RawConditions>(),
         "auditors" => fields::<RawAuditor>(),
         "ui" => fields::<RawUi>(),
         "ui.oidc" => fields::<RawUiOidc>(),

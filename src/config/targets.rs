@@ -7,8 +7,8 @@ use super::raw::RawTarget;
 use super::validate::Errors;
 use super::{Target, TargetKind};
 use crate::domain::{
-    CacheName, DbUser, DsqlEndpoint, Engine, Hostname, Kind, Region, ResourceId, RoleArn,
-    TargetName, kind_of_host,
+    CacheName, DbUser, DbUserTemplate, DsqlEndpoint, Engine, Hostname, Kind, Region, ResourceId,
+    RoleArn, TargetName, kind_of_host,
 };
 use crate::token::DSQL_MAX_LIFETIME;
 
@@ -116,9 +116,18 @@ fn target(
         e.push(key("db_users"), "must list at least one DB user");
     }
     let mut db_users = Vec::new();
+    let mut db_user_templates = Vec::new();
     for (j, u) in raw.db_users.iter().enumerate() {
         let k = format!("targets[{i}].db_users[{j}]");
-        if let Some(u) = e.check(k.clone(), DbUser::parse(u)) {
+        if DbUserTemplate::looks_like_template(u) {
+            if let Some(t) = super::personal::target_template(k.clone(), u, kind, e) {
+                if db_user_templates.contains(&t) {
+                    e.push(k, format!("duplicate DB user {:?}", t.as_str()));
+                } else {
+                    db_user_templates.push(t);
+                }
+            }
+        } else if let Some(u) = e.check(k.clone(), DbUser::parse(u)) {
             if db_users.contains(&u) {
                 e.push(k, format!("duplicate DB user {:?}", u.as_str()));
             } else {
@@ -249,6 +258,7 @@ fn target(
         max_connections_per_second,
         burst,
         share_tokens: raw.share_tokens.unwrap_or(false),
+        db_user_templates,
     })
 }
 

@@ -76,6 +76,10 @@ pub enum ApiError {
     /// 403: not permitted, unknown target or DB user.
     #[error("forbidden")]
     Forbidden,
+    /// 403 by a grant that matches the caller, with a reason the caller may know (which
+    /// grant condition failed; why a per-person DB user could not be made).
+    #[error("forbidden")]
+    ForbiddenBecause(String),
     /// 404: no such route.
     #[error("not found")]
     NotFound,
@@ -183,6 +187,7 @@ impl ApiError {
                 "Forbidden",
                 FORBIDDEN_DETAIL.into(),
             ),
+            Self::ForbiddenBecause(d) => (S::FORBIDDEN, "forbidden", "Forbidden", d.clone()),
             Self::NotFound => (
                 S::NOT_FOUND,
                 "not-found",
@@ -356,6 +361,7 @@ impl From<IssueError> for ApiError {
         match e.kind() {
             IssueErrorKind::Forbidden => Self::Forbidden,
             IssueErrorKind::DbUserRequired => Self::BadRequest(e.to_string()),
+            IssueErrorKind::Refused => Self::ForbiddenBecause(e.to_string()),
             IssueErrorKind::Throttled(t) => t.into(),
             IssueErrorKind::CredentialsUnavailable => {
                 Self::unavailable(format!("{CANNOT_SIGN}: no AWS credentials"), 5).caused_by(e)

@@ -15,7 +15,7 @@ struct TargetView<'a> {
     port: u16,
     engine: &'a str,
     region: &'a str,
-    db_users: Vec<&'a str>,
+    db_users: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,7 +38,7 @@ pub async fn list(caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
                 port: t.port,
                 engine: t.engine.as_str(),
                 region: t.region.as_str(),
-                db_users: users.iter().map(|u| u.as_str()).collect(),
+                db_users: users.iter().map(|u| u.as_str().to_owned()).collect(),
             })
         })
         .collect();
