@@ -647,6 +647,8 @@ pub struct Grant {
     pub claims: Vec<(String, Value)>,
     pub targets: Vec<String>,
     pub db_users: Vec<String>,
+    /// `[grants.conditions]` keys, when any.
+    pub conditions: Vec<(String, Value)>,
 }
 
 impl Grant {
@@ -657,7 +659,14 @@ impl Grant {
             claims: Vec::new(),
             targets: Vec::new(),
             db_users: Vec::new(),
+            conditions: Vec::new(),
         }
+    }
+
+    /// Sets `[grants.conditions] name = value`.
+    pub fn condition(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.conditions.push((name.into(), value.into()));
+        self
     }
 
     /// Only for callers whose claim `name` matches `value`.
@@ -685,6 +694,9 @@ impl Grant {
         }
         s.set("targets", array(&self.targets));
         s.set("db_users", array(&self.db_users));
+        if !self.conditions.is_empty() {
+            s.set("conditions", claims_value(&self.conditions));
+        }
         s
     }
 }
