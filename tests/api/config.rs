@@ -281,7 +281,7 @@ fn check_config_exits_0_for_valid_and_1_listing_every_error_with_the_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "{example}: the file is valid (5 targets, 2 issuers, 2 grants), but 1 problem \
+            "{example}: the file is valid (5 targets, 2 issuers, 3 grants), but 1 problem \
              with what it names:\n  {example}: server.tls_cert, server.tls_key: \
              /etc/rds-token-broker/tls.crt: "
         )),
@@ -302,7 +302,7 @@ fn check_config_exits_0_for_valid_and_1_listing_every_error_with_the_file() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("{example}: valid (5 targets, 2 issuers, 2 grants)\n")
+        format!("{example}: valid (5 targets, 2 issuers, 3 grants)\n")
     );
 
     let bad = BrokerToml::default()
