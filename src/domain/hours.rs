@@ -239,13 +239,19 @@ mod tests {
             prop_assume!(start != end);
             let fmt = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
             let inside = Hours::parse(&format!("Mon-Sun {}-{} Europe/Berlin", fmt(start), fmt(end))).unwrap();
-            let rest = if end == 1440 { None } else {
-                Some(Hours::parse(&format!("Mon-Sun {}-{} Europe/Berlin", fmt(end), fmt(start))).unwrap())
-            };
+            // The rest of the day: END-START, or 00:00-START when END is 24:00; none for
+            // the whole day.
+            let rest = match (start, end) {
+                (0, 1440) => None,
+                (_, 1440) => Some(format!("00:00-{}", fmt(start))),
+                _ => Some(format!("{}-{}", fmt(end), fmt(start))),
+            }
+            .map(|t| Hours::parse(&format!("Mon-Sun {t} Europe/Berlin")).unwrap());
             let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            match rest {
-                Some(rest) => prop_assert!(inside.contains(now) != rest.contains(now)),
-                None => {}
+            if let Some(rest) = rest {
+                prop_assert!(inside.contains(now) != rest.contains(now));
+            } else {
+                prop_assert!(inside.contains(now));
             }
         }
     }
