@@ -353,3 +353,47 @@ fn templates_are_checked_at_load() {
         "{errs:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_iam_users_subject_is_its_name_and_an_assumed_role_has_none() {
+    let f = crate::aws_iam::Fixture::start_with(
+        |c| {
+            c.target(Target::postgres("people-db").db_users(["{subject}"]))
+                .grant(
+                    Grant::new("aws-iam", "arn:aws:*::123456789012:*")
+                        .targets(["people-db"])
+                        .db_users(["{subject}"]),
+                )
+        },
+        |_| crate::support::creds::static_keys(),
+    )
+    .await;
+    let ask = |authorization: String| {
+        let app = &f.app;
+        async move {
+            app.client
+                .post(format!("{}/v1/tokens", app.base))
+                .header("authorization", authorization)
+                .json(&json!({"target": "people-db"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The IAM user arn:aws:iam::123456789012:user/alice.
+    let user = f.signed("user").await;
+    let res = ask(user["valid"].as_str().unwrap().to_owned()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["db_user"], "alice");
+    // A role session: its name is the caller's choice, so no per-person user.
+    let role = f.signed("role").await;
+    let p = problem(ask(role["valid"].as_str().unwrap().to_owned()).await, 403).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("an assumed role's session name is chosen by the caller"),
+        "{p}"
+    );
+}
