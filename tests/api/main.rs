@@ -33,6 +33,7 @@ mod openapi;
 mod policy;
 mod process;
 mod production;
+mod proxy_pg;
 mod ratelimit;
 mod recipes;
 mod reference;
