@@ -535,9 +535,12 @@ pub async fn fetch_token_with_status(
     if !status.is_success() {
         return Err((Some(status), client.status_error(res, Api::Tokens).await));
     }
-    res.json()
-        .await
-        .map_err(|e| (None, failed("the broker's answer is not a token response", e)))
+    res.json().await.map_err(|e| {
+        (
+            None,
+            failed("the broker's answer is not a token response", e),
+        )
+    })
 }
 
 #[cfg(test)]

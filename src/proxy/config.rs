@@ -147,13 +147,16 @@ pub struct Settings {
 
 /// Parses `NAME=ADDR`.
 pub fn parse_listen(s: &str) -> Result<(String, ListenAddr), String> {
-    let (name, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("--listen {s}: expected NAME=ADDR, e.g. orders-db=127.0.0.1:5432"))?;
+    let (name, addr) = s.split_once('=').ok_or_else(|| {
+        format!("--listen {s}: expected NAME=ADDR, e.g. orders-db=127.0.0.1:5432")
+    })?;
     if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
         return Err(format!("--listen {s}: the target name is empty or invalid"));
     }
-    Ok((name.to_owned(), parse_addr(addr).map_err(|e| format!("--listen {s}: {e}"))?))
+    Ok((
+        name.to_owned(),
+        parse_addr(addr).map_err(|e| format!("--listen {s}: {e}"))?,
+    ))
 }
 
 fn parse_addr(addr: &str) -> Result<ListenAddr, String> {
@@ -183,7 +186,8 @@ impl ProxyArgs {
         let mut problems = Vec::new();
         let broker = self.broker.clone().or(file.broker.clone());
         if broker.is_none() {
-            problems.push("no broker: pass --broker URL (or broker = \"...\" in the file)".to_owned());
+            problems
+                .push("no broker: pass --broker URL (or broker = \"...\" in the file)".to_owned());
         }
         let db_user = self.db_user.clone().or(file.db_user.clone());
         let mut listen = Vec::new();
@@ -241,7 +245,10 @@ impl ProxyArgs {
                 None
             }
         };
-        let max_connections = self.max_connections.or(file.max_connections).unwrap_or(1000);
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(1000);
         if max_connections == 0 {
             problems.push("--max-connections must be at least 1".into());
         }
@@ -267,12 +274,17 @@ impl ProxyArgs {
             listen,
             max_connections,
             shutdown_grace: std::time::Duration::from_secs(
-                self.shutdown_grace.or(file.shutdown_grace_seconds).unwrap_or(30),
+                self.shutdown_grace
+                    .or(file.shutdown_grace_seconds)
+                    .unwrap_or(30),
             ),
             http_listen: self.http_listen.or(file.http_listen),
             db_ca_file: self.db_ca_file.clone().or(file.db_ca_file),
             client_tls,
-            client_password_file: self.client_password_file.clone().or(file.client_password_file),
+            client_password_file: self
+                .client_password_file
+                .clone()
+                .or(file.client_password_file),
             min_remaining: std::time::Duration::from_secs(
                 self.token_min_remaining
                     .or(file.token_min_remaining_seconds)

@@ -136,10 +136,7 @@ impl Bound {
     /// The real address (port 0 resolved).
     pub fn local(&self) -> String {
         match self {
-            Self::Tcp(l) => l
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            Self::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             Self::Unix(_, p) => format!("unix:{}", p.display()),
         }
     }

@@ -22,8 +22,8 @@ use anyhow::Context as _;
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::client::BrokerClient;
+use crate::clock::{SharedClock, SystemClock};
 pub use config::ProxyArgs;
 use listener::Shared;
 
@@ -33,8 +33,8 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     crate::telemetry::init(crate::config::LogFormat::Json);
     let _ = crate::metrics::handle();
     let client = Arc::new(BrokerClient::new(&settings.broker).await?);
-    let db_tls = tokens::database_tls(settings.db_ca_file.as_deref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db_tls =
+        tokens::database_tls(settings.db_ca_file.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let clock: SharedClock = Arc::new(SystemClock);
     let fresh = tokens::Freshness {
         min_remaining: settings.min_remaining,
@@ -42,9 +42,9 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     };
     let source = tokens::BrokerSource::new(client.clone(), db_tls, fresh, clock);
     let client_tls = match &settings.client_tls {
-        Some((cert, key)) => Some(
-            crate::tls::acceptor(cert.clone(), key.clone()).context("--client-tls-cert")?,
-        ),
+        Some((cert, key)) => {
+            Some(crate::tls::acceptor(cert.clone(), key.clone()).context("--client-tls-cert")?)
+        }
         None => None,
     };
     let client_password = match &settings.client_password_file {
@@ -52,7 +52,11 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read --client-password-file {}", p.display()))?;
             let pw = text.trim_end_matches(['\r', '\n']).to_owned();
-            anyhow::ensure!(!pw.is_empty(), "--client-password-file {} is empty", p.display());
+            anyhow::ensure!(
+                !pw.is_empty(),
+                "--client-password-file {} is empty",
+                p.display()
+            );
             Some(SecretString::from(pw))
         }
         None => None,
@@ -101,7 +105,11 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     }
     let open = settings.max_connections - limit.available_permits();
     if open > 0 {
-        tracing::info!(open, grace_s = settings.shutdown_grace.as_secs(), "stopped accepting; waiting for open connections");
+        tracing::info!(
+            open,
+            grace_s = settings.shutdown_grace.as_secs(),
+            "stopped accepting; waiting for open connections"
+        );
         let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
         if tokio::time::timeout(settings.shutdown_grace, limit.acquire_many(all))
             .await

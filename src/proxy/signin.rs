@@ -202,9 +202,9 @@ impl SignInError {
 pub fn refusal_hints(engine: Engine, target: &str, db_user: &str) -> String {
     let grant = match engine {
         Engine::Postgres => format!("GRANT rds_iam TO \"{db_user}\""),
-        Engine::Mysql | Engine::Mariadb => format!(
-            "CREATE USER '{db_user}' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
-        ),
+        Engine::Mysql | Engine::Mariadb => {
+            format!("CREATE USER '{db_user}' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        }
     };
     format!(
         "Usual causes: IAM database authentication is not enabled on the instance; the user \

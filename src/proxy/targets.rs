@@ -24,14 +24,15 @@ impl Engines {
         let list = client::targets::list(&self.client)
             .await
             .map_err(|e| SignInError::BrokerUnreachable(e.to_string()))?;
-        let found = list.iter().find(|t| t.name == target).ok_or_else(|| {
-            SignInError::Forbidden {
-                target: target.to_owned(),
-                db_user: "(any)".into(),
-                message: "the broker lists no such target for this caller (GET /v1/targets)"
-                    .into(),
-            }
-        })?;
+        let found =
+            list.iter()
+                .find(|t| t.name == target)
+                .ok_or_else(|| SignInError::Forbidden {
+                    target: target.to_owned(),
+                    db_user: "(any)".into(),
+                    message: "the broker lists no such target for this caller (GET /v1/targets)"
+                        .into(),
+                })?;
         Engine::parse(&found.engine).ok_or_else(|| SignInError::WrongEngine {
             target: target.to_owned(),
             engine: crate::domain::text::cleaned(&found.engine, 40),

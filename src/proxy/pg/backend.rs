@@ -123,7 +123,9 @@ pub async fn sign_in(
                     3 => {
                         let mut pw = s.token.expose_secret().as_bytes().to_vec();
                         pw.push(0);
-                        io.write_all(&wire::typed(b'p', &pw)).await.map_err(io_err)?;
+                        io.write_all(&wire::typed(b'p', &pw))
+                            .await
+                            .map_err(io_err)?;
                     }
                     5 => {
                         let salt: [u8; 4] = rest
@@ -137,7 +139,9 @@ pub async fn sign_in(
                         );
                         let mut pw = hash.into_bytes();
                         pw.push(0);
-                        io.write_all(&wire::typed(b'p', &pw)).await.map_err(io_err)?;
+                        io.write_all(&wire::typed(b'p', &pw))
+                            .await
+                            .map_err(io_err)?;
                     }
                     10 => {
                         let offered = mechanisms(rest);
@@ -157,7 +161,9 @@ pub async fn sign_in(
                         msg.push(0);
                         msg.extend(i32::try_from(first.len()).unwrap_or(0).to_be_bytes());
                         msg.extend(first);
-                        io.write_all(&wire::typed(b'p', &msg)).await.map_err(io_err)?;
+                        io.write_all(&wire::typed(b'p', &msg))
+                            .await
+                            .map_err(io_err)?;
                         scram = Some(client);
                     }
                     11 => {
@@ -168,7 +174,9 @@ pub async fn sign_in(
                             .update(rest)
                             .map_err(|e| protocol(s, format!("SCRAM: {e}")))?;
                         let answer = client.message().to_vec();
-                        io.write_all(&wire::typed(b'p', &answer)).await.map_err(io_err)?;
+                        io.write_all(&wire::typed(b'p', &answer))
+                            .await
+                            .map_err(io_err)?;
                     }
                     12 => {
                         let mut client = scram
@@ -192,7 +200,10 @@ pub async fn sign_in(
             other => {
                 return Err(protocol(
                     s,
-                    format!("unexpected message '{}' before authentication", other.escape_ascii()),
+                    format!(
+                        "unexpected message '{}' before authentication",
+                        other.escape_ascii()
+                    ),
                 )
                 .into());
             }
@@ -216,12 +227,20 @@ fn mechanisms(mut rest: &[u8]) -> Vec<String> {
 /// becomes the proxy's explanation with hints; anything else is the server's own.
 fn refused(s: &SignIn, tag: u8, body: &[u8]) -> Failure {
     let fields = wire::fields(body);
-    let get = |t: u8| fields.iter().find(|(k, _)| *k == t).map(|(_, v)| v.as_str());
+    let get = |t: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == t)
+            .map(|(_, v)| v.as_str())
+    };
     let code = get(b'C').unwrap_or("");
     if code.starts_with("28") {
         return Failure::SignIn(SignInError::DatabaseRefused {
             db_user: s.db_user.clone(),
-            message: crate::domain::text::cleaned(get(b'M').unwrap_or("authentication failed"), 500),
+            message: crate::domain::text::cleaned(
+                get(b'M').unwrap_or("authentication failed"),
+                500,
+            ),
             hints: refusal_hints(s.engine, &s.target, &s.db_user),
         });
     }

@@ -43,7 +43,11 @@ impl Drop for Registration {
 impl Cancels {
     /// Records the server's BackendKeyData `body` (pid, secret) and returns the body of
     /// the proxy's own key for the client, with the registration that keeps it.
-    pub async fn register(self: &Arc<Self>, sign_in: &Arc<SignIn>, body: &[u8]) -> (Vec<u8>, Registration) {
+    pub async fn register(
+        self: &Arc<Self>,
+        sign_in: &Arc<SignIn>,
+        body: &[u8],
+    ) -> (Vec<u8>, Registration) {
         let (pid, secret) = match body.split_first_chunk::<4>() {
             Some((p, s)) => (i32::from_be_bytes(*p), s.to_vec()),
             None => (0, Vec::new()),

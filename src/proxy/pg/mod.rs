@@ -60,7 +60,11 @@ async fn run(mut io: ClientIo, ctx: &mut ConnCtx) -> Result<(), &'static str> {
             },
             First::GssEnc if !tls_done => io.write_all(b"N").await.map_err(|_| "client_io")?,
             First::Ssl | First::GssEnc => {
-                refuse(&mut io, &wire::error("08P01", "encryption requested twice", None)).await;
+                refuse(
+                    &mut io,
+                    &wire::error("08P01", "encryption requested twice", None),
+                )
+                .await;
                 return Err("protocol");
             }
             First::Cancel { pid, secret } => {
@@ -157,13 +161,17 @@ async fn check_client_password(io: &mut ClientIo, expected: &[u8]) -> Result<(),
     let (tag, body) = match wire::read_typed(io, wire::MAX_STARTUP).await {
         Ok(m) => m,
         Err(_) => {
-            refuse(io, &wire::error("08P01", "expected a password message", None)).await;
+            refuse(
+                io,
+                &wire::error("08P01", "expected a password message", None),
+            )
+            .await;
             return Err("protocol");
         }
     };
     let given = body.strip_suffix(&[0]).unwrap_or(&body);
-    let ok = tag == b'p'
-        && aws_lc_rs::constant_time::verify_slices_are_equal(given, expected).is_ok();
+    let ok =
+        tag == b'p' && aws_lc_rs::constant_time::verify_slices_are_equal(given, expected).is_ok();
     if !ok {
         refuse(
             io,

@@ -61,7 +61,9 @@ pub enum WireError {
 /// Reads one first packet (length-prefixed, untyped).
 pub async fn read_first<R: AsyncRead + Unpin>(r: &mut R) -> Result<First, WireError> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len).await.map_err(|_| WireError::Closed)?;
+    r.read_exact(&mut len)
+        .await
+        .map_err(|_| WireError::Closed)?;
     if len[0] == 0x16 {
         return Err(WireError::TlsWithoutRequest);
     }
@@ -71,7 +73,9 @@ pub async fn read_first<R: AsyncRead + Unpin>(r: &mut R) -> Result<First, WireEr
         return Err(WireError::Length(n));
     }
     let mut body = vec![0u8; size - 4];
-    r.read_exact(&mut body).await.map_err(|_| WireError::Closed)?;
+    r.read_exact(&mut body)
+        .await
+        .map_err(|_| WireError::Closed)?;
     parse_first(&body)
 }
 
@@ -85,7 +89,8 @@ pub fn parse_first(body: &[u8]) -> Result<First, WireError> {
         SSL_REQUEST => Ok(First::Ssl),
         GSSENC_REQUEST => Ok(First::GssEnc),
         CANCEL_REQUEST => {
-            let (pid, secret) = split_u32(rest).ok_or(WireError::Malformed("short CancelRequest"))?;
+            let (pid, secret) =
+                split_u32(rest).ok_or(WireError::Malformed("short CancelRequest"))?;
             if !(4..=256).contains(&secret.len()) {
                 return Err(WireError::Malformed("CancelRequest key length"));
             }
@@ -211,7 +216,10 @@ pub async fn read_typed<R: AsyncRead + Unpin>(
     if !(4..=max.saturating_add(4)).contains(&n) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("message '{}' of {n} bytes is out of bounds", tag.escape_ascii()),
+            format!(
+                "message '{}' of {n} bytes is out of bounds",
+                tag.escape_ascii()
+            ),
         ));
     }
     let mut body = vec![0u8; n - 4];
@@ -252,12 +260,12 @@ mod tests {
     #[tokio::test]
     async fn oversized_and_tls_packets_are_refused() {
         let mut big = &(20_000u32.to_be_bytes())[..];
-        assert_eq!(
-            read_first(&mut big).await,
-            Err(WireError::Length(20_000))
-        );
+        assert_eq!(read_first(&mut big).await, Err(WireError::Length(20_000)));
         let mut hello = &[0x16u8, 3, 1, 0, 200][..];
-        assert_eq!(read_first(&mut hello).await, Err(WireError::TlsWithoutRequest));
+        assert_eq!(
+            read_first(&mut hello).await,
+            Err(WireError::TlsWithoutRequest)
+        );
     }
 
     proptest! {
