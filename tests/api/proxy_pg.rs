@@ -476,7 +476,8 @@ async fn token_rotation_new_connections_sign_in_with_the_next_token_open_ones_ke
         .db_users([user.as_str()]);
     let app = TestApp::spawn_toml(BrokerToml::unauthenticated().target(target)).await;
     // The first token runs out in 60 s of real time.
-    app.clock.set(SystemTime::now() - Duration::from_secs(14 * 60));
+    app.clock
+        .set(SystemTime::now() - Duration::from_secs(14 * 60));
     let first = token(&app, &user).await;
     pg.user(&user, Method::Password, &first).await;
     let proxy = Proxy::start(
@@ -491,7 +492,10 @@ async fn token_rotation_new_connections_sign_in_with_the_next_token_open_ones_ke
         ],
         1,
     );
-    let url = format!("postgres://{user}@127.0.0.1:{}/postgres?sslmode=disable", proxy.port());
+    let url = format!(
+        "postgres://{user}@127.0.0.1:{}/postgres?sslmode=disable",
+        proxy.port()
+    );
     let mut open = sqlx::PgConnection::connect(&url).await.unwrap();
     // The broker moves on to the next token; the database's password follows it.
     app.clock.advance(Duration::from_secs(14 * 60));
@@ -505,7 +509,10 @@ async fn token_rotation_new_connections_sign_in_with_the_next_token_open_ones_ke
         assert!(psql(proxy.port(), &user, "select 1").await.0);
     }
     // The connection signed in with the first token keeps working.
-    let n: i32 = sqlx::query_scalar("select 42").fetch_one(&mut open).await.unwrap();
+    let n: i32 = sqlx::query_scalar("select 42")
+        .fetch_one(&mut open)
+        .await
+        .unwrap();
     assert_eq!(n, 42);
 }
 
@@ -519,7 +526,10 @@ async fn psycopg_and_node_postgres_connect_with_no_password() {
     let user = unique("scram");
     let (_app, proxy) = proxied(pg, &[(&user, Method::Scram)]).await;
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable", proxy.port());
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable",
+        proxy.port()
+    );
     let py = tokio::process::Command::new(repo.join(".venv/bin/python"))
         .args([
             "-c",
@@ -530,7 +540,11 @@ async fn psycopg_and_node_postgres_connect_with_no_password() {
         .output()
         .await
         .expect("the test venv (.venv, made by scripts/test) with psycopg");
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), user);
     let js = "const { Client } = require('pg');\n\
         const c = new Client({ host: '127.0.0.1', port: Number(process.argv[1]), user: process.argv[2], database: 'postgres' });\n\
@@ -543,7 +557,11 @@ async fn psycopg_and_node_postgres_connect_with_no_password() {
         .output()
         .await
         .unwrap();
-    assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stderr));
+    assert!(
+        node.status.success(),
+        "{}",
+        String::from_utf8_lossy(&node.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&node.stdout).trim(), user);
 }
 
@@ -554,13 +572,17 @@ async fn copy_of_100_mb_each_way_arrives_intact() {
     let user = unique("pw");
     let (_app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
     let table = unique("copy_t");
-    pg.admin(&format!("CREATE TABLE {table} (id int, x text); GRANT ALL ON {table} TO \"{user}\""))
-        .await;
+    pg.admin(&format!(
+        "CREATE TABLE {table} (id int, x text); GRANT ALL ON {table} TO \"{user}\""
+    ))
+    .await;
     // In: 100,000 rows of 1,000 bytes.
     let mut data = Vec::with_capacity(101 * 1024 * 1024);
     let mut expected = Sha256::new();
     for i in 0..100_000u32 {
-        let x: String = (0..1000).map(|j| (b'a' + ((i + j) % 26) as u8) as char).collect();
+        let x: String = (0..1000)
+            .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+            .collect();
         expected.update(x.as_bytes());
         data.extend(format!("{i}\t{x}\n").into_bytes());
     }
@@ -568,13 +590,28 @@ async fn copy_of_100_mb_each_way_arrives_intact() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.tsv");
     std::fs::write(&file, &data).unwrap();
-    let dsn = format!("host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable", proxy.port());
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres sslmode=disable",
+        proxy.port()
+    );
     let up = tokio::process::Command::new("psql")
-        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-c", &format!("\\copy {table} from '{}'", file.display()), &dsn])
+        .args([
+            "-X",
+            "-w",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("\\copy {table} from '{}'", file.display()),
+            &dsn,
+        ])
         .output()
         .await
         .unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let mut c = sqlx_admin(pg).await;
     let stored: String = sqlx::query_scalar(&format!(
         "select encode(sha256(convert_to(string_agg(x, '' order by id), 'UTF8')), 'hex') from {table}"
@@ -585,11 +622,21 @@ async fn copy_of_100_mb_each_way_arrives_intact() {
     assert_eq!(stored, hex::encode(expected.finalize()));
     // Out: the same rows back through the proxy, byte for byte.
     let down = tokio::process::Command::new("psql")
-        .args(["-X", "-w", "-c", &format!("COPY (select id, x from {table} order by id) TO STDOUT"), &dsn])
+        .args([
+            "-X",
+            "-w",
+            "-c",
+            &format!("COPY (select id, x from {table} order by id) TO STDOUT"),
+            &dsn,
+        ])
         .output()
         .await
         .unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert_eq!(down.stdout.len(), data.len());
     assert_eq!(Sha256::digest(&down.stdout), Sha256::digest(&data));
 }
@@ -600,7 +647,8 @@ async fn sigterm_waits_for_open_connections_and_metrics_count_them() {
     let pg = pg_tls::server().await;
     let user = unique("pw");
     let app = broker(pg, &[&user]).await;
-    pg.user(&user, Method::Password, &token(&app, &user).await).await;
+    pg.user(&user, Method::Password, &token(&app, &user).await)
+        .await;
     let mut proxy = Proxy::start(
         &app.base,
         &[
@@ -619,16 +667,38 @@ async fn sigterm_waits_for_open_connections_and_metrics_count_them() {
         let logs = proxy.logs();
         async move {
             let i = logs.find("proxy metrics listening on ")?;
-            Some(logs[i + 27..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect::<String>())
+            Some(
+                logs[i + 27..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect::<String>(),
+            )
         }
     })
     .await;
-    let url = format!("postgres://{user}@127.0.0.1:{}/postgres?sslmode=disable", proxy.port());
+    let url = format!(
+        "postgres://{user}@127.0.0.1:{}/postgres?sslmode=disable",
+        proxy.port()
+    );
     let mut open = sqlx::PgConnection::connect(&url).await.unwrap();
-    let text = crate::support::client().get(&metrics_url).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("rds_token_broker_proxy_connections{state=\"open\",target=\"orders\"} 1")
-        || text.contains("rds_token_broker_proxy_connections{target=\"orders\",state=\"open\"} 1"), "{text}");
-    assert!(text.contains("rds_token_broker_proxy_token_fetches_total"), "{text}");
+    let text = crate::support::client()
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("rds_token_broker_proxy_connections{state=\"open\",target=\"orders\"} 1")
+            || text
+                .contains("rds_token_broker_proxy_connections{target=\"orders\",state=\"open\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rds_token_broker_proxy_token_fetches_total"),
+        "{text}"
+    );
     let _ = tokio::process::Command::new("kill")
         .args(["-TERM", &proxy.child.id().to_string()])
         .status()
@@ -639,8 +709,15 @@ async fn sigterm_waits_for_open_connections_and_metrics_count_them() {
     })
     .await;
     // New connections are refused; the open one still works.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", proxy.port())).await.is_err());
-    let n: i32 = sqlx::query_scalar("select 7").fetch_one(&mut open).await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", proxy.port()))
+            .await
+            .is_err()
+    );
+    let n: i32 = sqlx::query_scalar("select 7")
+        .fetch_one(&mut open)
+        .await
+        .unwrap();
     assert_eq!(n, 7);
     open.close().await.unwrap();
     let status = crate::support::eventually(Duration::from_secs(10), || {
