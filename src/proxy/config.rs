@@ -293,3 +293,82 @@ impl ProxyArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProxyArgs,
+    }
+
+    fn settings(argv: &[&str]) -> Result<Settings, String> {
+        let mut all = vec!["proxy", "--k8s-token-file", "/nonexistent"];
+        all.extend_from_slice(argv);
+        Cli::try_parse_from(all).unwrap().args.settings()
+    }
+
+    #[test]
+    fn listeners_are_loopback_unless_remote_is_allowed() {
+        let ok = settings(&[
+            "--broker",
+            "http://127.0.0.1:8443",
+            "--listen",
+            "orders=127.0.0.1:5432",
+            "--listen",
+            "legacy=unix:/run/x.sock",
+        ])
+        .unwrap();
+        assert_eq!(ok.listen.len(), 2);
+        assert_eq!(
+            ok.listen[1].addr,
+            ListenAddr::Unix(PathBuf::from("/run/x.sock"))
+        );
+        let remote = [
+            "--broker",
+            "http://127.0.0.1:8443",
+            "--listen",
+            "orders=0.0.0.0:5432",
+        ];
+        let err = settings(&remote).unwrap_err();
+        assert!(err.contains("--allow-remote"), "{err}");
+        let mut allowed = remote.to_vec();
+        allowed.push("--allow-remote");
+        assert!(settings(&allowed).is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let err = settings(&["--listen", "nonsense", "--max-connections", "0"]).unwrap_err();
+        assert!(err.contains("no broker"), "{err}");
+        assert!(err.contains("expected NAME=ADDR"), "{err}");
+        assert!(err.contains("no listener"), "{err}");
+        assert!(err.contains("--max-connections"), "{err}");
+    }
+
+    #[test]
+    fn the_file_is_read_under_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(
+            &path,
+            "broker = \"http://127.0.0.1:1\"\nmax_connections = 5\n[[listen]]\ntarget = \"ledger\"\naddress = \"127.0.0.1:3306\"\nengine = \"mysql\"\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = settings(&["--config", p, "--max-connections", "9"]).unwrap();
+        assert_eq!(s.max_connections, 9);
+        assert_eq!(s.broker.broker, "http://127.0.0.1:1");
+        assert_eq!(s.listen[0].engine, Some(Engine::Mysql));
+        std::fs::write(&path, "brokr = \"x\"\n").unwrap();
+        assert!(
+            settings(&["--config", p])
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
+}
