@@ -727,3 +727,84 @@ async fn sigterm_waits_for_open_connections_and_metrics_count_them() {
     .await;
     assert!(status.success(), "{}", proxy.logs());
 }
+
+#[tokio::test]
+async fn client_tls_client_password_and_a_unix_socket() {
+    let pg = pg_tls::server().await;
+    let user = unique("pw");
+    let app = broker(pg, &[&user]).await;
+    pg.user(&user, Method::Password, &token(&app, &user).await)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = crate::production::pki("proxy-client-side");
+    let (cert_file, key_file, pw_file) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("pw"),
+    );
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    std::fs::write(&pw_file, "s3cret\n").unwrap();
+    let socket = dir.path().join(".s.PGSQL.6543");
+    let unix = format!("orders=unix:{}", socket.display());
+    let proxy = Proxy::start(
+        &app.base,
+        &[
+            "--listen",
+            "orders=127.0.0.1:0",
+            "--listen",
+            &unix,
+            "--db-ca-file",
+            pg.ca_file.to_str().unwrap(),
+            "--client-tls-cert",
+            cert_file.to_str().unwrap(),
+            "--client-tls-key",
+            key_file.to_str().unwrap(),
+            "--client-password-file",
+            pw_file.to_str().unwrap(),
+        ],
+        2,
+    );
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let run = |conn: String, password: &'static str| async move {
+        let out = tokio::process::Command::new("psql")
+            .args(["-X", "-w", "-At", "-c", "select current_user", &conn])
+            .env("PGPASSWORD", password)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // TLS from the client (sslmode=require), with the client password.
+    let tcp = format!(
+        "host=127.0.0.1 port={} user={user} dbname=postgres sslmode=require",
+        proxy.port()
+    );
+    let (ok, out) = run(tcp.clone(), "s3cret").await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), user);
+    let (ok, out) = run(tcp, "wrong").await;
+    assert!(!ok);
+    assert!(out.contains("--client-password-file"), "{out}");
+    // The Unix socket.
+    let (ok, out) = run(
+        format!(
+            "host={} port=6543 user={user} dbname=postgres",
+            dir.path().display()
+        ),
+        "s3cret",
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), user);
+}
