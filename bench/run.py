@@ -440,6 +440,14 @@ def markdown(r):
     return "\n".join(lines)
 
 
+def proxy_pg(broker_bin, quick):
+    """bench/proxy_pg.py: pgbench through `proxy` against direct, connect latency, idle RSS."""
+    log("proxy: pgbench -S through the proxy and direct")
+    args = [sys.executable, os.path.join(BENCH, "proxy_pg.py"), "--json", "--bin", broker_bin]
+    out = subprocess.run(args + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
 def raise_fd_limit():
     """1,000 simultaneous connections need more than the usual 1,024 descriptors."""
     import resource
@@ -473,6 +481,7 @@ def main():
             "memory": memory(tools[3], 10_000 if a.quick else 100_000),
             "cold": cold_path(tools, work, 100 if a.quick else 1000),
             "today": today(py, a.quick),
+            "proxy_pg": proxy_pg(tools[0], a.quick),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

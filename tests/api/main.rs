@@ -35,6 +35,7 @@ mod personal;
 mod policy;
 mod process;
 mod production;
+mod proxy_pg;
 mod ratelimit;
 mod recipes;
 mod reference;
