@@ -118,6 +118,20 @@ fn verifier_key_parse_refusals() {
 }
 
 #[test]
+fn verifier_keys_whose_base64_holds_plus_signs_round_trip() {
+    // Keys are random: make them until one's base64 has a '+' (1 in ~2 per key).
+    for _ in 0..64 {
+        let k = generated("broker.test");
+        let text = k.verifier_key().to_string();
+        assert_eq!(text.parse::<VerifierKey>().unwrap(), *k.verifier_key());
+        if text.matches('+').count() > 2 {
+            return;
+        }
+    }
+    panic!("no key with '+' in its base64 in 64 tries");
+}
+
+#[test]
 fn checkpoint_round_trip_and_rotation() {
     let old = generated("broker.example.com");
     let new = generated("broker.example.com");

@@ -84,8 +84,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
                 )
             }),
         };
-        map.insert("checkpoints".into(), json!(check));
-        map.insert("checkpoint_sinks".into(), json!(sinks));
+        let mut check = json!(check);
+        if let Some(c) = check.as_object_mut() {
+            c.insert("sinks".into(), json!(sinks));
+        }
+        map.insert("checkpoints".into(), check);
     }
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },

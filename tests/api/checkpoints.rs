@@ -55,7 +55,7 @@ fn config(home: &Path, store: &Store, interval: u64) -> (BrokerToml, VerifierKey
 async fn issue(base: &str) {
     let res = crate::support::client()
         .post(format!("{base}/v1/tokens"))
-        .json(&json!({"target": "orders-db", "db_user": "app"}))
+        .json(&json!({"target": "ledger"}))
         .send()
         .await
         .unwrap();
@@ -136,13 +136,11 @@ async fn checkpoints_are_signed_stored_and_published_every_interval() {
     }
     let log = home.path().join("checkpoints.log");
     let last = eventually(WAIT, || {
-        let notes = file_notes(&log);
-        async move {
-            notes.into_iter().rev().find(|n| {
-                note::verify_checkpoint(n, std::slice::from_ref(&verifier))
-                    .is_ok_and(|v| v.body.tree_size >= 3)
-            })
-        }
+        let found = file_notes(&log).into_iter().rev().find(|n| {
+            note::verify_checkpoint(n, std::slice::from_ref(&verifier))
+                .is_ok_and(|v| v.body.tree_size >= 3)
+        });
+        async move { found }
     })
     .await;
     let v = note::verify_checkpoint(&last, std::slice::from_ref(&verifier)).unwrap();
@@ -218,7 +216,8 @@ async fn sigterm_makes_a_last_checkpoint_only_when_the_chain_grew() {
     let log = home.path().join("checkpoints.log");
     // No events: no checkpoint.
     let mut idle = RunningBroker::serve(home.path(), &toml);
-    assert!(idle.terminate().await.success());
+    let status = idle.terminate().await;
+    assert!(status.success(), "{status:?} {}", idle.stderr());
     assert!(
         file_notes(&log).is_empty(),
         "a checkpoint of an empty chain: {:?}",
@@ -331,7 +330,7 @@ async fn a_failing_sink_shows_in_readyz_and_metrics_while_tokens_still_issue() {
             let res = client.get(format!("{base}/readyz")).send().await.unwrap();
             let status = res.status();
             let body: Value = res.json().await.unwrap();
-            let sinks = body["checks"]["checkpoint_sinks"].as_array().cloned()?;
+            let sinks = body["checks"]["checkpoints"]["sinks"].as_array().cloned()?;
             let failing = sinks.iter().filter(|s| s["ok"] == false).count();
             (failing == 2).then_some((status, body))
         }
@@ -465,10 +464,19 @@ fn checkpoint_settings_are_checked_with_every_problem_listed() {
     for (key, needle) in [
         ("audit.checkpoints.key_name", "space"),
         ("audit.checkpoints.signing_key_file", "exactly one"),
-        ("audit.checkpoints.verifier_keys[0]", "<name>+<key id>+<key>"),
+        (
+            "audit.checkpoints.verifier_keys[0]",
+            "<name>+<key id>+<key>",
+        ),
         ("audit.checkpoints.interval_seconds", "1 to 86400"),
-        ("audit.checkpoints.s3_prefix", "without audit.checkpoints.s3_bucket"),
-        ("audit.checkpoints.interval_second", "did you mean \"interval_seconds\""),
+        (
+            "audit.checkpoints.s3_prefix",
+            "without audit.checkpoints.s3_bucket",
+        ),
+        (
+            "audit.checkpoints.interval_second",
+            "did you mean \"interval_seconds\"",
+        ),
     ] {
         assert!(
             errs.iter().any(|(k, m)| k == key && m.contains(needle)),
@@ -483,9 +491,15 @@ fn checkpoint_settings_are_checked_with_every_problem_listed() {
             .audit_url("sqlite://./audit.db")
             .checkpoints("kms_key_id", "alias/x"),
     );
-    assert!(errs.iter().any(|(k, m)| k == "audit.checkpoints.kms_key_id"
-        && m.contains("signing_key_file")), "{errs:?}");
-    assert!(errs.iter().any(|(k, _)| k == "audit.checkpoints.key_name"), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|(k, m)| k == "audit.checkpoints.kms_key_id" && m.contains("signing_key_file")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|(k, _)| k == "audit.checkpoints.key_name"),
+        "{errs:?}"
+    );
     // [audit] enabled = false leaves no room for checkpoints.
     let errs = config_errors(
         &BrokerToml::default()
@@ -493,7 +507,10 @@ fn checkpoint_settings_are_checked_with_every_problem_listed() {
             .audit("enabled", false)
             .checkpoints("key_name", "a"),
     );
-    assert!(errs.iter().any(|(k, _)| k == "audit.checkpoints"), "{errs:?}");
+    assert!(
+        errs.iter().any(|(k, _)| k == "audit.checkpoints"),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -512,8 +529,18 @@ fn verifier_keys_reload_and_the_rest_needs_a_restart() {
     let old = base(vec![], 60);
     let (merged, restart) = old.reloaded_with(base(vec![go.into()], 60));
     assert!(restart.is_empty(), "{restart:?}");
-    let keys = &merged.audit.as_ref().unwrap().checkpoints.as_ref().unwrap().verifier_keys;
-    assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), [go]);
+    let keys = &merged
+        .audit
+        .as_ref()
+        .unwrap()
+        .checkpoints
+        .as_ref()
+        .unwrap()
+        .verifier_keys;
+    assert_eq!(
+        keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [go]
+    );
     let (merged, restart) = old.reloaded_with(base(vec![], 5));
     assert_eq!(restart, ["audit"]);
     assert_eq!(merged.audit, old.audit);
