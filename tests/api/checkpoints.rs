@@ -216,6 +216,13 @@ async fn sigterm_makes_a_last_checkpoint_only_when_the_chain_grew() {
     let log = home.path().join("checkpoints.log");
     // No events: no checkpoint.
     let mut idle = RunningBroker::serve(home.path(), &toml);
+    // Serving (its SIGTERM handler installed) before the signal.
+    let res = crate::support::client()
+        .get(format!("{}/healthz", idle.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let status = idle.terminate().await;
     assert!(status.success(), "{status:?} {}", idle.stderr());
     assert!(
