@@ -112,6 +112,17 @@ struct ExecArgs {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
+    /// Make an Ed25519 checkpoint signing key: writes it as PKCS#8 PEM to --out (mode
+    /// 0600; never overwrites) and prints its verifier key as the last line.
+    Keygen {
+        /// The signed-note key name (`[audit.checkpoints] key_name`), e.g. the broker's
+        /// host name.
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Newest events first, as a table, JSON or CSV.
     Query {
         #[command(flatten)]
@@ -393,6 +404,16 @@ async fn exec(args: ExecArgs) -> Result<ExitCode, client::ClientError> {
 async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
     let mut stdout = std::io::stdout().lock();
     match cmd {
+        AuditCommand::Keygen { name, out } => {
+            let verifier = crate::audit::checkpoint::keys::keygen(&name, &out)
+                .map_err(|e| client::ClientError::Message(Report(&e).to_string()))?;
+            eprintln!(
+                "wrote the private key to {} (mode 0600); set [audit.checkpoints] key_name = {name:?} and signing_key_file to it",
+                out.display()
+            );
+            println!("{verifier}");
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Query {
             broker,
             filters,

@@ -68,6 +68,8 @@ pub mod label {
     pub const STATUS: &str = "status";
     /// A configured target's name, or `unknown`.
     pub const TARGET: &str = "target";
+    /// A checkpoint sink: `file`, `mirror` or `s3`.
+    pub const SINK: &str = "sink";
 }
 
 /// Every metric the broker exports, defined once: the code records through these, and the
@@ -286,5 +288,36 @@ pub mod names {
         CONNECTIONS_REFUSED,
         CREDENTIALS_AVAILABLE,
         RATE_LIMIT_FALLBACK,
+        AUDIT_CHECKPOINTS,
+        AUDIT_CHECKPOINT_FAILURES,
+        AUDIT_CHECKPOINT_PUBLISH_FAILURES,
+        AUDIT_CHECKPOINT_SINK_FAILING,
     ];
+
+    /// Signed checkpoints stored.
+    pub const AUDIT_CHECKPOINTS: Metric = counter(
+        "rds_token_broker_audit_checkpoints_total",
+        &[],
+        "Signed audit checkpoints made and stored in the audit database.",
+    );
+    /// Rounds of the checkpoint maker that failed.
+    pub const AUDIT_CHECKPOINT_FAILURES: Metric = counter(
+        "rds_token_broker_audit_checkpoint_failures_total",
+        &[],
+        "Checkpoint rounds that failed (reading the chain, signing or storing); retried next interval.",
+    );
+    /// Failed publishing attempts by sink.
+    pub const AUDIT_CHECKPOINT_PUBLISH_FAILURES: Metric = counter(
+        "rds_token_broker_audit_checkpoint_publish_failures_total",
+        &[label::SINK],
+        "Failed attempts to publish a checkpoint, by sink (file, mirror, s3); retried with backoff.",
+    );
+    /// Sinks failing now.
+    pub const AUDIT_CHECKPOINT_SINK_FAILING: Metric = Metric {
+        name: "rds_token_broker_audit_checkpoint_sink_failing",
+        kind: Kind::Gauge,
+        unit: None,
+        labels: &[label::SINK],
+        help: "1 while a checkpoint sink's last attempt failed (file, mirror, s3); issuance is not affected.",
+    };
 }

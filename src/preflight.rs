@@ -92,6 +92,35 @@ pub async fn files(config: &Config) -> Vec<Finding> {
                 "create the directory, or point audit.mirror at a file in one that exists",
             ));
         }
+        if let Some(cp) = &audit.checkpoints {
+            found.extend(checkpoint_files(cp));
+        }
+    }
+    found
+}
+
+/// `[audit.checkpoints]`: the signing key loads, and the file sink's directory exists.
+fn checkpoint_files(cp: &crate::config::CheckpointConfig) -> Vec<Finding> {
+    use crate::audit::checkpoint::keys::load_signing_key;
+    let key = "audit.checkpoints.signing_key_file";
+    let mut found = vec![match load_signing_key(cp) {
+        Ok(k) => Finding::ok(
+            key,
+            format!("the signing key loads; verifier key {}", k.verifier_key()),
+        ),
+        Err(e) => Finding::problem(
+            key,
+            Report(&e).to_string(),
+            "make a key with `rds-token-broker audit keygen --name NAME --out FILE` and \
+             point signing_key_file at it (or signing_key_env at a variable holding it)",
+        ),
+    }];
+    if let Some(file) = &cp.file {
+        found.push(directory_of(
+            "audit.checkpoints.file",
+            file,
+            "create the directory, or point audit.checkpoints.file at a file in one that exists",
+        ));
     }
     found
 }

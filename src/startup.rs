@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::net::TcpListener;
 
+use crate::audit::checkpoint::{self, Checkpoints};
 use crate::audit::{AuditLog, AuditStore, Mirror, StoreError};
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::aws::BrokerCredentials;
@@ -70,6 +71,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    /// The checkpoint signing key (`[audit.checkpoints]`) could not be loaded.
+    #[error("cannot load the audit checkpoint signing key")]
+    CheckpointKey(#[source] crate::audit::checkpoint::keys::KeyError),
     /// The rate-limit store (`rate_limit.redis_url`) is unusable.
     #[error("cannot use the rate limit store (rate_limit.redis_url)")]
     Redis(#[source] RedisError),
@@ -128,7 +132,7 @@ impl Application {
         let auth = Authenticator::new(&config, deps.clock.clone())
             .map_err(StartupError::Authentication)?;
         auth.spawn_refresh();
-        let credentials = BrokerCredentials::new(deps.credentials, deps.clock.clone());
+        let credentials = BrokerCredentials::new(deps.credentials.clone(), deps.clock.clone());
         let audit = match &config.audit {
             None => {
                 spawn_unaudited_warning();
@@ -151,12 +155,28 @@ impl Application {
                         })
                     })
                     .transpose()?;
-                let log = AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror);
+                let log =
+                    AuditLog::start(store, uuid_v7(deps.clock.now()).to_string(), mirror.clone());
                 tracing::info!(chain_id = log.chain_id(), "audit trail open");
                 spawn_retention(log.clone(), a.retention_days, deps.clock.clone());
-                Some(log)
+                Some((log, mirror))
             }
         };
+        let checkpoints = match (
+            &audit,
+            config.audit.as_ref().and_then(|a| a.checkpoints.as_ref()),
+        ) {
+            (Some((log, mirror)), Some(cp)) => Some(start_checkpoints(
+                log,
+                cp,
+                mirror.clone(),
+                config.aws.region.as_ref().map(|r| r.as_str()),
+                deps.credentials.clone(),
+                deps.clock.clone(),
+            )?),
+            _ => None,
+        };
+        let audit = audit.map(|(log, _)| log);
         let broker = Broker::new(&config, credentials, audit, deps.clock.clone())
             .map_err(StartupError::Redis)?;
         let generation = Generation {
@@ -166,6 +186,7 @@ impl Application {
         let state = AppState {
             broker: Arc::new(broker),
             current: Arc::new(ArcSwap::from_pointee(generation)),
+            checkpoints,
         };
         Ok(Self {
             listener,
@@ -198,6 +219,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let broker = Arc::clone(&self.state.broker);
+        let checkpoints = self.state.checkpoints.clone();
         let server = self.state.generation().config.server.clone();
         let limits = http::serve::Limits::of(&server);
         let metrics_server = self.metrics_listener.map(|l| {
@@ -233,9 +255,48 @@ impl Application {
         }
         // In-flight requests are done (their events committed); write what floods folded.
         broker.drain(http::SHUTDOWN_GRACE).await;
+        if let Some(c) = checkpoints
+            && !c.finish(http::SHUTDOWN_GRACE).await
+        {
+            tracing::warn!(
+                "the last audit checkpoint was not stored and published within the shutdown grace"
+            );
+        }
         tracing::info!("stopped: requests in flight answered, their audit events committed");
         Ok(())
     }
+}
+
+/// Loads the checkpoint signing key and starts the checkpoint maker with its sinks.
+fn start_checkpoints(
+    log: &AuditLog,
+    cp: &crate::config::CheckpointConfig,
+    mirror: Option<Mirror>,
+    aws_region: Option<&str>,
+    credentials: SharedCredentialsProvider,
+    clock: SharedClock,
+) -> Result<Checkpoints, StartupError> {
+    let key = checkpoint::keys::load_signing_key(cp).map_err(StartupError::CheckpointKey)?;
+    let mut sinks = Vec::new();
+    if let Some(f) = &cp.file {
+        sinks.push(checkpoint::sinks::Sink::File(f.clone()));
+    }
+    if let Some(m) = mirror {
+        sinks.push(checkpoint::sinks::Sink::Mirror(m));
+    }
+    if let Some(s3) = &cp.s3 {
+        sinks.push(checkpoint::sinks::Sink::S3(checkpoint::s3::S3Sink::new(
+            s3,
+            aws_region,
+            credentials,
+        )));
+    }
+    tracing::info!(verifier_key = %key.verifier_key(), sinks = sinks.len(), "signing audit checkpoints");
+    let settings = checkpoint::Settings {
+        origin: cp.origin.clone(),
+        interval: cp.interval,
+    };
+    Ok(Checkpoints::start(log, key, settings, sinks, clock))
 }
 
 /// Deletes audit events older than `days`, at start and then hourly, keeping the chains

@@ -26,6 +26,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     /// The current configuration generation.
     pub current: Arc<ArcSwap<Generation>>,
+    /// The checkpoint maker, with `[audit.checkpoints]`.
+    pub checkpoints: Option<crate::audit::checkpoint::Checkpoints>,
 }
 
 impl AppState {

@@ -126,6 +126,23 @@ impl Mirror {
         }
     }
 
+    /// Queues one JSON record that is not an event (a signed checkpoint,
+    /// `{"record":"checkpoint",...}`) as its own line; never waits.
+    pub fn send_record(&self, record: &serde_json::Value) {
+        let mut line = record.to_string().into_bytes();
+        line.push(b'\n');
+        let size = line.len();
+        if self.queued.load(Ordering::Relaxed).saturating_add(size) > self.limit {
+            self.drop_events(1);
+            return;
+        }
+        self.queued.fetch_add(size, Ordering::Relaxed);
+        if self.tx.send(Msg::Lines(line, size, 1)).is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            self.drop_events(1);
+        }
+    }
+
     /// Waits (at most `timeout`) until every batch queued so far is written; at shutdown.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (done, written) = tokio::sync::oneshot::channel();

@@ -10,13 +10,17 @@
 // `store` first: its `on_pool!` macro serves `stats` too.
 #[macro_use]
 mod store;
+pub mod checkpoint;
 pub mod coalesce;
 pub mod csv;
 pub mod display;
 mod event;
+pub mod merkle;
 mod mirror;
+pub mod note;
 pub mod query;
 pub mod stats;
+mod tree_heads;
 mod verify;
 
 use std::sync::Arc;
@@ -28,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use event::{AuditEvent, GENESIS, Outcome};
 pub use mirror::Mirror;
 pub use store::{AuditStore, HeldConnection, StoreError};
+pub use tree_heads::{MAX_TREE_HEADS, TreeHead, event_hash_bytes};
 pub use verify::{
     Broken, CHECKPOINT_MARGIN, ChainWalker, Checkpoint, VERIFY_PAGE, Verification,
     newest_checkpoint, verify, verify_from,

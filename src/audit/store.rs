@@ -71,6 +71,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "the kind of the target (rds, dsql, elasticache, memorydb)",
         "ALTER TABLE audit_events ADD COLUMN kind TEXT;",
     ),
+    (
+        5,
+        "signed tree heads (checkpoints) of each chain's Merkle tree",
+        "CREATE TABLE audit_tree_heads (
+        chain_id TEXT NOT NULL,
+        tree_size BIGINT NOT NULL,
+        root_hash TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (chain_id, tree_size)
+    );",
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -123,6 +135,9 @@ pub enum StoreError {
     /// The store answers, but the last commit failed.
     #[error("the last audit commit failed")]
     LastCommitFailed,
+    /// A stored event's `hash` is not 64 hex digits, so no Merkle leaf can be made of it.
+    #[error("a stored audit event has a malformed hash")]
+    BadHash,
 }
 
 /// A failed statement.

@@ -4,6 +4,7 @@
 //! ([`ConfigErrors`]), and yields a [`Config`] whose fields are already parsed newtypes.
 
 mod access;
+mod checkpoints;
 mod personal;
 mod raw;
 mod targets;
@@ -26,6 +27,7 @@ use crate::token::{CacheService, TokenKind};
 
 pub use crate::domain::Cidr;
 pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER, fetch_allowed, is_loopback_host};
+pub use checkpoints::{DEFAULT_INTERVAL_SECONDS, DEFAULT_ORIGIN};
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +182,51 @@ pub struct AuditConfig {
     pub retention_days: u32,
     /// JSON-lines copy: `stdout` or a file path.
     pub mirror: Option<String>,
+    /// `[audit.checkpoints]`: signed checkpoints of each chain's Merkle tree.
+    pub checkpoints: Option<CheckpointConfig>,
+}
+
+/// `[audit.checkpoints]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointConfig {
+    /// The signed-note key name of the signing key.
+    pub key_name: String,
+    /// Where the private key comes from (read at start; never logged).
+    pub signing_key: SigningKeySource,
+    /// Further keys accepted when verifying (rotation); reloadable.
+    pub verifier_keys: Vec<crate::audit::note::VerifierKey>,
+    /// Checkpoint origin prefix; `/<chain_id>` is appended (default `rds-token-broker`).
+    pub origin: String,
+    /// How often a checkpoint is made when the tree grew (default 60 s).
+    pub interval: Duration,
+    /// Append-only file sink.
+    pub file: Option<PathBuf>,
+    /// Amazon S3 sink.
+    pub s3: Option<S3SinkConfig>,
+}
+
+/// Where the checkpoint signing key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningKeySource {
+    /// A PKCS#8 PEM file (`signing_key_file`).
+    File(PathBuf),
+    /// An environment variable holding the PKCS#8 PEM text (`signing_key_env`).
+    Env(String),
+    /// An AWS KMS key id (`kms_key_id`; refused by validation in this version).
+    Kms(String),
+}
+
+/// The S3 checkpoint sink: one object per checkpoint, `<prefix>/<chain_id>/<tree size>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3SinkConfig {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    /// The bucket's region (default: `aws.region`, then the SDK's own).
+    pub region: Option<Region>,
+    /// An S3-compatible endpoint instead of AWS's (path-style addressing).
+    pub endpoint: Option<String>,
 }
 
 /// `[rate_limit]`.
@@ -503,7 +550,8 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 
 impl Config {
     /// This configuration with the reloadable sections (`[[issuers]]`, `[[targets]]`,
-    /// `[[grants]]`, `[[auditors]]`, `[ui]`) taken from `new`. Also returns the sections that
+    /// `[[grants]]`, `[[auditors]]`, `[ui]`, `audit.checkpoints.verifier_keys`) taken from
+    /// `new`. Also returns the sections that
     /// differ in `new` but need a restart, and are kept as they are.
     pub fn reloaded_with(&self, new: Config) -> (Config, Vec<&'static str>) {
         let mut needs_restart = Vec::new();
@@ -516,7 +564,9 @@ impl Config {
         note(self.log != new.log, "log");
         note(self.aws != new.aws, "aws");
         note(self.tokens != new.tokens, "tokens");
-        note(self.audit != new.audit, "audit");
+        // `audit.checkpoints.verifier_keys` is reloadable; the rest of [audit] is not.
+        let audit = with_new_verifier_keys(&self.audit, &new.audit);
+        note(audit != new.audit, "audit");
         note(self.rate_limit != new.rate_limit, "rate_limit");
         let merged = Config {
             issuers: new.issuers,
@@ -524,8 +574,23 @@ impl Config {
             grants: new.grants,
             auditors: new.auditors,
             ui: new.ui,
+            audit,
             ..self.clone()
         };
         (merged, needs_restart)
     }
+}
+
+/// `old` with the checkpoint verifier keys of `new`, when both sign checkpoints.
+fn with_new_verifier_keys(
+    old: &Option<AuditConfig>,
+    new: &Option<AuditConfig>,
+) -> Option<AuditConfig> {
+    let mut audit = old.clone();
+    let old_cp = audit.as_mut().and_then(|a| a.checkpoints.as_mut());
+    let new_cp = new.as_ref().and_then(|a| a.checkpoints.as_ref());
+    if let (Some(o), Some(n)) = (old_cp, new_cp) {
+        o.verifier_keys.clone_from(&n.verifier_keys);
+    }
+    audit
 }

@@ -83,6 +83,24 @@ pub struct RawAudit {
     pub url: Option<String>,
     pub retention_days: Option<u32>,
     pub mirror: Option<String>,
+    pub checkpoints: Option<RawCheckpoints>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCheckpoints {
+    pub key_name: Option<String>,
+    pub signing_key_file: Option<String>,
+    pub signing_key_env: Option<String>,
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub verifier_keys: Vec<String>,
+    pub origin: Option<String>,
+    pub interval_seconds: Option<u64>,
+    pub file: Option<String>,
+    pub s3_bucket: Option<String>,
+    pub s3_prefix: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,6 +214,7 @@ pub fn known_keys(section: &str) -> &'static [&'static str] {
         "aws" => fields::<RawAws>(),
         "tokens" => fields::<RawTokens>(),
         "audit" => fields::<RawAudit>(),
+        "audit.checkpoints" => fields::<RawCheckpoints>(),
         "rate_limit" => fields::<RawRateLimit>(),
         "issuers" => fields::<RawIssuer>(),
         "targets" => fields::<RawTarget>(),

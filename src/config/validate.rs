@@ -285,6 +285,7 @@ fn audit(raw: RawAudit, e: &mut Errors<'_>) -> Option<AuditConfig> {
             ("url", raw.url.is_some()),
             ("retention_days", raw.retention_days.is_some()),
             ("mirror", raw.mirror.is_some()),
+            ("checkpoints", raw.checkpoints.is_some()),
         ];
         for (key, _) in set.iter().filter(|(_, is_set)| *is_set) {
             e.push(
@@ -308,10 +309,14 @@ fn audit(raw: RawAudit, e: &mut Errors<'_>) -> Option<AuditConfig> {
     if raw.mirror.as_deref().is_some_and(str::is_empty) {
         e.push("audit.mirror", "must be \"stdout\" or a file path");
     }
+    let checkpoints = raw
+        .checkpoints
+        .and_then(|c| super::checkpoints::checkpoints(c, e));
     Some(AuditConfig {
         url,
         retention_days,
         mirror: raw.mirror,
+        checkpoints,
     })
 }
 

@@ -30,7 +30,7 @@ const EXPORT_PAGE: u32 = 500;
 /// The caller must match an `[[auditors]]` entry; on an `allow_unauthenticated` broker the
 /// anonymous caller too (an entry with issuer `none`, subject `anonymous`): loopback is no
 /// boundary inside a pod, and a shared store holds the whole fleet's trail.
-fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     if policy::is_auditor(&caller.generation.config, &caller.principal) {
         Ok(())
     } else {
@@ -38,7 +38,7 @@ fn require_auditor(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn trail(state: &AppState) -> Result<&AuditLog, ApiError> {
+pub(super) fn trail(state: &AppState) -> Result<&AuditLog, ApiError> {
     state
         .broker
         .audit()
@@ -46,12 +46,12 @@ fn trail(state: &AppState) -> Result<&AuditLog, ApiError> {
 }
 
 /// 503 in product terms; the store's error is the cause, logged.
-fn unavailable(e: StoreError) -> ApiError {
+pub(super) fn unavailable(e: StoreError) -> ApiError {
     ApiError::unavailable("audit trail unavailable", 5).caused_by(e)
 }
 
 /// Records `read` by `caller`; 503 when it cannot be, so nothing is read unrecorded.
-async fn recorded(
+pub(super) async fn recorded(
     state: &AppState,
     meta: &RequestMeta,
     caller: &Caller,
@@ -68,7 +68,7 @@ async fn recorded(
 }
 
 /// The query parameters as an `audit_read` event's filters.
-fn filters(params: &HashMap<String, String>) -> Vec<(String, String)> {
+pub(super) fn filters(params: &HashMap<String, String>) -> Vec<(String, String)> {
     params.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -78,7 +78,7 @@ fn bad_query(e: QueryError) -> ApiError {
 }
 
 /// The query string's parameters; 400 when it does not parse.
-fn query_params(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {
+pub(super) fn query_params(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {
     Query::<HashMap<String, String>>::try_from_uri(uri)
         .map(|Query(p)| p)
         .map_err(|_| ApiError::BadRequest("the query string is malformed".into()))

@@ -70,9 +70,29 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     };
     let ready = credentials.ok && policy.ok && audit.ok;
+    let mut checks = json!({ "credentials": credentials, "policy": policy, "audit": audit });
+    if let (Some(c), Some(map)) = (&state.checkpoints, checks.as_object_mut()) {
+        // Shown, but not part of readiness: a failing sink never holds up issuance.
+        let sinks = c.sinks();
+        let failing: Vec<&str> = sinks.iter().filter(|s| !s.ok).map(|s| s.sink).collect();
+        let check = Check {
+            ok: failing.is_empty(),
+            detail: (!failing.is_empty()).then(|| {
+                format!(
+                    "checkpoint sink failing: {} (retried; issuance is not affected)",
+                    failing.join(", ")
+                )
+            }),
+        };
+        let mut check = json!(check);
+        if let Some(c) = check.as_object_mut() {
+            c.insert("sinks".into(), json!(sinks));
+        }
+        map.insert("checkpoints".into(), check);
+    }
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "credentials": credentials, "policy": policy, "audit": audit },
+        "checks": checks,
     });
     let status = if ready {
         StatusCode::OK

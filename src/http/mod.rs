@@ -1,6 +1,7 @@
 //! The router and its layer stack.
 
 mod audit;
+mod checkpoints;
 mod docs;
 pub mod error;
 pub mod extract;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/lookup", post(audit::lookup))
         .route("/v1/audit/stats", get(audit::stats))
+        .route("/v1/audit/checkpoints", get(checkpoints::list))
         .layer(limited!(server.max_concurrent_requests, timeout))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -15,6 +15,7 @@ mod audit_role;
 mod audit_stats;
 mod auth;
 mod aws_iam;
+mod checkpoints;
 mod cli;
 mod conditions;
 mod config;

@@ -25,12 +25,13 @@ use super::idp::TestIdp;
 pub const AUDIENCE: &str = "rds-token-broker";
 
 /// The single tables, in the order they are written.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "server",
     "log",
     "aws",
     "tokens",
     "audit",
+    "audit.checkpoints",
     "rate_limit",
     "ui",
     "ui.oidc",
@@ -143,6 +144,11 @@ impl BrokerToml {
     /// Sets `key` under `[audit]` (`retention_days`, `mirror`, ...).
     pub fn audit(self, key: &str, value: impl Into<Value>) -> Self {
         self.set("audit", key, value)
+    }
+
+    /// Sets `key` under `[audit.checkpoints]`.
+    pub fn checkpoints(self, key: &str, value: impl Into<Value>) -> Self {
+        self.set("audit.checkpoints", key, value)
     }
 
     /// Sets `key` under `[rate_limit]`.

@@ -1,0 +1,85 @@
+//! `GET /v1/audit/checkpoints[?chain_id=]`: the stored signed checkpoints and the keys
+//! that verify them. Auditors only; the read is recorded (`audit_read`) like every read
+//! of the trail.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde_json::json;
+
+use super::audit::{filters, query_params, recorded, require_auditor, trail, unavailable};
+use super::error::ApiError;
+use super::extract::{Caller, Meta};
+use crate::broker::{ReadCount, TrailRead};
+use crate::state::AppState;
+
+/// Longest `chain_id` accepted (chain ids are UUIDs).
+const MAX_CHAIN_ID: usize = 64;
+
+/// Checkpoints, newest first within each chain, and the verifier keys: the signing key's
+/// own first, then `[audit.checkpoints] verifier_keys`.
+pub async fn list(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_auditor(&caller)?;
+    let params = query_params(&uri)?;
+    if let Some(k) = params.keys().find(|k| *k != "chain_id") {
+        let k = crate::domain::text::clean(k, 64);
+        return Err(ApiError::BadRequest(format!("{k}: unknown parameter")));
+    }
+    let chain_id = params.get("chain_id").map(String::as_str);
+    if let Some(c) = chain_id
+        && (c.is_empty()
+            || c.len() > MAX_CHAIN_ID
+            || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Err(ApiError::BadRequest(
+            "chain_id: must be a chain id (letters, digits and '-', at most 64)".into(),
+        ));
+    }
+    let heads = trail(&state)?
+        .tree_heads(chain_id)
+        .await
+        .map_err(unavailable)?;
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(c) = &state.checkpoints {
+        keys.push(c.verifier_key().to_string());
+    }
+    if let Some(cp) = caller
+        .generation
+        .config
+        .audit
+        .as_ref()
+        .and_then(|a| a.checkpoints.as_ref())
+    {
+        for k in &cp.verifier_keys {
+            let k = k.to_string();
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let read = TrailRead {
+        what: "GET /v1/audit/checkpoints",
+        filters: filters(&params),
+        events: ReadCount::Returned(heads.len() as u64),
+    };
+    recorded(&state, &meta, &caller, read).await?;
+    let checkpoints: Vec<_> = heads
+        .iter()
+        .map(|h| {
+            json!({
+                "chain_id": h.chain_id,
+                "tree_size": h.tree_size,
+                "root_hash": h.root_hash,
+                "note": h.note,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "checkpoints": checkpoints, "verifier_keys": keys }),
+    ))
+}
