@@ -68,6 +68,8 @@ pub mod label {
     pub const STATUS: &str = "status";
     /// A configured target's name, or `unknown`.
     pub const TARGET: &str = "target";
+    /// What became of a notification: `sent`, `retried`, `failed` or `dropped`.
+    pub const RESULT: &str = "result";
 }
 
 /// Every metric the broker exports, defined once: the code records through these, and the
@@ -263,6 +265,13 @@ pub mod names {
         "1 when the file says [audit] enabled = false: tokens are issued with no audit trail.",
     );
 
+    /// Access-request notifications.
+    pub const NOTIFICATIONS: Metric = counter(
+        "rds_token_broker_notifications_total",
+        &[label::RESULT],
+        "Access-request notifications to [notifications] webhook_url by result (sent, retried, failed after every attempt, dropped because the queue was full).",
+    );
+
     /// Every metric above.
     pub const ALL: &[Metric] = &[
         HTTP_REQUESTS,
@@ -286,5 +295,6 @@ pub mod names {
         CONNECTIONS_REFUSED,
         CREDENTIALS_AVAILABLE,
         RATE_LIMIT_FALLBACK,
+        NOTIFICATIONS,
     ];
 }

@@ -89,7 +89,7 @@ pub(super) fn grants_and_auditors(
 ) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
     let known_issuer = |name: &str| name == AWS_IAM_ISSUER || declared.issuers.contains(name);
     let mut grants = Vec::new();
-    for (i, g) in raw_grants.into_iter().enumerate() {
+    for (i, mut g) in raw_grants.into_iter().enumerate() {
         let key = |k: &str| format!("grants[{i}].{k}");
         if g.issuer == ANONYMOUS_ISSUER {
             e.push(
@@ -165,12 +165,14 @@ pub(super) fn grants_and_auditors(
             e.push(key("db_users"), "must name at least one DB user");
         }
         check_claims(&format!("grants[{i}].claims"), &g.claims, e);
+        let access = super::requests::grant_access(i, &mut g, &known_issuer, e);
         grants.push(GrantConfig {
             issuer: g.issuer,
             subject: g.subject,
             claims: g.claims,
             targets: granted_targets,
             db_users,
+            access,
         });
     }
 

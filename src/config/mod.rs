@@ -5,6 +5,7 @@
 
 mod access;
 mod raw;
+mod requests;
 mod targets;
 mod ui;
 mod validate;
@@ -23,6 +24,9 @@ use crate::token::{CacheService, TokenKind};
 
 pub use crate::domain::Cidr;
 pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER, fetch_allowed, is_loopback_host};
+pub use requests::{
+    AccessKind, GrantAccess, MAX_DURATION_MINUTES, MAX_MIN_APPROVALS, NotificationsConfig,
+};
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +54,8 @@ pub struct Config {
     pub auditors: Vec<AuditorConfig>,
     /// The audit console.
     pub ui: UiConfig,
+    /// Where access-request transitions are posted (`[notifications]`).
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// `[ui]`: the audit console at `/ui`.
@@ -348,6 +354,8 @@ pub struct GrantConfig {
     pub targets: Vec<TargetName>,
     /// Allowed DB users.
     pub db_users: Vec<DbUser>,
+    /// Standing, request or break-glass, with approvers and limits.
+    pub access: GrantAccess,
 }
 
 /// One `[[auditors]]` entry.
@@ -508,6 +516,7 @@ impl Config {
         note(self.tokens != new.tokens, "tokens");
         note(self.audit != new.audit, "audit");
         note(self.rate_limit != new.rate_limit, "rate_limit");
+        note(self.notifications != new.notifications, "notifications");
         let merged = Config {
             issuers: new.issuers,
             targets: new.targets,

@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub auditors: Vec<RawAuditor>,
     #[serde(default)]
     pub ui: RawUi,
+    pub notifications: Option<RawNotifications>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +143,12 @@ pub struct RawGrant {
     pub targets: Vec<String>,
     #[serde(default)]
     pub db_users: Vec<String>,
+    pub access: Option<String>,
+    #[serde(default)]
+    pub approvers: Vec<RawAuditor>,
+    pub min_approvals: Option<i64>,
+    pub max_duration_minutes: Option<i64>,
+    pub require_reason: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +164,12 @@ pub struct RawUi {
     pub enabled: Option<bool>,
     pub public_url: Option<String>,
     pub oidc: Option<RawUiOidc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawNotifications {
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<secrecy::SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +199,8 @@ pub fn known_keys(section: &str) -> &'static [&'static str] {
         "auditors" => fields::<RawAuditor>(),
         "ui" => fields::<RawUi>(),
         "ui.oidc" => fields::<RawUiOidc>(),
+        "grants.approvers" => fields::<RawAuditor>(),
+        "notifications" => fields::<RawNotifications>(),
         _ => &[],
     }
 }

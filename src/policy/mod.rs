@@ -8,6 +8,7 @@
 //! `anonymous`).
 
 pub mod glob;
+pub mod requests;
 
 use std::collections::BTreeMap;
 
@@ -69,7 +70,9 @@ pub fn rule_matches(
             .all(|(k, v)| claim_matches(v, principal.claims.get(k)))
 }
 
-/// The DB users of `target` that `principal` may obtain tokens for; empty means none.
+/// The DB users of `target` that `principal` may obtain tokens for by a standing grant;
+/// empty means none (request and break-glass grants count only during an approved access
+/// request: see [`requests`]).
 pub fn allowed_db_users<'a>(
     config: &'a Config,
     principal: &Principal,
@@ -86,7 +89,8 @@ pub fn allowed_db_users<'a>(
         .grants
         .iter()
         .filter(|g| {
-            g.targets.contains(&target.name)
+            g.access.kind == crate::config::AccessKind::Standing
+                && g.targets.contains(&target.name)
                 && rule_matches(&g.issuer, &g.subject, &g.claims, principal)
         })
         .flat_map(|g| g.db_users.iter())
