@@ -3,9 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::model::{
-    AccessRequest, ListQuery, NewRequest, REVOKE_NOTE, Requester, Revoked, State,
-};
+use super::model::{AccessRequest, ListQuery, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
 use super::notify::{Notification, Notifier};
 use super::store;
 use crate::audit::{AuditEvent, AuditLog, AuditStore, Outcome, StoreError};
@@ -369,7 +367,17 @@ impl AccessRequests {
         let now = self.clock.now();
         let states = [State::Pending, State::Approved];
         let by = actor.name();
-        if !store::close(self.store(), id, &states, State::Revoked, now, &by, &comment).await? {
+        if !store::close(
+            self.store(),
+            id,
+            &states,
+            State::Revoked,
+            now,
+            &by,
+            &comment,
+        )
+        .await?
+        {
             return Err(conflict(&self.current(&r.id).await?));
         }
         let r = self.current(id).await?;
@@ -412,9 +420,9 @@ impl AccessRequests {
                 continue;
             };
             let covered = request_grants(config, principal, target, &user);
-            let allowed = covered.iter().any(|g| {
-                check_conditions(g, principal, None, now).is_ok()
-            });
+            let allowed = covered
+                .iter()
+                .any(|g| check_conditions(g, principal, None, now).is_ok());
             if let (true, Some(expires_at)) = (allowed, r.expires_at) {
                 return Ok(Some(Grant {
                     request_id: r.id,
@@ -449,7 +457,16 @@ impl AccessRequests {
             "the access window ended"
         };
         let states = [State::Pending, State::Approved];
-        match store::close(self.store(), &r.id, &states, State::Expired, now, "broker", why).await
+        match store::close(
+            self.store(),
+            &r.id,
+            &states,
+            State::Expired,
+            now,
+            "broker",
+            why,
+        )
+        .await
         {
             Ok(true) => {
                 let mut done = r.clone();
@@ -476,7 +493,11 @@ impl AccessRequests {
         actor: Actor<'_>,
         id: &str,
     ) -> Result<AccessRequest, AccessError> {
-        let r = self.get(config, actor, id).await?;
+        // Not `get`: a caller who is not an approver hears 403, not 404.
+        self.expire_due().await?;
+        let r = store::get(self.store(), id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
         if actor.is(&r.requester) {
             return Err(AccessError::NotPermitted(
                 "you cannot approve or deny your own access request",
@@ -527,16 +548,17 @@ impl AccessRequests {
     fn may_review(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
         r.state == State::Pending
             && !actor.is(&r.requester)
-            && !r.approvals.iter().any(|a| {
-                a.issuer == actor.principal.issuer && a.subject == actor.principal.subject
-            })
+            && !r
+                .approvals
+                .iter()
+                .any(|a| a.issuer == actor.principal.issuer && a.subject == actor.principal.subject)
             && is_approver(&self.grants_of(config, r), actor.principal)
     }
 
     async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
-        store::get(self.store(), id).await?.ok_or_else(|| {
-            StoreError::Database(std::sync::Arc::new(sqlx::Error::RowNotFound))
-        })
+        store::get(self.store(), id)
+            .await?
+            .ok_or_else(|| StoreError::Database(std::sync::Arc::new(sqlx::Error::RowNotFound)))
     }
 
     /// Records a transition of `r` by `actor`.
@@ -578,15 +600,17 @@ impl AccessRequests {
             db_user: Some(r.db_user.clone()),
             expires_at: r.expires_at.map(rfc3339),
             access_request_id: Some(r.id.clone()),
-            ..AuditEvent::new(
-                uuid_v7(now).to_string(),
-                rfc3339_millis(now),
-                outcome,
-            )
+            ..AuditEvent::new(uuid_v7(now).to_string(), rfc3339_millis(now), outcome)
         }
     }
 
-    fn notify(&self, event: &'static str, r: &AccessRequest, actor: String, comment: Option<String>) {
+    fn notify(
+        &self,
+        event: &'static str,
+        r: &AccessRequest,
+        actor: String,
+        comment: Option<String>,
+    ) {
         if let Some(n) = &self.notifier {
             n.send(Notification::new(event, r, actor, comment));
         }

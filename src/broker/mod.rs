@@ -378,10 +378,11 @@ impl Broker {
         let (Some(access), Some(first)) = (&self.access, candidates.first()) else {
             return Err(IssueError::Forbidden);
         };
-        match access.active_grant(config, principal, target, asked).await? {
-            Some(g) if g.expires_at > self.clock.now() + std::time::Duration::from_secs(1) => {
-                Ok(g)
-            }
+        match access
+            .active_grant(config, principal, target, asked)
+            .await?
+        {
+            Some(g) if g.expires_at > self.clock.now() + std::time::Duration::from_secs(1) => Ok(g),
             _ => Err(IssueError::AccessRequestRequired {
                 target: target.name.as_str().to_owned(),
                 db_user: match (asked, candidates.as_slice()) {

@@ -74,7 +74,10 @@ pub struct NotificationsConfig {
 impl PartialEq for NotificationsConfig {
     fn eq(&self, other: &Self) -> bool {
         self.webhook_url == other.webhook_url
-            && self.webhook_secret.as_ref().map(|s| s.expose_secret().to_owned())
+            && self
+                .webhook_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned())
                 == other
                     .webhook_secret
                     .as_ref()
@@ -162,9 +165,12 @@ pub(super) fn grant_access(
         );
     }
     for (j, a) in std::mem::take(&mut g.approvers).into_iter().enumerate() {
-        access
-            .approvers
-            .push(approver(&format!("grants[{i}].approvers[{j}]"), a, known_issuer, e));
+        access.approvers.push(approver(
+            &format!("grants[{i}].approvers[{j}]"),
+            a,
+            known_issuer,
+            e,
+        ));
     }
     access
 }

@@ -39,8 +39,8 @@ impl CreateBody {
     fn parse(self) -> Result<NewRequest, ApiError> {
         let target = TargetName::parse(&self.target)
             .map_err(|e| ApiError::BadRequest(format!("target {e}")))?;
-        let db_user =
-            DbUser::parse(&self.db_user).map_err(|e| ApiError::BadRequest(format!("db_user {e}")))?;
+        let db_user = DbUser::parse(&self.db_user)
+            .map_err(|e| ApiError::BadRequest(format!("db_user {e}")))?;
         let max = crate::config::MAX_DURATION_MINUTES;
         let duration_minutes = u32::try_from(self.duration_minutes)
             .ok()
@@ -147,7 +147,9 @@ fn list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
     let flag = |v: &str, name: &str| match v {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ApiError::BadRequest(format!("{name} must be true or false"))),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be true or false"
+        ))),
     };
     for (k, v) in &params {
         match k.as_str() {

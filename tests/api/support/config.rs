@@ -25,7 +25,7 @@ use super::idp::TestIdp;
 pub const AUDIENCE: &str = "rds-token-broker";
 
 /// The single tables, in the order they are written.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "server",
     "log",
     "aws",
@@ -34,6 +34,7 @@ const TABLES: [&str; 8] = [
     "rate_limit",
     "ui",
     "ui.oidc",
+    "notifications",
 ];
 
 /// A whole configuration file. `Display` renders it.
@@ -647,6 +648,10 @@ pub struct Grant {
     pub claims: Vec<(String, Value)>,
     pub targets: Vec<String>,
     pub db_users: Vec<String>,
+    /// Further keys (`access`, `min_approvals`, ...), in order.
+    pub extra: Vec<(String, Value)>,
+    /// `approvers`, as `(issuer, subject)`.
+    pub approvers: Vec<(String, String)>,
 }
 
 impl Grant {
@@ -657,7 +662,21 @@ impl Grant {
             claims: Vec::new(),
             targets: Vec::new(),
             db_users: Vec::new(),
+            extra: Vec::new(),
+            approvers: Vec::new(),
         }
+    }
+
+    /// Sets another key of the grant (`access`, `min_approvals`, ...).
+    pub fn set(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds an approver `{ issuer, subject }`.
+    pub fn approver(mut self, issuer: &str, subject: &str) -> Self {
+        self.approvers.push((issuer.into(), subject.into()));
+        self
     }
 
     /// Only for callers whose claim `name` matches `value`.
@@ -685,6 +704,22 @@ impl Grant {
         }
         s.set("targets", array(&self.targets));
         s.set("db_users", array(&self.db_users));
+        for (k, v) in &self.extra {
+            s.set(k, v.clone());
+        }
+        if !self.approvers.is_empty() {
+            let list = self
+                .approvers
+                .iter()
+                .map(|(i, sub)| {
+                    let mut t = toml::map::Map::new();
+                    t.insert("issuer".into(), Value::from(i.as_str()));
+                    t.insert("subject".into(), Value::from(sub.as_str()));
+                    Value::Table(t)
+                })
+                .collect();
+            s.set("approvers", Value::Array(list));
+        }
         s
     }
 }
