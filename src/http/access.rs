@@ -74,7 +74,7 @@ impl DecisionBody {
 
 fn service(state: &AppState) -> Result<&AccessRequests, ApiError> {
     state.broker.access().ok_or_else(|| {
-        ApiError::NotFoundWith("access requests need the audit trail ([audit])".into())
+        ApiError::unavailable("access requests need the audit trail ([audit])", 60)
     })
 }
 
@@ -95,11 +95,11 @@ impl From<AccessError> for ApiError {
     }
 }
 
-/// An access request id as given: a UUID, else 404.
+/// An access request id as given: a UUID, else 400.
 fn request_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
-        .map_err(|_| ApiError::NotFoundWith("no such access request".into()))
+        .map_err(|_| ApiError::BadRequest("the access request id must be a UUID".into()))
 }
 
 /// `POST /v1/access-requests`.
