@@ -73,9 +73,10 @@ impl DecisionBody {
 }
 
 fn service(state: &AppState) -> Result<&AccessRequests, ApiError> {
-    state.broker.access().ok_or_else(|| {
-        ApiError::unavailable("access requests need the audit trail ([audit])", 60)
-    })
+    state
+        .broker
+        .access()
+        .ok_or_else(|| ApiError::unavailable("access requests need the audit trail ([audit])", 60))
 }
 
 impl From<AccessError> for ApiError {
