@@ -399,9 +399,7 @@ impl BrokerClient {
                 fail(format!("not permitted without an access request: {detail}"))
             }
             StatusCode::FORBIDDEN if api == Api::Access => fail(format!("not permitted: {detail}")),
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT if api == Api::Access => {
-                fail(detail)
-            }
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT if api == Api::Access => fail(detail),
             StatusCode::FORBIDDEN => fail(format!(
                 "not permitted: {detail}. The target may not exist, or your identity has no \
                  grant for it and this DB user (ask the broker's operators; GET /v1/targets \
