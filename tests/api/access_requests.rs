@@ -581,3 +581,95 @@ require_reason = false
         "{keys:?}"
     );
 }
+
+/// The real binary as a client: `access request`, `access approve`, and the hint `token`
+/// prints before approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_requests_approves_and_says_when_a_request_is_needed() {
+    let s = setup_with(1, |t| t).await;
+    let home = tempfile::tempdir().unwrap();
+    let jwt_file = |sub: &str| {
+        let p = home.path().join(format!("{sub}.jwt"));
+        std::fs::write(&p, s.jwt(sub)).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let (ann, lou) = (jwt_file("dev-ann"), jwt_file("lead-lou"));
+    let run = |args: Vec<&str>| {
+        let mut cmd = crate::support::binary::command(home.path());
+        cmd.args(&args).arg("--broker").arg(&s.app.base);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = run(vec![
+        "token",
+        "--target",
+        "orders-db",
+        "--db-user",
+        "app_rw",
+        "--jwt-file",
+        &ann,
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access request --target orders-db --db-user app_rw"),
+        "{err}"
+    );
+
+    let out = run(vec![
+        "access",
+        "request",
+        "--target",
+        "orders-db",
+        "--db-user",
+        "app_rw",
+        "--for",
+        "30m",
+        "--reason",
+        "INC-7",
+        "--jwt-file",
+        &ann,
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = run(vec![
+        "access",
+        "approve",
+        &id,
+        "--comment",
+        "go",
+        "--jwt-file",
+        &lou,
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approved"));
+    let out = run(vec![
+        "token",
+        "--target",
+        "orders-db",
+        "--db-user",
+        "app_rw",
+        "--jwt-file",
+        &ann,
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
