@@ -59,6 +59,70 @@ enum Command {
     /// Client: a local database proxy that signs in with broker tokens, so applications
     /// connect to 127.0.0.1 with no password (docs/proxy.md).
     Proxy(Box<crate::proxy::ProxyArgs>),
+    /// Access requests: ask for a target and DB user for a while, review, revoke.
+    #[command(subcommand)]
+    Access(AccessCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccessCommand {
+    /// Ask for access (a request or break-glass grant); prints the request's id.
+    Request {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        /// Target name.
+        #[arg(long)]
+        target: String,
+        /// Database user.
+        #[arg(long)]
+        db_user: String,
+        /// How long: minutes (30m) or hours (2h).
+        #[arg(long = "for", value_name = "DURATION", value_parser = client::access::parse_duration)]
+        duration: u32,
+        /// Why (shown to approvers, kept in the audit trail).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Ask under a break-glass grant: approved at once, everyone is told.
+        #[arg(long)]
+        break_glass: bool,
+        /// Wait (up to an hour) until the request is approved, denied or expires.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Requests you may see: yours, those you may approve (all, for auditors).
+    List {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        /// Only this state (pending, approved, denied, expired, revoked).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only your own.
+        #[arg(long)]
+        mine: bool,
+        /// Only pending requests you may still approve.
+        #[arg(long)]
+        to_review: bool,
+        /// Print the broker's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request (approvers; never your own).
+    Approve(AccessDecision),
+    /// Deny a request (approvers).
+    Deny(AccessDecision),
+    /// Revoke a request (its requester, an approver or an auditor).
+    Revoke(AccessDecision),
+}
+
+#[derive(Debug, Args)]
+struct AccessDecision {
+    #[command(flatten)]
+    broker: client::BrokerArgs,
+    /// The request's id.
+    id: String,
+    /// A comment kept with the decision.
+    #[arg(long)]
+    comment: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +285,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Targets(args) => client_runtime(targets(args)),
         Command::Audit(cmd) => client_runtime(audit(cmd)),
         Command::Proxy(args) => proxy(*args),
+        Command::Access(cmd) => client_runtime(access(cmd)),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -359,6 +424,107 @@ async fn token(args: TokenArgs) -> Result<ExitCode, client::ClientError> {
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+async fn access(cmd: AccessCommand) -> Result<ExitCode, client::ClientError> {
+    use client::access as a;
+    let print = |v: &serde_json::Value| {
+        println!("{}", crate::audit::display::escape_json(&v.to_string()));
+    };
+    match cmd {
+        AccessCommand::Request {
+            broker,
+            target,
+            db_user,
+            duration,
+            reason,
+            break_glass,
+            wait,
+        } => {
+            let b = client::BrokerClient::new(&broker).await?;
+            let r = a::request(&b, &target, &db_user, duration, &reason, break_glass).await?;
+            eprintln!("{}", a::line(&r));
+            let id = a::text(&r, "/id").to_owned();
+            let r = if wait && a::text(&r, "/state") == "pending" {
+                eprintln!("waiting for a decision on {id} ...");
+                a::wait(&b, &id, std::time::Duration::from_secs(5), a::MAX_WAIT).await?
+            } else {
+                r
+            };
+            println!("{}", crate::audit::display::neutralise(&id));
+            if wait && a::text(&r, "/state") != "approved" {
+                eprintln!("{}", a::line(&r));
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AccessCommand::List {
+            broker,
+            state,
+            mine,
+            to_review,
+            json,
+        } => {
+            let b = client::BrokerClient::new(&broker).await?;
+            let mut q = Vec::new();
+            if let Some(s) = state {
+                q.push(("state", s));
+            }
+            if mine {
+                q.push(("mine", "true".to_owned()));
+            }
+            if to_review {
+                q.push(("to_review", "true".to_owned()));
+            }
+            let page = a::list(&b, &q).await?;
+            if json {
+                print(&page);
+            } else {
+                let requests = page
+                    .get("requests")
+                    .and_then(serde_json::Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    println!("no access requests");
+                }
+                for r in &requests {
+                    println!("{}", a::line(r));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AccessCommand::Approve(d) | AccessCommand::Deny(d) | AccessCommand::Revoke(d)
+            if d.id.is_empty() =>
+        {
+            Err(client::ClientError::Message(
+                "an access request id is required".into(),
+            ))
+        }
+        AccessCommand::Approve(d) => decide(d, "approve").await,
+        AccessCommand::Deny(d) => decide(d, "deny").await,
+        AccessCommand::Revoke(d) => decide(d, "revoke").await,
+    }
+}
+
+async fn decide(d: AccessDecision, action: &str) -> Result<ExitCode, client::ClientError> {
+    let b = client::BrokerClient::new(&d.broker).await?;
+    let r = client::access::decide(&b, &d.id, action, d.comment.as_deref()).await?;
+    let request = r.get("request").unwrap_or(&r);
+    println!("{}", client::access::line(request));
+    if let Some(tokens) = r.get("tokens_issued").and_then(serde_json::Value::as_array) {
+        for t in tokens {
+            println!(
+                "issued under it: {} (valid until {})",
+                crate::audit::display::neutralise(client::access::text(t, "/issuance_id")),
+                crate::audit::display::neutralise(client::access::text(t, "/expires_at"))
+            );
+        }
+        if let Some(note) = r.get("note").and_then(serde_json::Value::as_str) {
+            println!("{}", crate::audit::display::neutralise(note));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn targets(args: TargetsArgs) -> Result<ExitCode, client::ClientError> {

@@ -6,6 +6,7 @@
 //! returns it with the real endpoint. See `README.md`, the operator guide in `docs/`, and
 //! `docs/architecture.md` for the module map.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod aws;

@@ -70,6 +70,8 @@ pub mod label {
     pub const TARGET: &str = "target";
     /// A checkpoint sink: `file`, `mirror` or `s3`.
     pub const SINK: &str = "sink";
+    /// What became of a notification: `sent`, `retried`, `failed` or `dropped`.
+    pub const RESULT: &str = "result";
 }
 
 /// Every metric the broker exports, defined once: the code records through these, and the
@@ -265,6 +267,13 @@ pub mod names {
         "1 when the file says [audit] enabled = false: tokens are issued with no audit trail.",
     );
 
+    /// Access-request notifications.
+    pub const NOTIFICATIONS: Metric = counter(
+        "rds_token_broker_notifications_total",
+        &[label::RESULT],
+        "Access-request notifications to [notifications] webhook_url by result (sent, retried, failed after every attempt, dropped because the queue was full).",
+    );
+
     /// Every metric above.
     pub const ALL: &[Metric] = &[
         HTTP_REQUESTS,
@@ -292,6 +301,7 @@ pub mod names {
         AUDIT_CHECKPOINT_FAILURES,
         AUDIT_CHECKPOINT_PUBLISH_FAILURES,
         AUDIT_CHECKPOINT_SINK_FAILING,
+        NOTIFICATIONS,
     ];
 
     /// Signed checkpoints stored.

@@ -23,6 +23,18 @@ pub enum Outcome {
     AuditRead,
     /// An auditor signed in to the console.
     SignedIn,
+    /// An access request was made.
+    AccessRequested,
+    /// An access request got an approval (`reason` says whether it is now approved).
+    AccessApproved,
+    /// An access request was denied.
+    AccessDenied,
+    /// An approved or pending access request ran out of time.
+    AccessExpired,
+    /// An access request was revoked.
+    AccessRevoked,
+    /// A break-glass request, approved by its requester at once.
+    BreakGlass,
 }
 
 impl Outcome {
@@ -37,6 +49,12 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::AuditRead => "audit_read",
             Self::SignedIn => "signed_in",
+            Self::AccessRequested => "access_requested",
+            Self::AccessApproved => "access_approved",
+            Self::AccessDenied => "access_denied",
+            Self::AccessExpired => "access_expired",
+            Self::AccessRevoked => "access_revoked",
+            Self::BreakGlass => "break_glass",
         }
     }
 }
@@ -92,6 +110,11 @@ pub struct AuditEvent {
     /// existed keep their canonical form and their hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The access request a token was issued under, or whose transition this event
+    /// records. Left out of the encoding when absent, like `kind`, so older events keep
+    /// their canonical form and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_request_id: Option<String>,
     /// Coalesced events this one stands for.
     pub count: i64,
     /// The broker instance's chain.
@@ -131,6 +154,7 @@ impl AuditEvent {
             token_sha256: None,
             expires_at: None,
             kind: None,
+            access_request_id: None,
             count: 1,
             chain_id: String::new(),
             seq: 0,
@@ -163,6 +187,7 @@ impl AuditEvent {
             &mut self.token_sha256,
             &mut self.expires_at,
             &mut self.kind,
+            &mut self.access_request_id,
         ] {
             clean_field(field, 4 * LONG);
         }

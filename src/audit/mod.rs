@@ -56,6 +56,11 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
+    /// The store this log writes to (access requests keep their state in its database).
+    pub fn store(&self) -> &AuditStore {
+        &self.store
+    }
+
     /// Starts the writer for a new chain `chain_id` on `store`, copying each committed
     /// event to `mirror` when given.
     pub fn start(store: AuditStore, chain_id: String, mirror: Option<Mirror>) -> Self {

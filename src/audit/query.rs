@@ -56,7 +56,7 @@ pub enum QueryError {
     },
 }
 
-const OUTCOMES: [&str; 8] = [
+const OUTCOMES: [&str; 14] = [
     "issued",
     "denied",
     "forbidden",
@@ -65,10 +65,16 @@ const OUTCOMES: [&str; 8] = [
     "rejected",
     "audit_read",
     "signed_in",
+    "access_requested",
+    "access_approved",
+    "access_denied",
+    "access_expired",
+    "access_revoked",
+    "break_glass",
 ];
 
 /// Every parameter an audit query takes.
-const PARAMS: [&str; 12] = [
+const PARAMS: [&str; 13] = [
     "subject",
     "issuer",
     "target",
@@ -81,6 +87,7 @@ const PARAMS: [&str; 12] = [
     "limit",
     "cursor",
     "format",
+    "access_request_id",
 ];
 
 impl Filter {
@@ -96,7 +103,7 @@ impl Filter {
             };
             let bad = |problem: &'static str| QueryError::Invalid { param, problem };
             match param {
-                "subject" | "issuer" | "target" | "db_user" => {
+                "subject" | "issuer" | "target" | "db_user" | "access_request_id" => {
                     if v.is_empty() || v.len() > 512 {
                         return Err(bad("must be 1 to 512 characters"));
                     }
@@ -112,7 +119,9 @@ impl Filter {
                     if !OUTCOMES.contains(&v.as_str()) {
                         return Err(bad(
                             "must be one of issued, denied, forbidden, throttled, failed, \
-                             rejected, audit_read, signed_in",
+                             rejected, audit_read, signed_in, access_requested, \
+                             access_approved, access_denied, access_expired, access_revoked, \
+                             break_glass",
                         ));
                     }
                     f.equals.push(("outcome", v.clone()));

@@ -21,7 +21,16 @@ pub const TOP_PRINCIPALS: i64 = 10;
 /// Outcomes of refused requests.
 const REFUSALS: [&str; 5] = ["denied", "forbidden", "throttled", "failed", "rejected"];
 /// Outcomes that are neither issuances nor refusals: counted in `totals` only.
-const ACCESS: [&str; 2] = ["audit_read", "signed_in"];
+const ACCESS: [&str; 8] = [
+    "audit_read",
+    "signed_in",
+    "access_requested",
+    "access_approved",
+    "access_denied",
+    "access_expired",
+    "access_revoked",
+    "break_glass",
+];
 /// `REFUSALS` as an SQL list.
 const REFUSALS_SQL: &str = "('denied', 'forbidden', 'throttled', 'failed', 'rejected')";
 
@@ -270,7 +279,8 @@ pub async fn compute(
     // Token callers only: an auditor who only read the trail is no principal of this list.
     let (filter, args) = q.filter.where_clause(&[
         "subject IS NOT NULL",
-        "outcome NOT IN ('audit_read', 'signed_in')",
+        "outcome NOT IN ('audit_read', 'signed_in', 'access_requested', 'access_approved', \
+         'access_denied', 'access_expired', 'access_revoked', 'break_glass')",
     ]);
     let sql = format!(
         "SELECT issuer, subject, \

@@ -83,6 +83,40 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (chain_id, tree_size)
     );",
     ),
+    (
+        6,
+        "access requests, their approvals, and the request an event belongs to",
+        "CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        break_glass BIGINT NOT NULL,
+        target TEXT NOT NULL,
+        db_user TEXT NOT NULL,
+        requester_issuer TEXT NOT NULL,
+        requester_subject TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        duration_minutes BIGINT NOT NULL,
+        min_approvals BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        approved_at BIGINT,
+        expires_at BIGINT,
+        decided_at BIGINT,
+        decided_by TEXT,
+        decision_comment TEXT
+    );
+    CREATE INDEX access_requests_state ON access_requests (state, created_at);
+    CREATE INDEX access_requests_requester ON access_requests (requester_issuer, requester_subject, target, db_user);
+    CREATE TABLE access_approvals (
+        request_id TEXT NOT NULL,
+        approver_issuer TEXT NOT NULL,
+        approver_subject TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (request_id, approver_issuer, approver_subject)
+    );
+    ALTER TABLE audit_events ADD COLUMN access_request_id TEXT;
+    CREATE INDEX audit_events_access_request ON audit_events (access_request_id);",
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -162,12 +196,12 @@ pub enum AuditStore {
 
 const COLUMNS: &str = "id, time, request_id, outcome, reason, issuer, subject, auth_method, client_ip, user_agent, \
      target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, kind, count, \
-     chain_id, seq, prev_hash, hash";
+     chain_id, seq, prev_hash, hash, access_request_id";
 
 /// Parameters per event: the columns of [`COLUMNS`].
-const PARAMS_PER_ROW: usize = 26;
+const PARAMS_PER_ROW: usize = 27;
 
-/// Events per INSERT statement: a whole batch (26 parameters each, 6656 in all: inside
+/// Events per INSERT statement: a whole batch (27 parameters each, 6912 in all: inside
 /// both databases' limits).
 const ROWS_PER_INSERT: usize = super::MAX_BATCH;
 
@@ -224,6 +258,7 @@ macro_rules! bind_event {
             .bind($e.seq)
             .bind(&$e.prev_hash)
             .bind(&$e.hash)
+            .bind(&$e.access_request_id)
     };
 }
 
@@ -253,6 +288,7 @@ macro_rules! read_event {
             token_sha256: r.try_get("token_sha256").map_err(err)?,
             expires_at: r.try_get("expires_at").map_err(err)?,
             kind: r.try_get("kind").map_err(err)?,
+            access_request_id: r.try_get("access_request_id").map_err(err)?,
             count: r.try_get("count").map_err(err)?,
             chain_id: r.try_get("chain_id").map_err(err)?,
             seq: r.try_get("seq").map_err(err)?,

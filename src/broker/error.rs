@@ -15,6 +15,15 @@ pub enum IssueError {
     /// on purpose so targets cannot be enumerated.
     #[error("not permitted")]
     Forbidden,
+    /// Only an approved access request gives the caller this target and DB user, and there
+    /// is none now (the 403 says how to make one).
+    #[error("an approved access request is required for this target and DB user")]
+    AccessRequestRequired {
+        /// The target.
+        target: String,
+        /// The DB user, when known.
+        db_user: Option<String>,
+    },
     /// `db_user` was omitted but the caller may use several.
     #[error("db_user is required: more than one DB user is allowed on this target")]
     DbUserRequired,
@@ -64,6 +73,8 @@ pub enum IssueErrorKind {
     /// condition that does not hold, a per-person DB user that cannot be made): 403 with
     /// that reason.
     Refused,
+    /// Permitted only under an approved access request, and there is none (403).
+    AccessRequestRequired,
     /// A rate limit refused (429): which, and when to retry.
     Throttled(Throttled),
     /// The broker has no AWS credentials (503).
@@ -87,6 +98,7 @@ impl IssueError {
         match self {
             Self::Forbidden => K::Forbidden,
             Self::DbUserRequired => K::DbUserRequired,
+            Self::AccessRequestRequired { .. } => K::AccessRequestRequired,
             Self::Throttled(t) => K::Throttled(*t),
             Self::NoCredentials(_) => K::CredentialsUnavailable,
             Self::CredentialsExpiring { .. } => K::CredentialsExpiring,

@@ -22,6 +22,8 @@ use std::time::SystemTime;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::access::notify::Notifier;
+use crate::access::{AccessRequests, Grant as AccessGrant};
 use crate::audit::AuditLog;
 use crate::audit::coalesce::Coalescer;
 use crate::auth::Principal;
@@ -67,6 +69,8 @@ pub struct Issued {
     pub role_arn: Option<String>,
     /// Its session name.
     pub session_name: Option<String>,
+    /// The access request the token was issued under, for a request or break-glass grant.
+    pub access_request_id: Option<String>,
 }
 
 /// A refused authentication on `POST /v1/tokens`, as the audit trail records it (see
@@ -119,6 +123,8 @@ pub struct Broker {
     /// built from (rebuilt when asked with other settings; a reload keeps the running
     /// `[rate_limit]`, so today they change only with a restart).
     client_budget: std::sync::Mutex<((u32, u32), Arc<ClientBudget>)>,
+    /// Access requests, on the audit store (none without an audit trail).
+    access: Option<AccessRequests>,
 }
 
 impl Broker {
@@ -153,9 +159,20 @@ impl Broker {
             settings,
             Arc::new(ClientBudget::new(settings.0, settings.1, clock.clone())),
         ));
+        let notifier = config.notifications.as_ref().and_then(|n| {
+            Notifier::start(n)
+                .map_err(|e| {
+                    tracing::error!(error = %crate::report::Report(&e), "notifications are off: the webhook client cannot be built");
+                })
+                .ok()
+        });
+        let access = audit
+            .clone()
+            .map(|log| AccessRequests::new(log, clock.clone(), notifier));
         Ok(Self {
             credentials,
             sessions,
+            access,
             audit,
             coalescer,
             cache,
@@ -163,6 +180,11 @@ impl Broker {
             clock,
             client_budget,
         })
+    }
+
+    /// Access requests, when `[audit]` is configured.
+    pub fn access(&self) -> Option<&AccessRequests> {
+        self.access.as_ref()
     }
 
     /// The audit trail, when `[audit]` is configured.
@@ -242,16 +264,27 @@ impl Broker {
             now: self.clock.now(),
         };
         let decision = policy::decide(config, principal, target, Some(at));
+        let mut via_request = None;
         let db_user = match (req.db_user, decision.users.as_slice()) {
             (Some(u), allowed) if allowed.contains(&u) => u,
             (None, [only]) => only.clone(),
             (None, [_, _, ..]) => return Err(IssueError::DbUserRequired),
             (asked, _) => {
-                return Err(match decision.refusal_for(target, asked.as_ref()) {
-                    Some(policy::Refusal::Condition(c, _)) => IssueError::Condition(c),
-                    Some(policy::Refusal::Template(t)) => IssueError::Template(t),
-                    None => IssueError::Forbidden,
-                });
+                // A standing grant that would have given it refused for a reason the
+                // caller may know; otherwise an approved access request may cover it.
+                match decision.refusal_for(target, asked.as_ref()) {
+                    Some(policy::Refusal::Condition(c, _)) => {
+                        return Err(IssueError::Condition(c));
+                    }
+                    Some(policy::Refusal::Template(t)) => return Err(IssueError::Template(t)),
+                    None => {}
+                }
+                let grant = self
+                    .request_grant(config, principal, target, asked.as_ref(), client_ip)
+                    .await?;
+                let user = grant.db_user.clone();
+                via_request = Some(grant);
+                user
             }
         };
         let mut session = None;
@@ -299,7 +332,18 @@ impl Broker {
             },
             max_wait: config.rate_limit.max_wait,
         };
-        let (token, cache) = self.cache.get(key, &credentials, &gate).await?;
+        // A token never outlives the access request it is issued under: a cached one is
+        // served only when any token would end before the request does.
+        let (token, cache) = match &via_request {
+            Some(g) if g.expires_at < self.clock.now() + target.token_kind().lifetime() => {
+                let t = self
+                    .cache
+                    .mint_until(&key, &credentials, &gate, g.expires_at)
+                    .await?;
+                (t, CacheOutcome::Miss)
+            }
+            _ => self.cache.get(key, &credentials, &gate).await?,
+        };
         metrics::counter!(names::TOKENS.name, label::TARGET => target.name.as_str().to_owned(), label::KIND => target.kind.kind().as_str(), label::CACHE => cache.as_str()).increment(1);
         let issuance_id = uuid_v7(self.clock.now());
         let sha = token.token_sha256();
@@ -325,7 +369,44 @@ impl Broker {
             issuance_id,
             role_arn: session.as_ref().map(|(r, _)| r.clone()),
             session_name: session.map(|(_, s)| s),
+            access_request_id: via_request.map(|g| g.request_id),
         })
+    }
+
+    /// For a target and DB user no standing grant gives `principal`: the approved access
+    /// request that does, or why not (forbidden when no request or break-glass grant
+    /// covers it; "an access request is required" when one does).
+    async fn request_grant(
+        &self,
+        config: &Config,
+        principal: &Principal,
+        target: &Target,
+        asked: Option<&DbUser>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<AccessGrant, IssueError> {
+        let requestable = policy::requests::requestable_db_users(config, principal, target);
+        let candidates: Vec<&DbUser> = requestable
+            .into_iter()
+            .filter(|u| asked.is_none_or(|a| a == *u))
+            .collect();
+        let (Some(access), Some(first)) = (&self.access, candidates.first()) else {
+            return Err(IssueError::Forbidden);
+        };
+        match access
+            .active_grant(config, principal, target, asked, client_ip)
+            .await?
+        {
+            Some(g) if g.expires_at > self.clock.now() + std::time::Duration::from_secs(1) => Ok(g),
+            _ => Err(IssueError::AccessRequestRequired {
+                target: target.name.as_str().to_owned(),
+                db_user: match (asked, candidates.as_slice()) {
+                    (Some(a), _) => Some(a.as_str().to_owned()),
+                    (None, [only]) => Some(only.as_str().to_owned()),
+                    (None, _) => None,
+                }
+                .or_else(|| (candidates.len() == 1).then(|| first.as_str().to_owned())),
+            }),
+        }
     }
 }
 

@@ -62,12 +62,14 @@ impl Broker {
                 event.token_sha256 = Some(i.token_sha256.clone());
                 event.expires_at = Some(rfc3339(i.expires_at));
                 event.kind = Some(i.target.kind.kind().as_str().to_owned());
+                event.access_request_id = i.access_request_id.clone();
             }
             Err(e) => {
                 event.outcome = match e.kind() {
                     IssueErrorKind::Forbidden
                     | IssueErrorKind::DbUserRequired
-                    | IssueErrorKind::Refused => Outcome::Forbidden,
+                    | IssueErrorKind::Refused
+                    | IssueErrorKind::AccessRequestRequired => Outcome::Forbidden,
                     IssueErrorKind::Throttled(_) => Outcome::Throttled,
                     _ => Outcome::Failed,
                 };

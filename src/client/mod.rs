@@ -2,6 +2,7 @@
 //! `targets`, `audit`). Errors are written for the person at the terminal: what went wrong and what
 //! to do about it, never the bearer token or a database token.
 
+pub mod access;
 pub mod audit;
 pub mod aws_iam;
 pub mod output;
@@ -218,6 +219,8 @@ pub fn broker_url(url: &str, insecure_http: bool) -> Result<Url, ClientError> {
 struct Problem {
     #[serde(default)]
     title: String,
+    #[serde(default, rename = "type")]
+    kind: String,
     #[serde(default)]
     detail: String,
     #[serde(default)]
@@ -310,6 +313,11 @@ impl BrokerClient {
         self.send_to(req, Api::Tokens).await
     }
 
+    /// [`Self::send`] for `/v1/access-requests`, whose 403, 404 and 409 say why in words.
+    pub async fn send_access(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        self.send_to(req, Api::Access).await
+    }
+
     /// [`Self::send`] for `/v1/audit/*`, whose only 403 means "not an auditor".
     pub async fn send_audit(&self, req: RequestBuilder) -> Result<Response, ClientError> {
         self.send_to(req, Api::Audit).await
@@ -386,6 +394,12 @@ impl BrokerClient {
                 )),
             },
             StatusCode::FORBIDDEN if api == Api::Audit => not_an_auditor(&self.source),
+            // Only an approved access request gives it: the detail says how to ask.
+            StatusCode::FORBIDDEN if problem.kind.ends_with(":access-request-required") => {
+                fail(format!("not permitted without an access request: {detail}"))
+            }
+            StatusCode::FORBIDDEN if api == Api::Access => fail(format!("not permitted: {detail}")),
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT if api == Api::Access => fail(detail),
             StatusCode::FORBIDDEN => fail(format!(
                 "not permitted: {detail}. The target may not exist, or your identity has no \
                  grant for it and this DB user (ask the broker's operators; GET /v1/targets \
@@ -425,6 +439,8 @@ enum Api {
     Tokens,
     /// `/v1/audit/*`: a 403 is a caller who is not in `[[auditors]]`.
     Audit,
+    /// `/v1/access-requests`: 403, 404 and 409 details are the broker's own words.
+    Access,
 }
 
 /// The broker answers a non-auditor on `/v1/audit/*` with the same 403 as a missing

@@ -89,7 +89,7 @@ pub(super) fn grants_and_auditors(
 ) -> (Vec<GrantConfig>, Vec<AuditorConfig>) {
     let known_issuer = |name: &str| name == AWS_IAM_ISSUER || declared.issuers.contains(name);
     let mut grants = Vec::new();
-    for (i, g) in raw_grants.into_iter().enumerate() {
+    for (i, mut g) in raw_grants.into_iter().enumerate() {
         let key = |k: &str| format!("grants[{i}].{k}");
         if g.issuer == ANONYMOUS_ISSUER {
             e.push(
@@ -185,6 +185,14 @@ pub(super) fn grants_and_auditors(
             e.push(key("db_users"), "must name at least one DB user");
         }
         check_claims(&format!("grants[{i}].claims"), &g.claims, e);
+        let access = super::requests::grant_access(i, &mut g, &known_issuer, e);
+        if access.kind != super::AccessKind::Standing && !db_user_templates.is_empty() {
+            e.push(
+                key("db_users"),
+                "per-person DB user templates are for standing grants; a request or \
+                 break-glass grant names its DB users",
+            );
+        }
         let conditions = super::personal::conditions(i, g.conditions, e);
         grants.push(GrantConfig {
             issuer: g.issuer,
@@ -194,6 +202,7 @@ pub(super) fn grants_and_auditors(
             db_users,
             db_user_templates,
             conditions,
+            access,
         });
     }
 

@@ -7,6 +7,7 @@ mod access;
 mod checkpoints;
 mod personal;
 mod raw;
+mod requests;
 mod targets;
 mod ui;
 mod validate;
@@ -28,6 +29,9 @@ use crate::token::{CacheService, TokenKind};
 pub use crate::domain::Cidr;
 pub use access::{ANONYMOUS_ISSUER, AWS_IAM_ISSUER, fetch_allowed, is_loopback_host};
 pub use checkpoints::{DEFAULT_INTERVAL_SECONDS, DEFAULT_ORIGIN};
+pub use requests::{
+    AccessKind, GrantAccess, MAX_DURATION_MINUTES, MAX_MIN_APPROVALS, NotificationsConfig,
+};
 
 /// A checked configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +59,8 @@ pub struct Config {
     pub auditors: Vec<AuditorConfig>,
     /// The audit console.
     pub ui: UiConfig,
+    /// Where access-request transitions are posted (`[notifications]`).
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// `[ui]`: the audit console at `/ui`.
@@ -405,6 +411,8 @@ pub struct GrantConfig {
     pub db_user_templates: Vec<DbUserTemplate>,
     /// `[grants.conditions]`: where from and when the grant applies.
     pub conditions: Conditions,
+    /// Standing, request or break-glass, with approvers and limits.
+    pub access: GrantAccess,
 }
 
 /// One `[[auditors]]` entry.
@@ -568,6 +576,7 @@ impl Config {
         let audit = with_new_verifier_keys(&self.audit, &new.audit);
         note(audit != new.audit, "audit");
         note(self.rate_limit != new.rate_limit, "rate_limit");
+        note(self.notifications != new.notifications, "notifications");
         let merged = Config {
             issuers: new.issuers,
             targets: new.targets,

@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub auditors: Vec<RawAuditor>,
     #[serde(default)]
     pub ui: RawUi,
+    pub notifications: Option<RawNotifications>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +162,12 @@ pub struct RawGrant {
     #[serde(default)]
     pub db_users: Vec<String>,
     pub conditions: Option<RawConditions>,
+    pub access: Option<String>,
+    #[serde(default)]
+    pub approvers: Vec<RawAuditor>,
+    pub min_approvals: Option<i64>,
+    pub max_duration_minutes: Option<i64>,
+    pub require_reason: Option<bool>,
 }
 
 /// `[grants.conditions]`.
@@ -195,6 +202,12 @@ pub struct RawUi {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct RawNotifications {
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<secrecy::SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct RawUiOidc {
     pub issuer: String,
     pub client_id: String,
@@ -223,6 +236,8 @@ pub fn known_keys(section: &str) -> &'static [&'static str] {
         "auditors" => fields::<RawAuditor>(),
         "ui" => fields::<RawUi>(),
         "ui.oidc" => fields::<RawUiOidc>(),
+        "grants.approvers" => fields::<RawAuditor>(),
+        "notifications" => fields::<RawNotifications>(),
         _ => &[],
     }
 }

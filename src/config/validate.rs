@@ -66,6 +66,9 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         server.as_ref().is_some_and(|s| s.allow_unauthenticated),
         &mut e,
     );
+    let kinds: Vec<_> = grants.iter().map(|g| g.access.kind).collect();
+    super::requests::need_audit_store(&kinds, audit.is_some(), &mut e);
+    let notifications = super::requests::notifications(raw.notifications, &mut e);
     let ui = super::ui::ui(
         raw.ui,
         &issuers,
@@ -85,6 +88,7 @@ pub(super) fn validate(raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<
         grants,
         auditors,
         ui,
+        notifications,
     })
 }
 

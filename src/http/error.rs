@@ -126,6 +126,19 @@ pub enum ApiError {
     /// Any of the above, answered as it is, with what caused it (logged, never sent).
     #[error("{0}")]
     Caused(Box<ApiError>, #[source] Cause),
+    /// 404 with our own words (an unknown access request).
+    #[error("not found: {0}")]
+    NotFoundWith(String),
+    /// 403 with our own words, where saying why leaks nothing (self-approval, an approver
+    /// who is not one).
+    #[error("forbidden: {0}")]
+    ForbiddenWith(String),
+    /// 403: only an approved access request gives this; the detail says how to ask.
+    #[error("access request required: {0}")]
+    AccessRequestRequired(String),
+    /// 409: the resource is not in a state that allows this.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 #[derive(Serialize)]
@@ -256,6 +269,15 @@ impl ApiError {
                 "Overloaded",
                 "the broker is handling too many requests; retry".into(),
             ),
+            Self::NotFoundWith(d) => (S::NOT_FOUND, "not-found", "Not found", d.clone()),
+            Self::ForbiddenWith(d) => (S::FORBIDDEN, "forbidden", "Forbidden", d.clone()),
+            Self::AccessRequestRequired(d) => (
+                S::FORBIDDEN,
+                "access-request-required",
+                "Access request required",
+                d.clone(),
+            ),
+            Self::Conflict(d) => (S::CONFLICT, "conflict", "Conflict", d.clone()),
             Self::Internal(_) | Self::Caused(..) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -334,6 +356,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The detail of a 403 for a target and DB user only an access request gives: what to
+/// run to ask for one.
+fn access_hint(target: &str, db_user: Option<&str>) -> String {
+    let user = db_user.unwrap_or("<db user>");
+    format!(
+        "an approved access request is required for {target} as {user}: ask with \
+         `rds-token-broker access request --target {target} --db-user {user} --for 30m \
+         --reason \"...\" --wait` (or POST /v1/access-requests), then retry"
+    )
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
@@ -362,6 +395,12 @@ impl From<IssueError> for ApiError {
             IssueErrorKind::Forbidden => Self::Forbidden,
             IssueErrorKind::DbUserRequired => Self::BadRequest(e.to_string()),
             IssueErrorKind::Refused => Self::ForbiddenBecause(e.to_string()),
+            IssueErrorKind::AccessRequestRequired => Self::AccessRequestRequired(match &e {
+                IssueError::AccessRequestRequired { target, db_user } => {
+                    access_hint(target, db_user.as_deref())
+                }
+                _ => e.to_string(),
+            }),
             IssueErrorKind::Throttled(t) => t.into(),
             IssueErrorKind::CredentialsUnavailable => {
                 Self::unavailable(format!("{CANNOT_SIGN}: no AWS credentials"), 5).caused_by(e)

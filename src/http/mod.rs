@@ -1,5 +1,6 @@
 //! The router and its layer stack.
 
+mod access;
 mod audit;
 mod checkpoints;
 mod docs;
@@ -76,6 +77,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/lookup", post(audit::lookup))
         .route("/v1/audit/stats", get(audit::stats))
         .route("/v1/audit/checkpoints", get(checkpoints::list))
+        .route(
+            "/v1/access-requests",
+            post(access::create).get(access::list),
+        )
+        .route("/v1/access-requests/{id}", get(access::get))
+        .route("/v1/access-requests/{id}/approve", post(access::approve))
+        .route("/v1/access-requests/{id}/deny", post(access::deny))
+        .route("/v1/access-requests/{id}/revoke", post(access::revoke))
         .layer(limited!(server.max_concurrent_requests, timeout))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -56,6 +56,9 @@ struct TokenResponse<'a> {
     region: &'a str,
     engine: &'a str,
     issuance_id: String,
+    /// The access request the token was issued under (request and break-glass grants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_request_id: Option<&'a str>,
     /// Caches: the user id to `AUTH` as (the token is its password).
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
@@ -125,6 +128,7 @@ fn respond(i: &Issued) -> Response {
         region: i.target.region.as_str(),
         engine: i.target.engine.as_str(),
         issuance_id: i.issuance_id.to_string(),
+        access_request_id: i.access_request_id.as_deref(),
         user: cache.then(|| i.db_user.as_str()),
         tls: cache.then_some(true),
         reauthenticate_within_seconds: cache.then_some(CACHE_REAUTHENTICATE_WITHIN_SECONDS),

@@ -10,6 +10,7 @@
 pub mod conditions;
 pub mod glob;
 pub mod personal;
+pub mod requests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -77,7 +78,9 @@ pub fn rule_matches(
 }
 
 /// The DB users of `target` that `principal` may obtain tokens for, per-person users
-/// resolved; empty means none. Grant conditions are not looked at (see [`decide`]).
+/// resolved, by standing grants; empty means none (request and break-glass grants count
+/// only during an approved access request: see [`requests`]). Grant conditions are not
+/// looked at (see [`decide`]).
 pub fn allowed_db_users(config: &Config, principal: &Principal, target: &Target) -> Vec<DbUser> {
     decide(config, principal, target, None).users
 }
@@ -157,7 +160,8 @@ pub fn decide(
     let mut personal: Vec<DbUser> = Vec::new();
     let mut refused = Vec::new();
     let matching = config.grants.iter().filter(|g| {
-        g.targets.contains(&target.name)
+        g.access.kind == crate::config::AccessKind::Standing
+            && g.targets.contains(&target.name)
             && rule_matches(&g.issuer, &g.subject, &g.claims, principal)
     });
     for g in matching {

@@ -291,6 +291,22 @@ impl TokenCache {
         }
     }
 
+    /// A token for `key` that expires no later than `not_after` (an access request's end),
+    /// minted for this caller alone and never cached: a token cannot be made to expire
+    /// before its signature's `X-Amz-Expires`, so one that would outlive `not_after` is
+    /// signed with a shorter `X-Amz-Expires` instead. Spends a slot of the target's budget.
+    pub async fn mint_until(
+        &self,
+        key: &CacheKey,
+        credentials: &Credentials,
+        gate: &MintGate,
+        not_after: SystemTime,
+    ) -> Result<Arc<CachedToken>, MintError> {
+        self.check_credentials(credentials)?;
+        gate.take(gate.max_wait).await?;
+        self.mint_capped(key, credentials, Some(not_after))
+    }
+
     /// Refuses credentials that expire before a token would be useful (before a budget
     /// slot is spent on it).
     fn check_credentials(&self, credentials: &Credentials) -> Result<(), MintError> {
@@ -312,6 +328,18 @@ impl TokenCache {
         key: &CacheKey,
         credentials: &Credentials,
     ) -> Result<Arc<CachedToken>, MintError> {
+        self.mint_capped(key, credentials, None)
+    }
+
+    /// Mints a token for `key`, expiring no later than `cap` when given (then its
+    /// `X-Amz-Expires` is shortened, and `min_remaining` does not apply: the cap is the
+    /// end of the caller's access, not a reason to refuse).
+    fn mint_capped(
+        &self,
+        key: &CacheKey,
+        credentials: &Credentials,
+        cap: Option<SystemTime>,
+    ) -> Result<Arc<CachedToken>, MintError> {
         let now = self.clock.now();
         let whole_secs = now
             .duration_since(UNIX_EPOCH)
@@ -329,8 +357,20 @@ impl TokenCache {
                 min_seconds: self.min_remaining.as_secs(),
             });
         }
+        let mut lifetime = key.kind.lifetime();
+        if let Some(cap) = cap.filter(|c| *c < expires_at) {
+            // Whole seconds, as X-Amz-Expires counts them.
+            let secs = cap.duration_since(signed_at).unwrap_or_default().as_secs();
+            if secs == 0 {
+                return Err(SignError::Lifetime(0).into());
+            }
+            lifetime = Duration::from_secs(secs);
+            expires_at = signed_at + lifetime;
+        }
         let started = std::time::Instant::now();
-        let token = key.kind.sign(key.params(), credentials, signed_at)?;
+        let token = key
+            .kind
+            .sign_for(key.params(), credentials, signed_at, lifetime)?;
         metrics::histogram!(names::SIGNING_DURATION.name).record(started.elapsed().as_secs_f64());
         self.minted.fetch_add(1, Ordering::Relaxed);
         let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();

@@ -81,6 +81,20 @@ pub fn sign_token(
     credentials: &Credentials,
     time: SystemTime,
 ) -> Result<SecretString, SignError> {
+    sign_token_for(params, credentials, time, TOKEN_LIFETIME)
+}
+
+/// [`sign_token`] valid for `lifetime` (at most [`TOKEN_LIFETIME`]): a token that must not
+/// outlive an access request.
+pub fn sign_token_for(
+    params: TokenParams<'_>,
+    credentials: &Credentials,
+    time: SystemTime,
+    lifetime: Duration,
+) -> Result<SecretString, SignError> {
+    if lifetime.is_zero() || lifetime > TOKEN_LIFETIME || lifetime.subsec_nanos() != 0 {
+        return Err(SignError::Lifetime(lifetime.as_secs()));
+    }
     let encoded_user = encode(params.db_user);
     let host_lower = params.host.to_ascii_lowercase();
     let host_header = if params.port == 443 {
@@ -101,7 +115,7 @@ pub fn sign_token(
                 "{}:{}/?Action=connect&DBUser={encoded_user}",
                 params.host, params.port
             ),
-            lifetime: TOKEN_LIFETIME,
+            lifetime,
         },
         credentials,
         time,
@@ -195,6 +209,19 @@ pub fn sign_cache_token(
     credentials: &Credentials,
     time: SystemTime,
 ) -> Result<SecretString, SignError> {
+    sign_cache_token_for(params, credentials, time, TOKEN_LIFETIME)
+}
+
+/// [`sign_cache_token`] valid for `lifetime` (at most [`TOKEN_LIFETIME`]).
+pub fn sign_cache_token_for(
+    params: CacheTokenParams<'_>,
+    credentials: &Credentials,
+    time: SystemTime,
+    lifetime: Duration,
+) -> Result<SecretString, SignError> {
+    if lifetime.is_zero() || lifetime > TOKEN_LIFETIME || lifetime.subsec_nanos() != 0 {
+        return Err(SignError::Lifetime(lifetime.as_secs()));
+    }
     let name = params.cache_name;
     let mut query = format!("Action=connect&User={}", encode(params.user));
     if params.serverless {
@@ -207,7 +234,7 @@ pub fn sign_cache_token(
             uri: format!("http://{name}/?{query}"),
             host_header: name,
             token_prefix: format!("{name}/?{query}"),
-            lifetime: TOKEN_LIFETIME,
+            lifetime,
         },
         credentials,
         time,
@@ -252,20 +279,35 @@ impl TokenKind {
         credentials: &Credentials,
         time: SystemTime,
     ) -> Result<SecretString, SignError> {
+        self.sign_for(params, credentials, time, self.lifetime())
+    }
+
+    /// [`TokenKind::sign`] with `X-Amz-Expires` set to `lifetime` (whole seconds, at most
+    /// the kind's own lifetime).
+    pub fn sign_for(
+        self,
+        params: TokenParams<'_>,
+        credentials: &Credentials,
+        time: SystemTime,
+        lifetime: Duration,
+    ) -> Result<SecretString, SignError> {
+        if lifetime > self.lifetime() {
+            return Err(SignError::Lifetime(lifetime.as_secs()));
+        }
         match self {
-            Self::Rds => sign_token(params, credentials, time),
+            Self::Rds => sign_token_for(params, credentials, time, lifetime),
             Self::Dsql { .. } => sign_dsql_token(
                 params.host,
                 params.region,
                 dsql_action(params.db_user),
-                self.lifetime(),
+                lifetime,
                 credentials,
                 time,
             ),
             Self::Cache {
                 service,
                 serverless,
-            } => sign_cache_token(
+            } => sign_cache_token_for(
                 CacheTokenParams {
                     service,
                     cache_name: params.host,
@@ -275,6 +317,7 @@ impl TokenKind {
                 },
                 credentials,
                 time,
+                lifetime,
             ),
         }
     }

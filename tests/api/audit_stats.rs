@@ -81,7 +81,9 @@ async fn counts_land_in_their_buckets(url: &str) {
     assert_eq!(
         s["totals"],
         json!({"issued": 11, "denied": 0, "forbidden": 3, "throttled": 0, "failed": 0,
-               "rejected": 0, "audit_read": reads, "signed_in": 0})
+               "rejected": 0, "audit_read": reads, "signed_in": 0, "access_requested": 0,
+               "access_approved": 0, "access_denied": 0, "access_expired": 0,
+               "access_revoked": 0, "break_glass": 0})
     );
     assert_eq!(
         s["top_principals"],

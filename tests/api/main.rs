@@ -9,6 +9,7 @@
     clippy::disallowed_methods
 )]
 
+mod access_requests;
 mod audit;
 mod audit_query;
 mod audit_role;

@@ -134,11 +134,6 @@ impl AuditLog {
     pub async fn tree_heads(&self, chain_id: Option<&str>) -> Result<Vec<TreeHead>, StoreError> {
         self.store.tree_heads(chain_id).await
     }
-
-    /// The audit store, for the proof routes.
-    pub fn store(&self) -> &AuditStore {
-        &self.store
-    }
 }
 
 struct Maker {

@@ -25,7 +25,7 @@ use super::idp::TestIdp;
 pub const AUDIENCE: &str = "rds-token-broker";
 
 /// The single tables, in the order they are written.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "server",
     "log",
     "aws",
@@ -35,6 +35,7 @@ const TABLES: [&str; 9] = [
     "rate_limit",
     "ui",
     "ui.oidc",
+    "notifications",
 ];
 
 /// A whole configuration file. `Display` renders it.
@@ -655,6 +656,10 @@ pub struct Grant {
     pub db_users: Vec<String>,
     /// `[grants.conditions]` keys, when any.
     pub conditions: Vec<(String, Value)>,
+    /// Further keys (`access`, `min_approvals`, ...), in order.
+    pub extra: Vec<(String, Value)>,
+    /// `approvers`, as `(issuer, subject)`.
+    pub approvers: Vec<(String, String)>,
 }
 
 impl Grant {
@@ -666,12 +671,26 @@ impl Grant {
             targets: Vec::new(),
             db_users: Vec::new(),
             conditions: Vec::new(),
+            extra: Vec::new(),
+            approvers: Vec::new(),
         }
     }
 
     /// Sets `[grants.conditions] name = value`.
     pub fn condition(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.conditions.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets another key of the grant (`access`, `min_approvals`, ...).
+    pub fn set(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds an approver `{ issuer, subject }`.
+    pub fn approver(mut self, issuer: &str, subject: &str) -> Self {
+        self.approvers.push((issuer.into(), subject.into()));
         self
     }
 
@@ -702,6 +721,22 @@ impl Grant {
         s.set("db_users", array(&self.db_users));
         if !self.conditions.is_empty() {
             s.set("conditions", claims_value(&self.conditions));
+        }
+        for (k, v) in &self.extra {
+            s.set(k, v.clone());
+        }
+        if !self.approvers.is_empty() {
+            let list = self
+                .approvers
+                .iter()
+                .map(|(i, sub)| {
+                    let mut t = toml::map::Map::new();
+                    t.insert("issuer".into(), Value::from(i.as_str()));
+                    t.insert("subject".into(), Value::from(sub.as_str()));
+                    Value::Table(t)
+                })
+                .collect();
+            s.set("approvers", Value::Array(list));
         }
         s
     }

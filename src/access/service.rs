@@ -1,0 +1,627 @@
+//! The operations on access requests: create, list, read, approve, deny, revoke, expire,
+//! and the lookup `POST /v1/tokens` makes for request grants.
+
+use std::time::{Duration, SystemTime};
+
+use super::model::{AccessRequest, ListQuery, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
+use super::notify::{Notification, Notifier};
+use super::store;
+use crate::audit::{AuditEvent, AuditLog, AuditStore, Outcome, StoreError};
+use crate::auth::{AuthMethod, Principal};
+use crate::broker::{RequestMeta, uuid_v7};
+use crate::clock::{SharedClock, rfc3339, rfc3339_millis};
+use crate::config::{AccessKind, Config, GrantConfig};
+use crate::domain::DbUser;
+use crate::policy::requests::{
+    ConditionFailed, check_conditions, grants_of_request, is_approver, request_grants,
+};
+
+/// Requests scanned at most for one page of a caller who is not an auditor.
+const SCAN_MAX: u32 = 1000;
+
+/// Why an operation on access requests failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// No such request, or one the caller may not see.
+    #[error("no such access request")]
+    NotFound,
+    /// No request or break-glass grant covers the target and DB user for the caller.
+    #[error("not permitted")]
+    Forbidden,
+    /// Permitted to see, not to do this (a fixed text).
+    #[error("{0}")]
+    NotPermitted(&'static str),
+    /// A grant condition refused.
+    #[error(transparent)]
+    Condition(#[from] ConditionFailed),
+    /// The request is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// A field out of bounds (our words).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The store failed, or the trail could not record: nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who acts, and the HTTP request it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The caller.
+    pub principal: &'a Principal,
+    /// What the trail records of the request.
+    pub meta: &'a RequestMeta,
+}
+
+impl Actor<'_> {
+    fn name(&self) -> String {
+        format!("{}/{}", self.principal.issuer, self.principal.subject)
+    }
+
+    fn is(&self, r: &Requester) -> bool {
+        self.principal.issuer == r.issuer && self.principal.subject == r.subject
+    }
+}
+
+/// An approved, unexpired request that lets its requester have tokens.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Its id.
+    pub request_id: String,
+    /// The DB user it is for.
+    pub db_user: DbUser,
+    /// When it ends: no token may outlive it.
+    pub expires_at: SystemTime,
+}
+
+/// Access requests on the audit store's database.
+#[derive(Debug, Clone)]
+pub struct AccessRequests {
+    audit: AuditLog,
+    clock: SharedClock,
+    notifier: Option<Notifier>,
+}
+
+impl AccessRequests {
+    /// On `audit`'s store; transitions are posted through `notifier` when given.
+    pub fn new(audit: AuditLog, clock: SharedClock, notifier: Option<Notifier>) -> Self {
+        Self {
+            audit,
+            clock,
+            notifier,
+        }
+    }
+
+    fn store(&self) -> &AuditStore {
+        self.audit.store()
+    }
+
+    /// Makes a request; a break-glass one is approved at once.
+    pub async fn create(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        new: NewRequest,
+    ) -> Result<AccessRequest, AccessError> {
+        let now = self.clock.now();
+        let target = config
+            .targets
+            .get(&new.target)
+            .ok_or(AccessError::Forbidden)?;
+        let grants = request_grants(config, actor.principal, target, &new.db_user);
+        let pick = |kind| grants.iter().copied().find(|g| g.access.kind == kind);
+        let grant = if new.break_glass {
+            pick(AccessKind::BreakGlass)
+        } else {
+            pick(AccessKind::Request).or_else(|| pick(AccessKind::BreakGlass))
+        }
+        .ok_or(AccessError::Forbidden)?;
+        check_conditions(grant, actor.principal, actor.meta.client_ip.as_deref(), now)?;
+        let max = grant.access.max_duration_minutes;
+        if new.duration_minutes == 0 || new.duration_minutes > max {
+            return Err(AccessError::BadRequest(format!(
+                "duration_minutes must be between 1 and {max} for this grant"
+            )));
+        }
+        let break_glass = grant.access.kind == AccessKind::BreakGlass;
+        if (grant.access.require_reason || break_glass) && new.reason.trim().is_empty() {
+            return Err(AccessError::BadRequest(
+                "reason is required: say why you need this access".into(),
+            ));
+        }
+        self.expire_due().await?;
+        let requester = (
+            actor.principal.issuer.as_str(),
+            actor.principal.subject.as_str(),
+        );
+        let open = store::open_for(
+            self.store(),
+            requester,
+            target.name.as_str(),
+            Some(new.db_user.as_str()),
+        )
+        .await?;
+        if let Some(o) = open.iter().find(|o| !o.due_to_expire(now)) {
+            return Err(AccessError::Conflict(format!(
+                "you have an open access request for this target and DB user: {} ({})",
+                o.id,
+                o.state.as_str()
+            )));
+        }
+        let expires_at = now + minutes(new.duration_minutes);
+        let request = AccessRequest {
+            id: uuid_v7(now).to_string(),
+            state: if break_glass {
+                State::Approved
+            } else {
+                State::Pending
+            },
+            break_glass,
+            target: target.name.as_str().to_owned(),
+            db_user: new.db_user.as_str().to_owned(),
+            requester: Requester {
+                issuer: requester.0.to_owned(),
+                subject: requester.1.to_owned(),
+            },
+            reason: new.reason,
+            duration_minutes: new.duration_minutes,
+            min_approvals: if break_glass {
+                0
+            } else {
+                grant.access.min_approvals
+            },
+            created_at: now,
+            approved_at: break_glass.then_some(now),
+            expires_at: break_glass.then_some(expires_at),
+            decided_at: None,
+            decided_by: None,
+            decision_comment: None,
+            approvals: Vec::new(),
+        };
+        store::insert(self.store(), &request).await?;
+        let (outcome, what) = if break_glass {
+            (Outcome::BreakGlass, "break_glass")
+        } else {
+            (Outcome::AccessRequested, "access_requested")
+        };
+        let why = format!(
+            "{} min: {}",
+            request.duration_minutes,
+            request.reason.as_str()
+        );
+        if let Err(e) = self
+            .record(config, actor, outcome, &request, Some(why))
+            .await
+        {
+            store::delete(self.store(), &request.id).await?;
+            return Err(e.into());
+        }
+        self.notify(what, &request, actor.name(), None);
+        Ok(request)
+    }
+
+    /// One request the caller may see.
+    pub async fn get(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        id: &str,
+    ) -> Result<AccessRequest, AccessError> {
+        self.expire_due().await?;
+        let r = store::get(self.store(), id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
+        if !self.may_see(config, actor, &r) {
+            return Err(AccessError::NotFound);
+        }
+        Ok(r)
+    }
+
+    /// A page of the requests the caller may see, newest first, and the cursor of the next.
+    pub async fn list(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        q: &ListQuery,
+    ) -> Result<(Vec<AccessRequest>, Option<String>), AccessError> {
+        self.expire_due().await?;
+        let auditor = crate::policy::is_auditor(config, actor.principal);
+        let mine = q.mine.then_some((
+            actor.principal.issuer.as_str(),
+            actor.principal.subject.as_str(),
+        ));
+        let state = if q.to_review {
+            Some(State::Pending)
+        } else {
+            q.state
+        };
+        let mut out = Vec::new();
+        let mut before = q.before.clone();
+        let mut scanned = 0;
+        let page = q.limit.max(1);
+        let mut exhausted = false;
+        while out.len() < page as usize && scanned < SCAN_MAX {
+            let rows = store::list(self.store(), state, mine, before.as_deref(), page).await?;
+            scanned += page;
+            exhausted = rows.len() < page as usize;
+            for r in rows {
+                before = Some(r.id.clone());
+                let keep = if q.to_review {
+                    self.may_review(config, actor, &r)
+                } else {
+                    auditor || self.may_see(config, actor, &r)
+                };
+                if keep {
+                    out.push(r);
+                    if out.len() == page as usize {
+                        break;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let next = if exhausted && out.len() < page as usize {
+            None
+        } else {
+            before
+        };
+        Ok((out, next))
+    }
+
+    /// Approves as `actor`; the request is approved once it has `min_approvals` distinct
+    /// approvals.
+    pub async fn approve(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        id: &str,
+        comment: String,
+    ) -> Result<AccessRequest, AccessError> {
+        let r = self.reviewable(config, actor, id).await?;
+        let now = self.clock.now();
+        let who = (
+            actor.principal.issuer.as_str(),
+            actor.principal.subject.as_str(),
+        );
+        if !store::add_approval(self.store(), id, who, &comment, now).await? {
+            return Err(AccessError::Conflict(
+                "you approved this access request already".into(),
+            ));
+        }
+        let n = store::count_approvals(self.store(), id).await?;
+        let needed = r.min_approvals.max(1);
+        if n >= needed {
+            let expires_at = now + minutes(r.duration_minutes);
+            if store::approve(self.store(), id, now, expires_at).await? {
+                let done = self.current(id).await?;
+                let why = format!("approved ({n} of {needed} approvals): {comment}");
+                if let Err(e) = self
+                    .record(config, actor, Outcome::AccessApproved, &done, Some(why))
+                    .await
+                {
+                    // Fail closed: access nobody can see in the trail is withdrawn.
+                    let withdraw = "the audit trail could not record the approval";
+                    let states = [State::Approved];
+                    let _ = store::close(
+                        self.store(),
+                        id,
+                        &states,
+                        State::Revoked,
+                        now,
+                        "broker",
+                        withdraw,
+                    )
+                    .await;
+                    return Err(e.into());
+                }
+                self.notify("access_approved", &done, actor.name(), Some(comment));
+                return Ok(done);
+            }
+        } else {
+            let pending = self.current(id).await?;
+            let why = format!("approval {n} of {needed}: {comment}");
+            self.record(config, actor, Outcome::AccessApproved, &pending, Some(why))
+                .await?;
+            self.notify("access_approved", &pending, actor.name(), Some(comment));
+            return Ok(pending);
+        }
+        Ok(self.current(id).await?)
+    }
+
+    /// Denies as `actor`.
+    pub async fn deny(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        id: &str,
+        comment: String,
+    ) -> Result<AccessRequest, AccessError> {
+        self.reviewable(config, actor, id).await?;
+        let now = self.clock.now();
+        let states = [State::Pending];
+        let by = actor.name();
+        if !store::close(self.store(), id, &states, State::Denied, now, &by, &comment).await? {
+            let r = self.current(id).await?;
+            return Err(conflict(&r));
+        }
+        let r = self.current(id).await?;
+        let why = format!("denied: {comment}");
+        self.record(config, actor, Outcome::AccessDenied, &r, Some(why))
+            .await?;
+        self.notify("access_denied", &r, by, Some(comment));
+        Ok(r)
+    }
+
+    /// Revokes as `actor` (the requester, an approver or an auditor).
+    pub async fn revoke(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        id: &str,
+        comment: String,
+    ) -> Result<Revoked, AccessError> {
+        let r = self.get(config, actor, id).await?;
+        let now = self.clock.now();
+        let states = [State::Pending, State::Approved];
+        let by = actor.name();
+        if !store::close(
+            self.store(),
+            id,
+            &states,
+            State::Revoked,
+            now,
+            &by,
+            &comment,
+        )
+        .await?
+        {
+            return Err(conflict(&self.current(&r.id).await?));
+        }
+        let r = self.current(id).await?;
+        let why = format!("revoked: {comment}");
+        self.record(config, actor, Outcome::AccessRevoked, &r, Some(why))
+            .await?;
+        self.notify("access_revoked", &r, by, Some(comment));
+        let tokens_issued = store::tokens_of(self.store(), id).await?;
+        Ok(Revoked {
+            request: r,
+            tokens_issued,
+            note: REVOKE_NOTE,
+        })
+    }
+
+    /// For `POST /v1/tokens`: the caller's approved, unexpired request for `target` (and
+    /// `db_user`, when given) that a request or break-glass grant still covers.
+    pub async fn active_grant(
+        &self,
+        config: &Config,
+        principal: &Principal,
+        target: &crate::config::Target,
+        db_user: Option<&DbUser>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Option<Grant>, StoreError> {
+        let now = self.clock.now();
+        let requester = (principal.issuer.as_str(), principal.subject.as_str());
+        let open = store::open_for(
+            self.store(),
+            requester,
+            target.name.as_str(),
+            db_user.map(DbUser::as_str),
+        )
+        .await?;
+        for r in open.into_iter().filter(|r| r.state == State::Approved) {
+            if r.due_to_expire(now) {
+                self.expire(config, &r).await;
+                continue;
+            }
+            let Ok(user) = DbUser::parse(&r.db_user) else {
+                continue;
+            };
+            let covered = request_grants(config, principal, target, &user);
+            let allowed = covered
+                .iter()
+                .any(|g| check_conditions(g, principal, client_ip.map(|ip| ip.to_string()).as_deref(), now).is_ok());
+            if let (true, Some(expires_at)) = (allowed, r.expires_at) {
+                return Ok(Some(Grant {
+                    request_id: r.id,
+                    db_user: user,
+                    expires_at,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks every request whose time is up as expired, each with its audit event.
+    pub async fn expire_due(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        for id in store::due(self.store(), now, 100).await? {
+            if let Some(r) = store::get(self.store(), &id).await? {
+                self.expire_one(&r).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire(&self, _config: &Config, r: &AccessRequest) {
+        self.expire_one(r).await;
+    }
+
+    async fn expire_one(&self, r: &AccessRequest) {
+        let now = self.clock.now();
+        let why = if r.state == State::Pending {
+            "no decision within 24 hours"
+        } else {
+            "the access window ended"
+        };
+        let states = [State::Pending, State::Approved];
+        match store::close(
+            self.store(),
+            &r.id,
+            &states,
+            State::Expired,
+            now,
+            "broker",
+            why,
+        )
+        .await
+        {
+            Ok(true) => {
+                let mut done = r.clone();
+                done.state = State::Expired;
+                let mut event = self.event(Outcome::AccessExpired, &done, None);
+                event.issuer = Some(r.requester.issuer.clone());
+                event.subject = Some(r.requester.subject.clone());
+                event.reason = Some(format!("expired: {why}"));
+                if let Err(e) = self.audit.record(event).await {
+                    tracing::warn!(error = %crate::report::Report(&e), request = %r.id, "recording an access request's expiry failed");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %crate::report::Report(&e), request = %r.id, "expiring an access request failed");
+            }
+        }
+    }
+
+    /// A pending request `actor` may review: exists, visible, not theirs, they approve it.
+    async fn reviewable(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        id: &str,
+    ) -> Result<AccessRequest, AccessError> {
+        // Not `get`: a caller who is not an approver hears 403, not 404.
+        self.expire_due().await?;
+        let r = store::get(self.store(), id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
+        if actor.is(&r.requester) {
+            return Err(AccessError::NotPermitted(
+                "you cannot approve or deny your own access request",
+            ));
+        }
+        let grants = self.grants_of(config, &r);
+        if !is_approver(&grants, actor.principal) {
+            return Err(AccessError::NotPermitted(
+                "you are not an approver of this access request",
+            ));
+        }
+        let now = self.clock.now();
+        let mut failed = None;
+        for g in grants.iter().filter(|g| is_approver(&[g], actor.principal)) {
+            match check_conditions(g, actor.principal, actor.meta.client_ip.as_deref(), now) {
+                Ok(()) => {
+                    failed = None;
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if r.state != State::Pending {
+            return Err(conflict(&r));
+        }
+        Ok(r)
+    }
+
+    fn grants_of<'a>(&self, config: &'a Config, r: &AccessRequest) -> Vec<&'a GrantConfig> {
+        grants_of_request(
+            config,
+            &r.requester.issuer,
+            &r.requester.subject,
+            &r.target,
+            &r.db_user,
+        )
+    }
+
+    fn may_see(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
+        actor.is(&r.requester)
+            || crate::policy::is_auditor(config, actor.principal)
+            || is_approver(&self.grants_of(config, r), actor.principal)
+    }
+
+    fn may_review(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
+        r.state == State::Pending
+            && !actor.is(&r.requester)
+            && !r
+                .approvals
+                .iter()
+                .any(|a| a.issuer == actor.principal.issuer && a.subject == actor.principal.subject)
+            && is_approver(&self.grants_of(config, r), actor.principal)
+    }
+
+    async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
+        store::get(self.store(), id)
+            .await?
+            .ok_or_else(|| StoreError::Database(std::sync::Arc::new(sqlx::Error::RowNotFound)))
+    }
+
+    /// Records a transition of `r` by `actor`.
+    async fn record(
+        &self,
+        config: &Config,
+        actor: Actor<'_>,
+        outcome: Outcome,
+        r: &AccessRequest,
+        why: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut event = self.event(outcome, r, why);
+        let p = actor.principal;
+        event.request_id = actor.meta.request_id.clone();
+        event.client_ip = actor.meta.client_ip.clone();
+        event.user_agent = actor.meta.user_agent.clone();
+        event.issuer = Some(p.issuer.clone());
+        event.subject = Some(p.subject.clone());
+        event.auth_method = Some(
+            match p.auth_method {
+                AuthMethod::Jwt => "jwt",
+                AuthMethod::Unauthenticated => "unauthenticated",
+                AuthMethod::AwsIam => "aws-iam",
+            }
+            .to_owned(),
+        );
+        event.kind = crate::domain::TargetName::parse(&r.target)
+            .ok()
+            .and_then(|n| config.targets.get(&n))
+            .map(|t| t.kind.kind().as_str().to_owned());
+        self.audit.record(event).await
+    }
+
+    fn event(&self, outcome: Outcome, r: &AccessRequest, why: Option<String>) -> AuditEvent {
+        let now = self.clock.now();
+        AuditEvent {
+            reason: why.map(|w| crate::domain::text::cleaned(&w, crate::domain::text::LONG)),
+            target: Some(r.target.clone()),
+            db_user: Some(r.db_user.clone()),
+            expires_at: r.expires_at.map(rfc3339),
+            access_request_id: Some(r.id.clone()),
+            ..AuditEvent::new(uuid_v7(now).to_string(), rfc3339_millis(now), outcome)
+        }
+    }
+
+    fn notify(
+        &self,
+        event: &'static str,
+        r: &AccessRequest,
+        actor: String,
+        comment: Option<String>,
+    ) {
+        if let Some(n) = &self.notifier {
+            n.send(Notification::new(event, r, actor, comment));
+        }
+    }
+}
+
+fn minutes(m: u32) -> Duration {
+    Duration::from_secs(u64::from(m) * 60)
+}
+
+fn conflict(r: &AccessRequest) -> AccessError {
+    AccessError::Conflict(format!("the access request is {}", r.state.as_str()))
+}
