@@ -81,7 +81,7 @@ def main():
         sys.exit("strace is not installed (Debian: apt-get install strace)")
     ap = argparse.ArgumentParser()
     ap.add_argument("brokers", nargs="*")
-    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
     a = ap.parse_args()
     broker_bin, rtb_load, _, _ = R.build()
     brokers = a.brokers or [broker_bin]
