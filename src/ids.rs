@@ -69,7 +69,9 @@ pub fn random(now: SystemTime) -> Uuid {
 pub fn monotonic(now: SystemTime) -> Uuid {
     let millis = unix_millis(now);
     let fresh = || rand::rng().random::<u128>() & ((1u128 << (PAYLOAD_BITS - 1)) - 1);
-    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if millis > last.millis {
         last.millis = millis;
         last.counter = fresh();
@@ -117,7 +119,12 @@ mod tests {
     #[test]
     fn monotonic_ids_increase_within_a_millisecond_and_when_the_clock_steps_back() {
         let mut prev = monotonic(at(1_900_000_000_000));
-        for ms in [1_900_000_000_000, 1_900_000_000_000, 1_800_000_000_000, 1_900_000_000_001] {
+        for ms in [
+            1_900_000_000_000,
+            1_900_000_000_000,
+            1_800_000_000_000,
+            1_900_000_000_001,
+        ] {
             for _ in 0..1000 {
                 let id = monotonic(at(ms));
                 assert!(id > prev, "{id} after {prev}");

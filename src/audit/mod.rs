@@ -58,7 +58,11 @@ impl AuditLog {
         let healthy = Arc::new(AtomicBool::new(true));
         let dirty = matches!(store, AuditStore::Sqlite(_)).then(|| {
             let dirty = Arc::new(tokio::sync::Notify::new());
-            tokio::spawn(checkpoint_wal(store.clone(), Arc::clone(&dirty), tx.downgrade()));
+            tokio::spawn(checkpoint_wal(
+                store.clone(),
+                Arc::clone(&dirty),
+                tx.downgrade(),
+            ));
             dirty
         });
         tokio::spawn(writer(
