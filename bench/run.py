@@ -25,6 +25,8 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -177,6 +179,26 @@ def http_levels(tools, work, seconds, warmup, levels):
     if failed:
         raise RuntimeError(f"{failed} broker requests failed")
     return rows
+
+
+def http_wrk(tools, work, seconds, levels):
+    """The same servers' configuration driven by wrk (see wrk.py)."""
+    import wrk as W
+    W.ensure_wrk(log)
+    broker_bin, rtb_load, rtb_ceiling, _ = tools
+    config = os.path.join(work, "broker-wrk.toml")
+    with open(config, "w") as f:
+        f.write(broker_config(work, f"sqlite://{work}/audit-wrk.db"))
+    broker = Server([broker_bin, "serve", "--config", config], env=dict(os.environ, **AWS_ENV))
+    ceiling = Server([rtb_ceiling])
+    jwts = os.path.join(work, "jwts.txt")
+    try:
+        # First request per caller mints; the rest are cache hits.
+        load(rtb_load, broker.base + "/v1/tokens", 64, 0.5, 0.2, jwts)
+        return W.wrk_levels(broker.base, ceiling.base, work, jwts, levels, seconds, log)
+    finally:
+        broker.stop()
+        ceiling.stop()
 
 
 def free_port():
@@ -410,6 +432,9 @@ def markdown(r):
         b, c = row["broker"], row["ceiling"]
         lines.append(f"| {row['concurrency']} | {b['rps']:.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {b['p999_ms']:.2f} | "
                      f"{c['rps']:.0f} | {c['p99_ms']:.2f} | {row['ratio']:.2f} |")
+    if r.get("wrk"):
+        import wrk as W
+        lines += ["", W.markdown(r["wrk"])]
     lines += ["", "## Signing (criterion medians)", "", "| input | rds-token-broker µs | aws-sdk-rds µs | ratio |", "|---|---|---|---|"]
     for k, v in r["signing"].items():
         lines.append(f"| {k} | {v['ours_us']:.2f} | {v['aws_sdk_rds_us']:.2f} | {v['ratio']:.2f} |")
@@ -476,6 +501,7 @@ def main():
             "mode": "quick" if a.quick else "full",
             "machine": machine(),
             "http": http_levels(tools, work, secs, warm, levels),
+            "wrk": http_wrk(tools, work, 2 if a.quick else 10, levels),
             "signing": signing(a.quick),
             "audit_stores": audit_stores(a.quick),
             "memory": memory(tools[3], 10_000 if a.quick else 100_000),

@@ -18,6 +18,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod http;
+pub mod ids;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;

@@ -66,12 +66,22 @@ impl AuditLog {
     pub fn start(store: AuditStore, chain_id: String, mirror: Option<Mirror>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
+        let dirty = matches!(store, AuditStore::Sqlite(_)).then(|| {
+            let dirty = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(checkpoint_wal(
+                store.clone(),
+                Arc::clone(&dirty),
+                tx.downgrade(),
+            ));
+            dirty
+        });
         tokio::spawn(writer(
             rx,
             store.clone(),
             chain_id.clone(),
             Arc::clone(&healthy),
             mirror.clone(),
+            dirty,
         ));
         Self {
             tx,
@@ -168,12 +178,38 @@ impl AuditLog {
     }
 }
 
+/// How long the WAL checkpointer lets commits gather after being woken by one: bounds the
+/// WAL to what the writer commits in this time (see [`AuditStore::checkpoint_wal`]).
+const WAL_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Checkpoints the SQLite WAL off the commit path: woken (through `dirty`) by a commit, it
+/// waits [`WAL_CHECKPOINT_AFTER`] for more, then checkpoints on its own connection, so no
+/// batch waits for a checkpoint; an idle broker makes no wake-ups. A failure (a busy
+/// database) is retried after the next commit. Ends with the writer (`alive`).
+async fn checkpoint_wal(
+    store: AuditStore,
+    dirty: Arc<tokio::sync::Notify>,
+    alive: mpsc::WeakSender<Pending>,
+) {
+    loop {
+        dirty.notified().await;
+        tokio::time::sleep(WAL_CHECKPOINT_AFTER).await;
+        if alive.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = store.checkpoint_wal().await {
+            tracing::debug!(error = %crate::report::Report(&e), "WAL checkpoint failed; retried after the next commit");
+        }
+    }
+}
+
 async fn writer(
     mut rx: mpsc::Receiver<Pending>,
     store: AuditStore,
     chain_id: String,
     healthy: Arc<AtomicBool>,
     mirror: Option<Mirror>,
+    wal_dirty: Option<Arc<tokio::sync::Notify>>,
 ) {
     let mut head = Head {
         seq: 0,
@@ -188,11 +224,14 @@ async fn writer(
         match result {
             Ok(()) => {
                 healthy.store(true, Ordering::Relaxed);
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
                 if let Some(m) = &mirror {
                     m.send(&events);
                 }
-                for ack in acks {
-                    let _ = ack.send(Ok(()));
+                if let Some(d) = &wal_dirty {
+                    d.notify_one();
                 }
             }
             Err(e) if events.len() == 1 => {
@@ -218,6 +257,10 @@ async fn writer(
                 .await;
             }
         }
+    }
+    // Lets the WAL checkpointer see that the writer is gone.
+    if let Some(d) = &wal_dirty {
+        d.notify_one();
     }
 }
 

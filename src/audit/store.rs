@@ -450,7 +450,19 @@ impl AuditStore {
     ) -> Result<(), StoreError> {
         if held.is_none() {
             *held = match self {
-                Self::Sqlite(p) => Some(HeldConnection::Sqlite(p.acquire().await.map_err(err)?)),
+                Self::Sqlite(p) => {
+                    let mut c = p.acquire().await.map_err(err)?;
+                    // WAL checkpoints off the commit path: this connection never copies
+                    // the WAL into the database file on commit (SQLite's default, every
+                    // 1,000 pages, stalls the batch that crosses it); the writer's
+                    // companion task does it on another connection
+                    // ([`AuditStore::checkpoint_wal`]).
+                    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                        .execute(&mut *c)
+                        .await
+                        .map_err(err)?;
+                    Some(HeldConnection::Sqlite(c))
+                }
                 Self::Postgres(p) => {
                     Some(HeldConnection::Postgres(p.acquire().await.map_err(err)?))
                 }
@@ -462,6 +474,21 @@ impl AuditStore {
             Some(HeldConnection::Sqlite(c)) => insert_batch!(&mut **c, events, numbered),
             Some(HeldConnection::Postgres(c)) => insert_batch!(&mut **c, events, numbered),
             None => Ok(()),
+        }
+    }
+
+    /// Copies committed WAL frames into an SQLite database file without waiting for
+    /// readers or the writer (`PRAGMA wal_checkpoint(PASSIVE)`), on a pooled connection
+    /// other than the writer's; the writer then restarts the WAL from its beginning once
+    /// all of it is copied. Nothing to do for other stores.
+    pub async fn checkpoint_wal(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(p) => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(err),
+            Self::Postgres(_) | Self::Noop => Ok(()),
         }
     }
 

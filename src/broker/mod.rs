@@ -410,16 +410,8 @@ impl Broker {
     }
 }
 
-/// Keeps the UUIDv7s of this process strictly increasing, also within one millisecond.
-static UUID_CONTEXT: std::sync::Mutex<uuid::ContextV7> =
-    std::sync::Mutex::new(uuid::ContextV7::new());
-
 /// A UUIDv7 whose timestamp comes from `now`; later calls in this process give greater
-/// ids, so ids order events that share a millisecond.
+/// ids, so ids order events that share a millisecond (see [`crate::ids::monotonic`]).
 pub fn uuid_v7(now: SystemTime) -> Uuid {
-    let d = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let ts = uuid::Timestamp::from_unix(&UUID_CONTEXT, d.as_secs(), d.subsec_nanos());
-    Uuid::new_v7(ts)
+    crate::ids::monotonic(now)
 }

@@ -261,8 +261,14 @@ struct MakeRequestUuidV7;
 
 impl MakeRequestId for MakeRequestUuidV7 {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let id = uuid::Uuid::new_v7(uuid::Timestamp::now(uuid::NoContext));
-        id.to_string().parse().ok().map(RequestId::new)
+        use crate::clock::Clock as _;
+        // The system clock, as before: a request id is a label no decision depends on.
+        let id = crate::ids::random(crate::clock::SystemClock.now());
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = id.hyphenated().encode_lower(&mut buf);
+        axum::http::HeaderValue::from_str(text)
+            .ok()
+            .map(RequestId::new)
     }
 }
 

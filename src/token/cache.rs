@@ -375,7 +375,7 @@ impl TokenCache {
         self.minted.fetch_add(1, Ordering::Relaxed);
         let sha256 = Sha256::digest(token.expose_secret().as_bytes()).into();
         Ok(Arc::new(CachedToken {
-            stored: StoredToken::new(&token, &self.pieces),
+            stored: StoredToken::new(&token, &self.pieces, credentials),
             sha256,
             signed_at,
             expires_at,

@@ -413,7 +413,8 @@ pub fn encode(value: &str) -> String {
     out
 }
 
-fn encode_into(out: &mut String, value: &str) {
+/// [`encode`], appended to `out`.
+pub(crate) fn encode_into(out: &mut String, value: &str) {
     for &b in value.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));

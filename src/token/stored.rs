@@ -9,19 +9,67 @@
 //! the differing parts and one shared copy of each of the others ([`Pieces`]); the token
 //! is put back together when served. The pieces are checked when the token is stored: if
 //! they do not give back the signed text byte for byte, the token is kept whole.
+//!
+//! A session token is not copied at all: the token keeps the signing `Credentials` (an
+//! `Arc` inside, the same allocation the STS session cache or the broker's credential
+//! cache holds) and percent-encodes their session token when served. With a role assumed
+//! per caller nothing else is shared, and the session token (600 to 1,200 bytes) was kept
+//! twice per caller, once here and once by the STS cache (`rtb-memory
+//! --per-caller-sessions`, bench/README *Memory*).
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, Weak};
 
+use aws_credential_types::Credentials;
 use secrecy::{ExposeSecret, SecretString};
+
+use super::sign::encode_into;
 
 const USER_PARAM: &str = "DBUser=";
 const AFTER_USER: &str = "&X-Amz-Algorithm=";
 const DATE_PARAM: &str = "&X-Amz-Date=";
 const DATE_LEN: usize = 16;
 const TAIL: &str = "&X-Amz-Signature=";
+const SESSION_PARAM: &str = "&X-Amz-Security-Token=";
+
+/// The part of a token between its date and its signature.
+#[derive(Debug)]
+pub enum Rest {
+    /// The text (shared by the tokens that have it).
+    Text(Arc<str>),
+    /// `head` (shared, ending in `&X-Amz-Security-Token=`), then the session token of
+    /// `credentials`, percent-encoded.
+    Session {
+        /// Up to and including `&X-Amz-Security-Token=`.
+        head: Arc<str>,
+        /// The signing credentials (shared: an `Arc` inside).
+        credentials: Credentials,
+    },
+}
+
+impl Rest {
+    fn len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            // An upper bound is enough for a capacity: at most 3 bytes per byte.
+            Self::Session { head, credentials } => {
+                head.len() + credentials.session_token().map_or(0, |t| t.len() * 3)
+            }
+        }
+    }
+
+    fn push_to(&self, out: &mut String) {
+        match self {
+            Self::Text(t) => out.push_str(t),
+            Self::Session { head, credentials } => {
+                out.push_str(head);
+                encode_into(out, credentials.session_token().unwrap_or_default());
+            }
+        }
+    }
+}
 
 /// A token, kept compactly.
 #[derive(Debug)]
@@ -36,8 +84,8 @@ pub enum StoredToken {
         scope: Arc<str>,
         /// `X-Amz-Date`.
         date: [u8; DATE_LEN],
-        /// The rest before the signature, the session token included (shared).
-        rest: Arc<str>,
+        /// The rest before the signature, the session token included.
+        rest: Rest,
         /// `X-Amz-Signature`.
         signature: [u8; 32],
     },
@@ -46,20 +94,31 @@ pub enum StoredToken {
 }
 
 impl StoredToken {
-    /// Splits `token`, sharing its common parts through `pieces`.
-    pub fn new(token: &SecretString, pieces: &Pieces) -> Self {
+    /// Splits `token`, signed by `credentials`, sharing its common parts through `pieces`
+    /// and its session token with `credentials`.
+    pub fn new(token: &SecretString, pieces: &Pieces, credentials: &Credentials) -> Self {
         let text = token.expose_secret();
         let Some(parts) = split(text) else {
             return Self::Whole(token.clone());
         };
-        let stored = Self::Split {
+        let with = |rest: Rest| Self::Split {
             prefix: pieces.share(parts.prefix),
             user: parts.user.into(),
             scope: pieces.share(parts.scope),
             date: parts.date,
-            rest: pieces.share(parts.rest),
+            rest,
             signature: parts.signature,
         };
+        if let Some(head) = session_head(parts.rest, credentials) {
+            let stored = with(Rest::Session {
+                head: pieces.share(head),
+                credentials: credentials.clone(),
+            });
+            if stored.expose().expose_secret() == text {
+                return stored;
+            }
+        }
+        let stored = with(Rest::Text(pieces.share(parts.rest)));
         if stored.expose().expose_secret() == text {
             stored
         } else {
@@ -85,7 +144,7 @@ impl StoredToken {
                 t.push_str(user);
                 t.push_str(scope);
                 t.push_str(std::str::from_utf8(date).unwrap_or_default());
-                t.push_str(rest);
+                rest.push_to(&mut t);
                 t.push_str(TAIL);
                 let mut sig_hex = [0u8; 64];
                 if hex::encode_to_slice(signature, &mut sig_hex).is_ok() {
@@ -96,6 +155,17 @@ impl StoredToken {
             Self::Whole(t) => t.clone(),
         }
     }
+}
+
+/// `rest` up to and including `&X-Amz-Security-Token=`, when what follows is exactly the
+/// percent-encoded session token of `credentials`.
+fn session_head<'a>(rest: &'a str, credentials: &Credentials) -> Option<&'a str> {
+    let session = credentials.session_token()?;
+    let at = rest.rfind(SESSION_PARAM)? + SESSION_PARAM.len();
+    let (head, encoded) = (rest.get(..at)?, rest.get(at..)?);
+    let mut expected = String::with_capacity(encoded.len());
+    encode_into(&mut expected, session);
+    (expected == encoded).then_some(head)
 }
 
 struct Parts<'a> {
@@ -183,6 +253,10 @@ mod tests {
     const HEAD: &str = "db.example.com:5432/?Action=connect&DBUser=u%40x&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIA%2F20260309%2Feu-west-1%2Frds-db%2Faws4_request&X-Amz-Date=20260309T141129Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host";
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+    fn creds(session: Option<&str>) -> Credentials {
+        Credentials::new("ASIA", "secret", session.map(str::to_owned), None, "test")
+    }
+
     fn token(session: Option<&str>) -> SecretString {
         let mid = session.map_or(String::new(), |s| format!("&X-Amz-Security-Token={s}"));
         SecretString::from(format!("{HEAD}{mid}{TAIL}{SIG}"))
@@ -191,8 +265,14 @@ mod tests {
     #[test]
     fn tokens_are_split_and_put_back_byte_for_byte() {
         let pieces = Pieces::default();
-        for t in [token(Some("IQoJb3JpZ2luX2VjE%2F%2Bsession")), token(None)] {
-            let stored = StoredToken::new(&t, &pieces);
+        for (t, c) in [
+            (
+                token(Some("IQoJb3JpZ2luX2VjE%2F%2Bsession")),
+                creds(Some("IQoJb3JpZ2luX2VjE/+session")),
+            ),
+            (token(None), creds(None)),
+        ] {
+            let stored = StoredToken::new(&t, &pieces, &c);
             let StoredToken::Split { user, date, .. } = &stored else {
                 panic!("kept whole")
             };
@@ -205,19 +285,57 @@ mod tests {
     #[test]
     fn common_parts_are_kept_once_while_tokens_hold_them() {
         let pieces = Pieces::default();
-        let a = StoredToken::new(&token(Some("S1")), &pieces);
-        let b = StoredToken::new(&token(Some("S1")), &pieces);
-        let c = StoredToken::new(&token(Some("S2")), &pieces);
+        // Credentials without the session token the tokens carry: the text is shared.
+        let none = creds(None);
+        let a = StoredToken::new(&token(Some("S1")), &pieces, &none);
+        let b = StoredToken::new(&token(Some("S1")), &pieces, &none);
+        let c = StoredToken::new(&token(Some("S2")), &pieces, &none);
         let rest = |s: &StoredToken| match s {
-            StoredToken::Split { rest, .. } => Arc::as_ptr(rest).cast::<u8>(),
-            StoredToken::Whole(_) => std::ptr::null(),
+            StoredToken::Split {
+                rest: Rest::Text(rest),
+                ..
+            } => Arc::as_ptr(rest).cast::<u8>(),
+            _ => std::ptr::null(),
         };
+        assert!(!rest(&a).is_null());
         assert_eq!(rest(&a), rest(&b));
         assert_ne!(rest(&a), rest(&c));
         // prefix and scope (shared by all three), and two session-token tails.
         assert_eq!(pieces.len(), 4);
         drop((a, b));
         assert_eq!(pieces.len(), 3);
+    }
+
+    #[test]
+    fn the_session_token_is_not_copied_but_read_from_the_signing_credentials() {
+        let pieces = Pieces::default();
+        let c = creds(Some("IQoJ/session+token="));
+        let t = token(Some("IQoJ%2Fsession%2Btoken%3D"));
+        let stored = StoredToken::new(&t, &pieces, &c);
+        let StoredToken::Split {
+            rest: Rest::Session { head, credentials },
+            ..
+        } = &stored
+        else {
+            panic!("session token copied: {stored:?}")
+        };
+        assert!(head.ends_with("&X-Amz-Security-Token="));
+        // The same allocation as the caller's credentials, not a copy.
+        assert_eq!(
+            credentials.session_token().unwrap().as_ptr(),
+            c.session_token().unwrap().as_ptr()
+        );
+        assert_eq!(stored.expose().expose_secret(), t.expose_secret());
+        // Credentials whose session token is not the token's: the text is kept.
+        let other = StoredToken::new(&t, &pieces, &creds(Some("other")));
+        assert!(matches!(
+            other,
+            StoredToken::Split {
+                rest: Rest::Text(_),
+                ..
+            }
+        ));
+        assert_eq!(other.expose().expose_secret(), t.expose_secret());
     }
 
     #[test]
@@ -239,7 +357,7 @@ mod tests {
             ),
         ] {
             let t = SecretString::from(odd.clone());
-            let stored = StoredToken::new(&t, &pieces);
+            let stored = StoredToken::new(&t, &pieces, &creds(Some("S1")));
             assert!(matches!(stored, StoredToken::Whole(_)), "{odd}");
             assert_eq!(stored.expose().expose_secret(), odd);
         }

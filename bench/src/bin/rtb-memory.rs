@@ -3,7 +3,10 @@
 //! JSON. `rtb-memory [N] [--per-caller-sessions]` (default 100000): by default one set of
 //! temporary credentials signs every token (the broker's own, or `share_tokens`); with
 //! `--per-caller-sessions` each token is signed by its own credentials and session token,
-//! as with a `role_arn` assumed per caller, so no session token is shared.
+//! as with a `role_arn` assumed per caller, so no session token is shared. In that mode
+//! each caller's `Credentials` are kept alive for the whole run, as the broker's STS
+//! session cache keeps them (one entry per caller and role) while their tokens are cached:
+//! the RSS is that of both caches, as in the broker.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -80,6 +83,8 @@ async fn main() {
         Hostname::parse("orders.cluster-abc123xyz.eu-west-1.rds.amazonaws.com").expect("host");
     let region = Region::parse("eu-west-1").expect("region");
     let before = rss_kib();
+    // Stands for the STS session cache: the per-caller credentials it would hold.
+    let mut sessions: Vec<Credentials> = Vec::new();
     for i in 0..n {
         let creds = if per_caller {
             Credentials::new(
@@ -101,9 +106,13 @@ async fn main() {
             db_user: DbUser::parse(&format!("app_user_{i}")).expect("db user"),
         };
         cache.get(key, &creds, &gate).await.expect("token");
+        if per_caller {
+            sessions.push(creds);
+        }
     }
     cache.sync().await;
     let after = rss_kib();
+    let held_sessions = sessions.len();
     println!(
         "{}",
         serde_json::json!({
@@ -111,6 +120,7 @@ async fn main() {
             "per_caller_sessions": per_caller,
             "cached": cache.entry_count(),
             "shared_pieces": cache.shared_pieces(),
+            "sts_sessions_held": held_sessions,
             "rss_before_mib": before as f64 / 1024.0,
             "rss_after_mib": after as f64 / 1024.0,
             "bytes_per_token": (after.saturating_sub(before) * 1024) as f64 / n as f64,
