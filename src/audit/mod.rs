@@ -14,6 +14,9 @@ pub mod coalesce;
 pub mod csv;
 pub mod display;
 mod event;
+#[cfg(test)]
+mod golden;
+pub mod jcs;
 mod mirror;
 pub mod query;
 pub mod stats;
@@ -25,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::metrics::names;
 use tokio::sync::{mpsc, oneshot};
 
-pub use event::{AuditEvent, GENESIS, Outcome};
+pub use event::{AuditEvent, Encoding, GENESIS, Outcome};
 pub use mirror::Mirror;
 pub use store::{AuditStore, HeldConnection, StoreError};
 pub use verify::{
