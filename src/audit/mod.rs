@@ -17,7 +17,9 @@ mod event;
 #[cfg(test)]
 mod golden;
 pub mod jcs;
+pub mod merkle;
 mod mirror;
+pub mod note;
 pub mod query;
 pub mod stats;
 mod verify;
