@@ -144,7 +144,7 @@ fn absent_optional_fields_are_left_out_and_present_ones_are_hashed() {
 /// and continues in JCS is stored, read back with each event's encoding, and verifies.
 #[tokio::test]
 async fn a_store_keeps_each_events_encoding_and_a_mixed_chain_verifies() {
-    let dir = std::env::temp_dir().join(format!("rtb-golden-{}", uuid::Uuid::now_v7()));
+    let dir = std::env::temp_dir().join(format!("rtb-golden-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("audit.db").display());
     let store = super::AuditStore::open(&url).await.unwrap();

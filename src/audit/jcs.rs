@@ -39,8 +39,9 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         if short.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0x0f)]);
+            for nibble in [b >> 4, b & 0x0f] {
+                out.extend(HEX.get(usize::from(nibble)));
+            }
         } else {
             out.extend_from_slice(short);
         }

@@ -20,6 +20,9 @@ pub mod jcs;
 pub mod merkle;
 mod mirror;
 pub mod note;
+pub mod offline;
+#[cfg(test)]
+mod offline_tests;
 pub mod query;
 pub mod stats;
 mod verify;
