@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod aws_iam;
+pub mod offline;
 pub mod output;
 pub mod targets;
 

@@ -10,6 +10,7 @@
 )]
 
 mod audit;
+mod audit_evidence;
 mod audit_query;
 mod audit_role;
 mod audit_stats;
