@@ -164,3 +164,80 @@ async fn a_store_keeps_each_events_encoding_and_a_mixed_chain_verifies() {
     assert_eq!(v.events_checked, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The worked example of `docs/audit-format.md`: every number there is recomputed here
+/// (event hashes, leaf hashes, root, proofs, the verifier key and the signed checkpoint),
+/// and must appear in the page.
+#[test]
+fn the_worked_example_in_the_format_doc_is_what_the_code_computes() {
+    use super::merkle::{
+        TreeBuilder, consistency_proof, inclusion_proof, leaf_hash, node_hash, verify_inclusion,
+    };
+    use super::note::{CheckpointBody, SigningKey, verify_checkpoint};
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/audit-format.md"))
+        .unwrap();
+    let must = |s: &str| assert!(doc.contains(s), "docs/audit-format.md must show {s:?}");
+    let c = example_chain();
+    let leaves: Vec<_> = c
+        .iter()
+        .map(|e| leaf_hash(&hex::decode(&e.hash).unwrap().try_into().unwrap()))
+        .collect();
+    let mut tree = TreeBuilder::new();
+    leaves.iter().for_each(|l| tree.push(*l));
+    let root = tree.root();
+    assert_eq!(root, node_hash(&leaves[0], &leaves[1]));
+    for s in [
+        JCS_ISSUED_HASH,
+        JCS_DENIED_HASH,
+        LEGACY_ISSUED_HASH,
+        JCS_DENIED_TEXT,
+        &hex::encode(leaves[0]),
+        &hex::encode(leaves[1]),
+        &hex::encode(root),
+    ] {
+        must(s);
+    }
+    assert_eq!(inclusion_proof(&leaves, 0).unwrap(), vec![leaves[1]]);
+    assert_eq!(inclusion_proof(&leaves, 1).unwrap(), vec![leaves[0]]);
+    assert_eq!(consistency_proof(&leaves, 1).unwrap(), vec![leaves[1]]);
+    assert!(verify_inclusion(&leaves[0], 0, 2, &[leaves[1]], &root));
+    // Event 1's JCS text, as the page wraps it.
+    let wrapped: String = doc
+        .split("Event 1 (`seq` 1)")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(wrapped, c[0].canonical().unwrap());
+
+    let seed = Sha256::digest(b"rds-token-broker audit-format worked example");
+    must(&hex::encode(seed));
+    let key = SigningKey::from_seed("audit.example.com", &seed).unwrap();
+    must(&key.verifier_key().to_string());
+    let body = CheckpointBody {
+        origin: format!("rds-token-broker/{}", c[0].chain_id),
+        tree_size: 2,
+        root_hash: root,
+    };
+    must(&base64::engine::general_purpose::STANDARD.encode(root));
+    let note = key.sign(&body.to_text()).unwrap();
+    let indented: String = note
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".into()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    must(&indented);
+    let verified = verify_checkpoint(&note, &[key.verifier_key().clone()]).unwrap();
+    assert_eq!(verified.body, body);
+}
