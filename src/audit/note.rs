@@ -136,7 +136,8 @@ impl FromStr for VerifierKey {
     type Err = NoteError;
 
     fn from_str(s: &str) -> Result<Self, NoteError> {
-        let mut parts = s.split('+');
+        // At most three parts: the base64 key may itself contain '+'.
+        let mut parts = s.splitn(3, '+');
         let (Some(name), Some(id), Some(key), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {

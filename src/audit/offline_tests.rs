@@ -231,3 +231,23 @@ fn a_line_that_is_not_an_event_is_reported() {
     assert_eq!(r.problem_count, 1, "{r:?}");
     assert!(r.problems[0].reason.contains("line 11"), "{r:?}");
 }
+
+/// About half of all Ed25519 keys have a `+` in their base64 form: the text form splits
+/// at the first two `+` only (as Go's `note.NewVerifier` does).
+#[test]
+fn verifier_keys_whose_base64_holds_a_plus_parse() {
+    let mut with_plus = 0;
+    for seed in 0..=40u8 {
+        let k = key("audit.example.com", seed);
+        let text = k.verifier_key().to_string();
+        if text.rsplit('+').count() > 3 {
+            with_plus += 1;
+        }
+        assert_eq!(
+            &text.parse::<VerifierKey>().unwrap(),
+            k.verifier_key(),
+            "{text}"
+        );
+    }
+    assert!(with_plus > 0, "no key with a + in base64 was tried");
+}
