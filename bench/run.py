@@ -72,6 +72,30 @@ def build():
     )
 
 
+def offline_verify(broker_bin, work, n):
+    """Peak RSS of the broker's offline `audit verify --export` on one chain of n events
+    (generated straight, no HTTP) with 10 signed checkpoints: streaming keeps it flat."""
+    log(f"offline verification of a chain of {n} events")
+    gen = os.path.join(BENCH_TARGET, "release", "rtb-audit-export")
+    notes = os.path.join(work, "checkpoints.log")
+    key = subprocess.run([gen, str(n), "notes", notes], check=True, capture_output=True,
+                         text=True).stdout.strip().splitlines()[-1]
+    events = subprocess.Popen([gen, str(n), "events"], stdout=subprocess.PIPE)
+    started = time.time()
+    verify = subprocess.Popen([broker_bin, "audit", "verify", "--export", "/dev/stdin",
+                               "--checkpoints", notes, "--key", key],
+                              stdin=events.stdout, stdout=subprocess.PIPE, text=True)
+    events.stdout.close()
+    out = verify.stdout.read()
+    _, status, usage = os.wait4(verify.pid, 0)
+    events.wait()
+    seconds = time.time() - started
+    if os.waitstatus_to_exitcode(status) != 0 or not out.startswith("ok:"):
+        raise SystemExit(f"offline verify failed: {out}")
+    return {"events": n, "checkpoints": 10, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "seconds": seconds, "output": out.strip()}
+
+
 class Server:
     """A child process that logs `listening on http://ADDR`; its output goes to a file (a
     pipe drained by this script would compete with it for the CPU)."""
@@ -455,6 +479,9 @@ def markdown(r):
               f"{mem['rss_after_mib']:.1f} MiB (from {mem['rss_before_mib']:.1f} MiB; {mem['bytes_per_token']:.0f} bytes per token).",
               f"- {pc['tokens']} cached tokens each signed by its own session (a role per caller; nothing shared): RSS "
               f"{pc['rss_after_mib']:.1f} MiB ({pc['bytes_per_token']:.0f} bytes per token).", "",
+              *[f"- offline `audit verify --export` of one chain of {v['events']} events with {v['checkpoints']} "
+                f"signed checkpoints: peak RSS {v['peak_rss_mib']:.1f} MiB, {v['seconds']:.1f} s (streaming: flat in the chain's length)."
+                for v in r.get("offline_verify", [])], "",
               "## How tokens are minted today", "",
               f"- `aws rds generate-db-auth-token` (a process per token): {r['today']['aws_cli_process_ms']:.0f} ms median",
               f"- boto3 `generate_db_auth_token` in a warm process: {r['today']['boto3_warm_us']:.0f} µs per token"]
@@ -505,6 +532,8 @@ def main():
             "signing": signing(a.quick),
             "audit_stores": audit_stores(a.quick),
             "memory": memory(tools[3], 10_000 if a.quick else 100_000),
+            "offline_verify": [offline_verify(tools[0], work, n)
+                               for n in ((1_000, 20_000) if a.quick else (10_000, 1_000_000))],
             "cold": cold_path(tools, work, 100 if a.quick else 1000),
             "today": today(py, a.quick),
             "proxy_pg": proxy_pg(tools[0], a.quick),

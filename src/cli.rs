@@ -222,7 +222,7 @@ enum AuditCommand {
             long,
             value_name = "URL",
             env = "RDS_TOKEN_BROKER_URL",
-            required_unless_present = "audit_url"
+            required_unless_present_any = ["audit_url", "export"]
         )]
         broker: Option<String>,
         /// Read the store directly instead (sqlite://FILE or postgres://...), e.g. from a
@@ -234,6 +234,18 @@ enum AuditCommand {
         /// reported as broken. A broker checks this itself.
         #[arg(long, value_name = "DAYS", requires = "audit_url", value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: Option<u32>,
+        /// Offline, with no broker and no database: check this NDJSON export (`audit
+        /// export` with no filters: whole chains) against the signed checkpoints of
+        /// --checkpoints, trusting the --key verifier keys.
+        #[arg(long, value_name = "FILE", requires_all = ["checkpoints", "key"], conflicts_with = "audit_url")]
+        export: Option<PathBuf>,
+        /// With --export: the published checkpoints (the checkpoint file sink's file).
+        #[arg(long, value_name = "FILE", requires = "export")]
+        checkpoints: Option<String>,
+        /// With --export: a verifier key (`name+keyid+base64`, printed by `audit keygen`);
+        /// repeat for rotated keys.
+        #[arg(long, value_name = "VERIFIER_KEY", requires = "export")]
+        key: Vec<String>,
         /// File holding the caller's JWT.
         #[arg(long, value_name = "FILE")]
         jwt_file: Option<PathBuf>,
@@ -618,6 +630,9 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             broker,
             audit_url,
             retention_days,
+            export,
+            checkpoints,
+            key,
             jwt_file,
             k8s_token_file,
             ca_file,
@@ -625,6 +640,12 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             insecure_http,
         } => {
             let ok = match (broker, audit_url) {
+                _ if let Some(export) = &export => client::offline::verify_files(
+                    export,
+                    checkpoints.as_deref().unwrap_or_default(),
+                    &key,
+                    &mut stdout,
+                ),
                 (_, Some(url)) => {
                     client::audit::verify_store(&url, retention_days, &mut stdout).await
                 }

@@ -115,6 +115,10 @@ pub struct AuditEvent {
     /// their canonical form and hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_request_id: Option<String>,
+    /// How this event is encoded for its hash ([`Encoding`]). Absent (legacy) in events
+    /// recorded before JCS; `jcs` in every new one, where it is part of the hashed content.
+    #[serde(default, skip_serializing_if = "Encoding::is_legacy")]
+    pub encoding: Encoding,
     /// Coalesced events this one stands for.
     pub count: i64,
     /// The broker instance's chain.
@@ -155,6 +159,7 @@ impl AuditEvent {
             expires_at: None,
             kind: None,
             access_request_id: None,
+            encoding: Encoding::Jcs,
             count: 1,
             chain_id: String::new(),
             seq: 0,
@@ -192,26 +197,87 @@ impl AuditEvent {
             clean_field(field, 4 * LONG);
         }
     }
-    /// The canonical encoding: this event as JSON, fields in declaration order, with an
-    /// empty `hash`. An error, never an empty string, if it cannot be encoded: a hash over
-    /// nothing would let any contents pass.
+    /// The canonical encoding of this event under its [`Encoding`], with no `hash`
+    /// (legacy: an empty one). An error, never an empty string, if it cannot be encoded:
+    /// a hash over nothing would let any contents pass.
     pub fn canonical(&self) -> Result<String, serde_json::Error> {
-        if self.hash.is_empty() {
-            return serde_json::to_string(self);
+        match self.encoding {
+            Encoding::Legacy => {
+                if self.hash.is_empty() {
+                    return serde_json::to_string(self);
+                }
+                let mut e = self.clone();
+                e.hash = String::new();
+                serde_json::to_string(&e)
+            }
+            Encoding::Jcs => {
+                let mut out = Vec::with_capacity(512);
+                self.jcs_into(&mut Vec::new(), |b| out.extend_from_slice(b))?;
+                String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
+            }
         }
-        let mut e = self.clone();
-        e.hash = String::new();
-        serde_json::to_string(&e)
     }
 
-    /// The hash this event must carry.
+    fn jcs_into(
+        &self,
+        buf: &mut Vec<u8>,
+        sink: impl FnMut(&[u8]),
+    ) -> Result<(), serde_json::Error> {
+        super::jcs::event_fields(self, &["hash"], buf, sink)
+            .map_err(<serde_json::Error as serde::ser::Error>::custom)
+    }
+
+    /// The hash this event must carry: hex SHA-256 of `prev_hash`, a newline and the
+    /// canonical encoding. The JCS form is written into the hasher as it is produced.
     pub fn compute_hash(&self) -> Result<String, serde_json::Error> {
-        let canonical = self.canonical()?;
         let mut h = Sha256::new();
         h.update(self.prev_hash.as_bytes());
         h.update(b"\n");
-        h.update(canonical.as_bytes());
+        match self.encoding {
+            Encoding::Legacy => h.update(self.canonical()?.as_bytes()),
+            Encoding::Jcs => {
+                let mut buf = Vec::with_capacity(512);
+                self.jcs_into(&mut buf, |b| h.update(b))?;
+            }
+        }
         Ok(hex::encode(h.finalize()))
+    }
+}
+
+/// How an event is encoded for its hash (`docs/audit-format.md#canonical-encodings`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// Events recorded before JCS: `serde_json` of the struct in declaration order, absent
+    /// optional fields as `null` (except `kind`, `encoding`, left out), with `"hash":""`.
+    /// Never written by this version; an event without a marker is legacy.
+    #[default]
+    Legacy,
+    /// RFC 8785 JCS of every present field but `hash`, `encoding` included.
+    Jcs,
+}
+
+impl Encoding {
+    /// Whether this is [`Encoding::Legacy`] (then the marker is left out).
+    pub fn is_legacy(&self) -> bool {
+        *self == Self::Legacy
+    }
+
+    /// The stored name (`NULL` in the database for legacy).
+    pub fn stored(self) -> Option<&'static str> {
+        match self {
+            Self::Legacy => None,
+            Self::Jcs => Some("jcs"),
+        }
+    }
+
+    /// From the stored name; `None` if unknown.
+    pub fn from_stored(s: Option<&str>) -> Option<Self> {
+        match s {
+            None => Some(Self::Legacy),
+            Some("jcs") => Some(Self::Jcs),
+            Some(_) => None,
+        }
     }
 }
 

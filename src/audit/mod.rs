@@ -15,9 +15,15 @@ pub mod coalesce;
 pub mod csv;
 pub mod display;
 mod event;
+#[cfg(test)]
+mod golden;
+pub mod jcs;
 pub mod merkle;
 mod mirror;
 pub mod note;
+pub mod offline;
+#[cfg(test)]
+mod offline_tests;
 pub mod query;
 pub mod stats;
 mod tree_heads;
@@ -29,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::metrics::names;
 use tokio::sync::{mpsc, oneshot};
 
-pub use event::{AuditEvent, GENESIS, Outcome};
+pub use event::{AuditEvent, Encoding, GENESIS, Outcome};
 pub use mirror::Mirror;
 pub use store::{AuditStore, HeldConnection, StoreError};
 pub use tree_heads::{MAX_TREE_HEADS, TreeHead, event_hash_bytes};

@@ -136,9 +136,11 @@ impl FromStr for VerifierKey {
     type Err = NoteError;
 
     fn from_str(s: &str) -> Result<Self, NoteError> {
-        // The base64 key may itself hold '+': only the first two separate.
+        // At most three parts: the base64 key may itself contain '+'.
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(name), Some(id), Some(key), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(NoteError::BadKey("expected <name>+<key id>+<key>"));
         };
         if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {

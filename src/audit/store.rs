@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
-use super::event::AuditEvent;
+use super::event::{AuditEvent, Encoding};
 use super::query::Filter;
 use super::verify::{ChainWalker, Checkpoint, Verification};
 
@@ -117,6 +117,20 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ALTER TABLE audit_events ADD COLUMN access_request_id TEXT;
     CREATE INDEX audit_events_access_request ON audit_events (access_request_id);",
     ),
+    (
+        7,
+        "each event's canonical encoding; the hashes of events retention pruned",
+        // `encoding`: NULL for events recorded before JCS (legacy), 'jcs' after.
+        // `audit_pruned_hashes`: Merkle proofs over a chain's first events still need
+        // their hashes once retention has deleted the events themselves.
+        "ALTER TABLE audit_events ADD COLUMN encoding TEXT;
+    CREATE TABLE audit_pruned_hashes (
+        chain_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (chain_id, seq)
+    );",
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -196,12 +210,12 @@ pub enum AuditStore {
 
 const COLUMNS: &str = "id, time, request_id, outcome, reason, issuer, subject, auth_method, client_ip, user_agent, \
      target, host, port, db_user, region, role_arn, session_name, cache, token_sha256, expires_at, kind, count, \
-     chain_id, seq, prev_hash, hash, access_request_id";
+     chain_id, seq, prev_hash, hash, access_request_id, encoding";
 
 /// Parameters per event: the columns of [`COLUMNS`].
-const PARAMS_PER_ROW: usize = 27;
+const PARAMS_PER_ROW: usize = 28;
 
-/// Events per INSERT statement: a whole batch (27 parameters each, 6912 in all: inside
+/// Events per INSERT statement: a whole batch (28 parameters each, 7168 in all: inside
 /// both databases' limits).
 const ROWS_PER_INSERT: usize = super::MAX_BATCH;
 
@@ -259,6 +273,7 @@ macro_rules! bind_event {
             .bind(&$e.prev_hash)
             .bind(&$e.hash)
             .bind(&$e.access_request_id)
+            .bind($e.encoding.stored())
     };
 }
 
@@ -294,6 +309,14 @@ macro_rules! read_event {
             seq: r.try_get("seq").map_err(err)?,
             prev_hash: r.try_get("prev_hash").map_err(err)?,
             hash: r.try_get("hash").map_err(err)?,
+            encoding: {
+                let stored: Option<String> = r.try_get("encoding").map_err(err)?;
+                Encoding::from_stored(stored.as_deref()).ok_or_else(|| {
+                    decode(<serde_json::Error as serde::de::Error>::custom(
+                        "unknown event encoding",
+                    ))
+                })?
+            },
         }
     }};
 }
@@ -547,6 +570,16 @@ impl AuditStore {
                     .map_err(err)?;
                 let hash: String = last.try_get("hash").map_err(err)?;
                 let time: String = last.try_get("time").map_err(err)?;
+                // Kept for Merkle proofs over the pruned prefix (migration 7).
+                sqlx::query(
+                    "INSERT INTO audit_pruned_hashes (chain_id, seq, hash) \
+                     SELECT chain_id, seq, hash FROM audit_events WHERE chain_id = $1 AND seq <= $2",
+                )
+                .bind(&chain)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
                 sqlx::query("DELETE FROM audit_checkpoints WHERE chain_id = $1").bind(&chain).execute(&mut *tx).await.map_err(err)?;
                 sqlx::query("INSERT INTO audit_checkpoints (chain_id, seq, hash, event_time) VALUES ($1, $2, $3, $4)")
                     .bind(&chain)

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod aws_iam;
+pub mod offline;
 pub mod output;
 pub mod targets;
 

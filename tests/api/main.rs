@@ -11,6 +11,7 @@
 
 mod access_requests;
 mod audit;
+mod audit_evidence;
 mod audit_query;
 mod audit_role;
 mod audit_stats;
