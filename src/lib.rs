@@ -20,6 +20,7 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
+pub mod proxy;
 pub mod ratelimit;
 pub mod reload;
 pub mod report;
