@@ -33,6 +33,8 @@ mod openapi;
 mod policy;
 mod process;
 mod production;
+mod proxy_mysql;
+mod proxy_mysql_protocol;
 mod ratelimit;
 mod recipes;
 mod reference;
