@@ -75,13 +75,16 @@ impl MysqlError {
         }
     }
 
-    /// The error packet payload for the client.
-    pub fn packet(&self) -> Vec<u8> {
+    /// The error packet payload for the client. `libmariadb`: the client is MariaDB
+    /// Connector/C, which shows a 2003 from a server as "malformed packet": it gets 2000
+    /// (`CR_UNKNOWN_ERROR`) with the same text instead.
+    pub fn packet(&self, libmariadb: bool) -> Vec<u8> {
+        let cannot_connect = if libmariadb { 2000 } else { 2003 };
         let (code, state) = match self {
             Self::Client(_) | Self::ClientTls => (1043, "08S01"),
             Self::Refused { .. } => (1045, "28000"),
             Self::ServerError { code, .. } => (*code, "HY000"),
-            _ => (2003, "HY000"),
+            _ => (cannot_connect, "HY000"),
         };
         packet::error(code, state, &self.client_message())
     }

@@ -103,6 +103,28 @@ pub struct ClientResponse {
     pub ssl_request: bool,
 }
 
+impl ClientResponse {
+    /// Whether the client is MariaDB Connector/C (`_client_name` = `libmariadb` in its
+    /// connect attributes: the `mariadb` and Debian's `mysql` programs). It shows an error
+    /// packet with code 2003 or 2013 as "Received malformed packet" (2027), so such
+    /// clients get the cause under another code.
+    pub fn is_libmariadb(&self) -> bool {
+        let Some(attrs) = self.attrs.as_deref() else {
+            return false;
+        };
+        let mut c = Cursor::new(attrs, "connect attributes");
+        while !c.is_empty() {
+            let (Ok(key), Ok(value)) = (c.lenenc_bytes(), c.lenenc_bytes()) else {
+                return false;
+            };
+            if key == b"_client_name" {
+                return value == b"libmariadb";
+            }
+        }
+        false
+    }
+}
+
 /// Parses the client's first answer. The auth response and plugin name are read and
 /// dropped: the proxy signs in with the token, not with what the client sent.
 pub fn parse_client_response(payload: &[u8]) -> Result<ClientResponse, PacketError> {

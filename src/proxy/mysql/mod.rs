@@ -101,8 +101,8 @@ impl Frontend {
         let (server, db_user) = match signed_in {
             Ok(Ok(done)) => done,
             Ok(Err((seq, e))) => {
-                if let Some(seq) = seq {
-                    let _ = packet::write(&mut client, seq, &e.packet()).await;
+                if let Some((seq, libmariadb)) = seq {
+                    let _ = packet::write(&mut client, seq, &e.packet(libmariadb)).await;
                 }
                 return Err(e);
             }

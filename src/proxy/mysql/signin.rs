@@ -22,8 +22,12 @@ const MAX_ROUNDS: usize = 4;
 /// The sequence id of the proxy's answer to the client's handshake response.
 const CLIENT_REPLY_SEQ: u8 = 2;
 
-/// A failure, with the sequence id to send its error packet with (`None`: no packet).
-type Failed = (Option<u8>, MysqlError);
+/// Where to send a failure's error packet: its sequence id, and whether the client is
+/// MariaDB Connector/C (see [`MysqlError::packet`]).
+pub(super) type Reply = Option<(u8, bool)>;
+
+/// A failure, with where to send its error packet (`None`: no packet).
+type Failed = (Reply, MysqlError);
 
 /// Greets, signs in; returns the server connection and the DB user.
 pub(super) async fn sign_in<C>(
@@ -35,7 +39,7 @@ pub(super) async fn sign_in<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let reply = Some(CLIENT_REPLY_SEQ);
+    let reply = Some((CLIENT_REPLY_SEQ, false));
     let scramble = scramble();
     let greeting = handshake::greeting(&fe.version(), id, &scramble);
     packet::write(client, 0, &greeting)
@@ -48,6 +52,7 @@ where
     };
     let hello = handshake::parse_client_response(&answer.payload)
         .map_err(|e| (reply, MysqlError::Client(e)))?;
+    let reply = Some((CLIENT_REPLY_SEQ, hello.is_libmariadb()));
     if hello.ssl_request {
         return Err((reply, MysqlError::ClientTls));
     }
