@@ -56,6 +56,9 @@ enum Command {
     /// Security team: query, export or verify the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Client: a local database proxy that signs in with broker tokens, so applications
+    /// connect to 127.0.0.1 with no password (docs/proxy.md).
+    Proxy(Box<crate::proxy::ProxyArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +209,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Exec(args) => client_runtime(exec(args)),
         Command::Targets(args) => client_runtime(targets(args)),
         Command::Audit(cmd) => client_runtime(audit(cmd)),
+        Command::Proxy(args) => proxy(*args),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -233,6 +237,30 @@ pub fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `proxy`: a multi-threaded runtime until SIGTERM.
+fn proxy(args: crate::proxy::ProxyArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(crate::proxy::run(args));
+    telemetry::flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("error: {}", Report(e));
+            ExitCode::FAILURE
         }
     }
 }

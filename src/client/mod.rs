@@ -510,6 +510,39 @@ pub async fn fetch_token(
         .map_err(|e| failed("the broker's answer is not a token response", e))
 }
 
+/// [`fetch_token`], keeping the broker's HTTP status when it answered with an error
+/// (`None`: the broker was not reached, or its answer was not a token), so that a caller
+/// (the proxy) can classify the failure.
+pub async fn fetch_token_with_status(
+    client: &BrokerClient,
+    target: &str,
+    db_user: Option<&str>,
+) -> Result<IssuedToken, (Option<StatusCode>, ClientError)> {
+    let body = match db_user {
+        Some(u) => serde_json::json!({ "target": target, "db_user": u }),
+        None => serde_json::json!({ "target": target }),
+    };
+    let req = client
+        .request(Method::POST, "v1/tokens")
+        .await
+        .map_err(|e| (None, e))?
+        .json(&body);
+    let res = req
+        .send()
+        .await
+        .map_err(|e| (None, client.transport_error(&e)))?;
+    let status = res.status();
+    if !status.is_success() {
+        return Err((Some(status), client.status_error(res, Api::Tokens).await));
+    }
+    res.json().await.map_err(|e| {
+        (
+            None,
+            failed("the broker's answer is not a token response", e),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ mod process;
 mod production;
 mod proxy_mysql;
 mod proxy_mysql_protocol;
+mod proxy_pg;
 mod ratelimit;
 mod recipes;
 mod reference;

@@ -83,6 +83,7 @@ impl MysqlError {
         let (code, state) = match self {
             Self::Client(_) | Self::ClientTls => (1043, "08S01"),
             Self::Refused { .. } => (1045, "28000"),
+            Self::Token(f) if f.kind.is_auth() => (1045, "28000"),
             Self::ServerError { code, .. } => (*code, "HY000"),
             _ => (cannot_connect, "HY000"),
         };

@@ -14,6 +14,7 @@
 //! packet that names the cause ([`error`]).
 
 pub mod auth;
+pub mod core;
 pub mod error;
 pub mod handshake;
 pub mod packet;
@@ -21,8 +22,8 @@ pub mod relay;
 mod signin;
 pub mod source;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -42,7 +43,7 @@ const DEFAULT_VERSION: &str = "8.0.36-rds-token-broker-proxy";
 pub struct Frontend {
     db_user: Option<String>,
     handshake_timeout: Duration,
-    version: Mutex<String>,
+    version: Arc<Mutex<String>>,
     next_id: AtomicU32,
 }
 
@@ -59,18 +60,33 @@ impl Frontend {
     /// A front end that signs in as `db_user` when set (else as the user the client
     /// names), giving up on a sign-in that takes longer than `handshake_timeout`.
     pub fn new(db_user: Option<String>, handshake_timeout: Duration) -> Self {
+        Self::sharing(db_user, handshake_timeout, Arc::default())
+    }
+
+    /// Like [`Frontend::new`], keeping the last server version seen in `version` (shared
+    /// by the connections of one target; empty until a server was seen).
+    pub fn sharing(
+        db_user: Option<String>,
+        handshake_timeout: Duration,
+        version: Arc<Mutex<String>>,
+    ) -> Self {
         Self {
             db_user,
             handshake_timeout,
-            version: Mutex::new(DEFAULT_VERSION.to_owned()),
+            version,
             next_id: AtomicU32::new(1),
         }
     }
 
     fn version(&self) -> String {
-        match self.version.lock() {
+        let v = match self.version.lock() {
             Ok(v) => v.clone(),
             Err(p) => p.into_inner().clone(),
+        };
+        if v.is_empty() {
+            DEFAULT_VERSION.to_owned()
+        } else {
+            v
         }
     }
 
@@ -84,21 +100,30 @@ impl Frontend {
 
     /// Serves one client connection to the end. The client has already received an
     /// error packet when this returns an error from the sign-in.
-    pub async fn serve<C>(
+    pub async fn serve<C>(&self, client: C, source: &dyn SignInSource) -> Result<Stats, MysqlError>
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        self.serve_with(client, source, || {}).await
+    }
+
+    /// [`Frontend::serve`], calling `signed_in` once the client has the server's OK.
+    pub async fn serve_with<C>(
         &self,
         mut client: C,
         source: &dyn SignInSource,
+        signed_in: impl FnOnce() + Send,
     ) -> Result<Stats, MysqlError>
     where
         C: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let signed_in = tokio::time::timeout(
+        let outcome = tokio::time::timeout(
             self.handshake_timeout,
             signin::sign_in(self, &mut client, source, id),
         )
         .await;
-        let (server, db_user) = match signed_in {
+        let (server, db_user) = match outcome {
             Ok(Ok(done)) => done,
             Ok(Err((seq, e))) => {
                 if let Some((seq, libmariadb)) = seq {
@@ -112,6 +137,7 @@ impl Frontend {
                 )));
             }
         };
+        signed_in();
         let copied = relay::run(client, server).await.unwrap_or_default();
         Ok(Stats { db_user, copied })
     }

@@ -52,6 +52,12 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Whether the failure is about who the caller is or may be (401, 403): MySQL 1045
+    /// (SQLSTATE 28000), like the PostgreSQL front end's 28000; else 2003.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Self::Unauthorized | Self::Forbidden)
+    }
+
     /// A short fixed label (metrics, logs).
     pub fn label(&self) -> &'static str {
         match self {

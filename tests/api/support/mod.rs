@@ -18,6 +18,7 @@ pub mod moto;
 pub mod oidc;
 pub mod oracle;
 pub mod pg;
+pub mod pg_tls;
 pub mod redis;
 pub mod store;
 pub mod tools;

@@ -92,7 +92,7 @@ async fn start() -> Server {
 
 /// The user to run PostgreSQL as: `postgres` when we are root (initdb refuses root), who
 /// then gets `dir`; else nobody else (we run it).
-fn owner(dir: &Path) -> Option<&'static str> {
+pub(super) fn owner(dir: &Path) -> Option<&'static str> {
     if std::fs::metadata(dir).unwrap().uid() != 0 {
         return None;
     }
@@ -116,7 +116,7 @@ fn owner(dir: &Path) -> Option<&'static str> {
 }
 
 /// A new cluster in `data`: user `postgres`, trust authentication.
-async fn initdb(bin: &Path, data: &Path, user: Option<&str>) {
+pub(super) async fn initdb(bin: &Path, data: &Path, user: Option<&str>) {
     let initdb = bin.join("initdb");
     let mut cmd = match user {
         Some(user) => {
