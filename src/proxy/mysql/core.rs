@@ -30,15 +30,29 @@ fn version_of(target: &str) -> Arc<Mutex<String>> {
 }
 
 /// Serves one MySQL / MariaDB client connection of a proxy listener.
-pub async fn serve(io: ClientIo, ctx: ConnCtx) {
+pub async fn serve(mut io: ClientIo, ctx: ConnCtx) {
     let ConnCtx {
         target,
         db_user,
         source,
         peer,
         mut gauge,
-        ..
+        shared,
     } = ctx;
+    if shared.client_password.is_some() {
+        // Fail closed: the MySQL front end cannot check a client password yet, and a
+        // listener the operator protected must not sign anyone in without one.
+        let err = super::packet::error(
+            1045,
+            "28000",
+            "rds-token-broker proxy: --client-password-file is not supported on MySQL \
+             listeners yet; the proxy refuses MySQL connections rather than skip the check.",
+        );
+        let _ = super::packet::write(&mut io, 0, &err).await;
+        stats::failure(&target, "client_password");
+        tracing::warn!(target_name = %target, peer = %peer, "mysql connection refused: --client-password-file is not supported for MySQL");
+        return;
+    }
     let fe = Frontend::sharing(db_user, HANDSHAKE_TIMEOUT, version_of(&target));
     let core = Core {
         target: &target,
