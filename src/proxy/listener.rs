@@ -220,11 +220,7 @@ pub async fn accept_loop(
 async fn dispatch(engine: Engine, io: ClientIo, ctx: ConnCtx) {
     match engine {
         Engine::Postgres => pg::serve(io, ctx).await,
-        // MySQL/MariaDB front end plugs in here (h23b: crate::proxy::mysql::serve).
-        Engine::Mysql | Engine::Mariadb => {
-            tracing::warn!(target_name = %ctx.target, "this build has no MySQL/MariaDB front end; connection closed");
-            stats::failure(&ctx.target, "wrong_engine");
-        }
+        Engine::Mysql | Engine::Mariadb => super::mysql::core::serve(io, ctx).await,
     }
 }
 

@@ -5,11 +5,12 @@
 //! The pieces: [`config`] (flags and TOML), [`listener`] (accept, limit, dispatch by the
 //! target's engine, shutdown), [`signin`] (the [`signin::SignInSource`] seam every front
 //! end signs in through), [`tokens`] (the broker-backed source: one cached token per
-//! target and user, refreshed ahead), [`pg`] (the PostgreSQL front end) and [`stats`]
-//! (metrics).
+//! target and user, refreshed ahead), [`pg`] (the PostgreSQL front end), [`mysql`] (the
+//! MySQL / MariaDB front end) and [`stats`] (metrics).
 
 pub mod config;
 pub mod listener;
+pub mod mysql;
 pub mod pg;
 pub mod signin;
 pub mod stats;

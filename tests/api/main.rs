@@ -38,6 +38,8 @@ mod personal;
 mod policy;
 mod process;
 mod production;
+mod proxy_mysql;
+mod proxy_mysql_protocol;
 mod proxy_pg;
 mod ratelimit;
 mod recipes;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod creds;
 pub mod idp;
 pub mod logs;
+pub mod mariadb;
 pub mod moto;
 pub mod oidc;
 pub mod oracle;
