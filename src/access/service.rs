@@ -421,9 +421,15 @@ impl AccessRequests {
                 continue;
             };
             let covered = request_grants(config, principal, target, &user);
-            let allowed = covered
-                .iter()
-                .any(|g| check_conditions(g, principal, client_ip.map(|ip| ip.to_string()).as_deref(), now).is_ok());
+            let allowed = covered.iter().any(|g| {
+                check_conditions(
+                    g,
+                    principal,
+                    client_ip.map(|ip| ip.to_string()).as_deref(),
+                    now,
+                )
+                .is_ok()
+            });
             if let (true, Some(expires_at)) = (allowed, r.expires_at) {
                 return Ok(Some(Grant {
                     request_id: r.id,

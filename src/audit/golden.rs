@@ -241,3 +241,29 @@ fn the_worked_example_in_the_format_doc_is_what_the_code_computes() {
     let verified = verify_checkpoint(&note, &[key.verifier_key().clone()]).unwrap();
     assert_eq!(verified.body, body);
 }
+
+/// Retention pruning keeps what Merkle proofs need: the leaf hashes of a pruned prefix
+/// still come back, in order, next to the events that remain.
+#[tokio::test]
+async fn pruned_events_keep_their_leaf_hashes() {
+    let dir = std::env::temp_dir().join(format!("rtb-golden-prune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("audit.db").display());
+    let store = super::AuditStore::open(&url).await.unwrap();
+    let mut c = example_chain();
+    let mut third = denied(&c[1].hash);
+    third.id = "0195c2a1-7000-7000-8000-000000000003".into();
+    third.time = "2026-04-01T00:00:00.000Z".into();
+    third.seq = 3;
+    third.hash = third.compute_hash().unwrap();
+    c.push(third);
+    store.append(&mut None, &c).await.unwrap();
+    assert_eq!(store.prune("2026-03-10T00:00:00.000Z").await.unwrap(), 2);
+    let want: Vec<_> = c
+        .iter()
+        .map(|e| super::merkle::leaf_hash(&hex::decode(&e.hash).unwrap().try_into().unwrap()))
+        .collect();
+    assert_eq!(store.leaf_hashes(&c[0].chain_id, 3).await.unwrap(), want);
+    assert_eq!(store.leaf_hashes(&c[0].chain_id, 2).await.unwrap(), want[..2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -149,8 +149,11 @@ impl AuditStore {
         mut each: impl FnMut(u64, Hash),
     ) -> Result<(), StoreError> {
         const PAGE: i64 = 4096;
-        let sql = "SELECT seq, hash FROM audit_events WHERE chain_id = $1 AND seq > $2 \
-                   AND seq <= $3 ORDER BY seq LIMIT $4";
+        // Events retention pruned keep their hashes in audit_pruned_hashes: a checkpointed
+        // prefix stays provable after its events are gone.
+        let sql = "SELECT seq, hash FROM (SELECT seq, hash FROM audit_events WHERE chain_id = $1 \
+                   UNION ALL SELECT seq, hash FROM audit_pruned_hashes WHERE chain_id = $1) AS l \
+                   WHERE seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
         let mut from = db_size(after);
         let upto = db_size(upto);
         loop {
