@@ -264,6 +264,9 @@ async fn pruned_events_keep_their_leaf_hashes() {
         .map(|e| super::merkle::leaf_hash(&hex::decode(&e.hash).unwrap().try_into().unwrap()))
         .collect();
     assert_eq!(store.leaf_hashes(&c[0].chain_id, 3).await.unwrap(), want);
-    assert_eq!(store.leaf_hashes(&c[0].chain_id, 2).await.unwrap(), want[..2]);
+    assert_eq!(
+        store.leaf_hashes(&c[0].chain_id, 2).await.unwrap(),
+        want[..2]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
