@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn monotonic_ids_are_unique_and_ordered_per_thread_under_concurrency() {
-        let now = SystemTime::now();
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 std::thread::spawn(move || {
