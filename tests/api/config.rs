@@ -407,8 +407,8 @@ fn check_config(
 fn check_config_checks_that_the_files_it_names_exist_and_parse() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_, cert, key) = crate::production::pki("check-config");
-    let (_, other_cert, _) = crate::production::pki("another");
+    let (_, cert, key) = crate::support::pki::pki("check-config");
+    let (_, other_cert, _) = crate::support::pki::pki("another");
     std::fs::write(d.join("tls.crt"), &cert).unwrap();
     std::fs::write(d.join("tls.key"), &key).unwrap();
     std::fs::write(d.join("other.crt"), &other_cert).unwrap();

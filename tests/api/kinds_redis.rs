@@ -217,7 +217,7 @@ async fn auth_calls(conn: &mut ::redis::aio::MultiplexedConnection) -> u64 {
 async fn the_cache_recipes_authenticate_over_tls_with_the_served_token() {
     let redis_cli = tools::redis_cli();
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = crate::production::pki("redis");
+    let (ca, cert, key) = crate::support::pki::pki("redis");
     let path = |name: &str, text: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();

@@ -345,24 +345,6 @@ async fn no_token_jwt_secret_key_or_session_token_is_ever_written_or_answered() 
     assert!(!everything.contains("X-Amz-Security-Token"));
 }
 
-/// A CA and a server certificate it signed for localhost and 127.0.0.1: (CA PEM, cert
-/// PEM, key PEM).
-pub(crate) fn pki(name: &str) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
-}
-
 /// Whether a fresh client trusting only `ca` completes a request to `url`.
 async fn trusted_by(ca: &str, url: &str) -> bool {
     let client = reqwest::Client::builder()
@@ -382,8 +364,8 @@ async fn trusted_by(ca: &str, url: &str) -> bool {
 async fn tls_serves_the_certificate_and_reloads_it_when_the_files_change() {
     crate::support::client(); // installs the rustls provider
     let home = tempfile::tempdir().unwrap();
-    let (ca1, cert1, key1) = pki("first");
-    let (ca2, cert2, key2) = pki("second");
+    let (ca1, cert1, key1) = crate::support::pki::pki("first");
+    let (ca2, cert2, key2) = crate::support::pki::pki("second");
     let (cert, key) = (home.path().join("tls.crt"), home.path().join("tls.key"));
     std::fs::write(&cert, &cert1).unwrap();
     std::fs::write(&key, &key1).unwrap();

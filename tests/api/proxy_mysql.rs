@@ -278,7 +278,7 @@ async fn a_refused_token_is_error_1045_with_the_usual_causes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_certificate_from_another_ca_or_name_is_refused_saying_why() {
     let db = mariadb::server().await;
-    let (other_ca, _, _) = crate::production::pki("other");
+    let (other_ca, _, _) = crate::support::pki::pki("other");
     let port = proxy(Arc::new(Fixed::new(db.port, &other_ca)), None).await;
     let (ok, _, errs) = client(port, "anyone", &[], "SELECT 1").await;
     assert!(!ok);

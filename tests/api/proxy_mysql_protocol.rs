@@ -143,7 +143,7 @@ async fn fake_server(
 }
 
 async fn signed_in_through(mode: Mode) -> (packet::Packet, tokio::net::TcpStream, Vec<Vec<u8>>) {
-    let (ca, cert, key) = crate::production::pki("fake-mysql");
+    let (ca, cert, key) = crate::support::pki::pki("fake-mysql");
     let (port, seen) = fake_server(mode, (cert, key)).await;
     let proxy_port = proxy(Arc::new(Fixed::new(port, &ca)), None).await;
     let (s, answer) = raw_sign_in(proxy_port, "iam_user").await;

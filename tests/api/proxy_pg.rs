@@ -227,7 +227,7 @@ async fn a_wrong_ca_or_a_server_without_tls_is_refused_and_the_error_says_why() 
     // Another CA than the server's.
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other-ca.pem");
-    std::fs::write(&other, crate::production::pki("other").0).unwrap();
+    std::fs::write(&other, crate::support::pki::pki("other").0).unwrap();
     let proxy = Proxy::start(
         &app.base,
         &[
@@ -736,7 +736,7 @@ async fn client_tls_client_password_and_a_unix_socket() {
     pg.user(&user, Method::Password, &token(&app, &user).await)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let (_, cert, key) = crate::production::pki("proxy-client-side");
+    let (_, cert, key) = crate::support::pki::pki("proxy-client-side");
     let (cert_file, key_file, pw_file) = (
         dir.path().join("cert.pem"),
         dir.path().join("key.pem"),

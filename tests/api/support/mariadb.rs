@@ -50,7 +50,7 @@ pub fn program(name: &str) -> PathBuf {
 }
 
 async fn start() -> MariaDb {
-    let (ca_pem, cert, key) = crate::production::pki("mariadb");
+    let (ca_pem, cert, key) = crate::support::pki::pki("mariadb");
     for _ in 0..3 {
         let dir = temp_dir("rtb-test-mariadb-");
         let data = dir.join("data");

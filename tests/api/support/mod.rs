@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod oracle;
 pub mod pg;
 pub mod pg_tls;
+pub mod pki;
 pub mod redis;
 pub mod store;
 pub mod tools;

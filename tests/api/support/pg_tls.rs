@@ -51,7 +51,7 @@ host all all 0.0.0.0/0 reject
 
 async fn start() -> TlsPg {
     let bin = tools::postgres_bin_dir();
-    let (ca, cert, key) = crate::production::pki("postgres");
+    let (ca, cert, key) = crate::support::pki::pki("postgres");
     for _ in 0..3 {
         let dir = temp_dir("rtb-test-pgtls-");
         let ca_file = dir.join("ca.pem");
