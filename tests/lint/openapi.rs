@@ -104,8 +104,12 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The one warning allowed: most generated code redemptions are refused because the
-    // redirect URI must name the host the request went to, which a schema cannot say.
+    // The warnings allowed, each for operations whose inputs a schema cannot make valid:
+    // most generated code redemptions are refused because the redirect URI must name the
+    // host the request went to; most generated access requests are refused because only
+    // a target and DB user that a request grant covers can be asked for; and the
+    // operations on one access request answer 404 for the generated ids, none of which
+    // exists (the status and schema checks still run on every answer).
     let warnings: Vec<&str> = text
         .split("WARNINGS")
         .nth(1)
@@ -116,13 +120,23 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
         .filter(|l| l.starts_with("- "))
         .collect();
     assert!(
-        text.contains("No issues found") || warnings == ["- POST /ui/oidc/token"],
+        text.contains("No issues found") || warnings.iter().all(|w| ALLOWED_WARNINGS.contains(w)),
         "{text}"
     );
     assert!(text.contains("passed"), "{text}");
     assert!(broker.terminate().await.success());
     assert!(!broker.stderr().contains("panicked"), "{}", broker.stderr());
 }
+
+/// Operations schemathesis may warn about (see above).
+const ALLOWED_WARNINGS: [&str; 6] = [
+    "- POST /ui/oidc/token",
+    "- POST /v1/access-requests",
+    "- GET /v1/access-requests/{id}",
+    "- POST /v1/access-requests/{id}/approve",
+    "- POST /v1/access-requests/{id}/deny",
+    "- POST /v1/access-requests/{id}/revoke",
+];
 
 fn lint_npm(tool: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(concat!(
