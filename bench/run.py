@@ -497,7 +497,8 @@ def proxy_pg(broker_bin, quick):
     log("proxy: pgbench -S through the proxy and direct")
     args = [sys.executable, os.path.join(BENCH, "proxy_pg.py"), "--json", "--bin", broker_bin]
     out = subprocess.run(args + (["--quick"] if quick else []), check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    # The JSON is the last line: psql's setup output may come before it.
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def raise_fd_limit():
