@@ -72,6 +72,9 @@ pub mod label {
     pub const SINK: &str = "sink";
     /// What became of a notification: `sent`, `retried`, `failed` or `dropped`.
     pub const RESULT: &str = "result";
+    /// Who decided a rate-limit slot: `redis` (the fleet-wide budget), `fallback` (this
+    /// replica's share while Redis does not answer) or `local` (no Redis configured).
+    pub const SOURCE: &str = "source";
 }
 
 /// Every metric the broker exports, defined once: the code records through these, and the
@@ -261,6 +264,12 @@ pub mod names {
         "rds_token_broker_rate_limit_fallback",
         "1 while Redis does not answer and budgets are local.",
     );
+    /// New-token slots granted, by who decided.
+    pub const RATE_LIMIT_GRANTS: Metric = counter(
+        "rds_token_broker_rate_limit_grants_total",
+        &[label::TARGET, label::SOURCE],
+        "New-token slots granted by a target's budget, by target and by who decided (redis: the fleet-wide budget; fallback: this replica's share while Redis does not answer; local: no Redis configured).",
+    );
     /// Audit trail switched off.
     pub const AUDIT_DISABLED: Metric = gauge(
         "rds_token_broker_audit_disabled",
@@ -297,6 +306,7 @@ pub mod names {
         CONNECTIONS_REFUSED,
         CREDENTIALS_AVAILABLE,
         RATE_LIMIT_FALLBACK,
+        RATE_LIMIT_GRANTS,
         AUDIT_CHECKPOINTS,
         AUDIT_CHECKPOINT_FAILURES,
         AUDIT_CHECKPOINT_PUBLISH_FAILURES,

@@ -30,7 +30,7 @@ pub use self::redis::RedisError;
 use self::redis::RedisGcra;
 use crate::clock::SharedClock;
 use crate::config::RateLimitConfig;
-use crate::metrics::names;
+use crate::metrics::{label, names};
 
 /// Which budget refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,10 +242,22 @@ impl Pacer {
         }
     }
 
-    /// One decision: `None` granted, `Some(wait)` refused for now.
+    /// One decision: `None` granted, `Some(wait)` refused for now. Grants are counted by
+    /// who decided, so an operator (and the fleet test) can tell the fleet-wide budget from
+    /// a replica's fallback share.
     async fn try_take(&self, target: &str, budget: Budget) -> Option<Duration> {
+        let (decision, source) = self.decide(target, budget).await;
+        if decision.is_none() {
+            metrics::counter!(names::RATE_LIMIT_GRANTS.name, label::TARGET => target.to_owned(), label::SOURCE => source)
+                .increment(1);
+        }
+        decision
+    }
+
+    /// [`Self::try_take`]'s decision and who took it: `redis`, `fallback` or `local`.
+    async fn decide(&self, target: &str, budget: Budget) -> (Option<Duration>, &'static str) {
         let Some(redis) = &self.redis else {
-            return self.check_local(target, budget, false);
+            return (self.check_local(target, budget, false), "local");
         };
         let now = self.clock.now();
         let skip = self
@@ -270,7 +282,7 @@ impl Pacer {
                     if decision.is_none() {
                         self.stats.redis_granted.fetch_add(1, Ordering::Relaxed);
                     }
-                    return decision;
+                    return (decision, "redis");
                 }
                 Err(e) => {
                     if !self.in_fallback.swap(true, Ordering::Relaxed) {
@@ -291,7 +303,7 @@ impl Pacer {
         self.stats
             .fallback_decisions
             .fetch_add(1, Ordering::Relaxed);
-        self.check_local(target, budget, true)
+        (self.check_local(target, budget, true), "fallback")
     }
 
     /// Takes a slot of `target`'s budget for one new token, waiting up to `max_wait` for

@@ -522,12 +522,81 @@ fn fleet_member(home: &std::path::Path, redis_port: u16, prefix: &str) -> Runnin
     let users: Vec<String> = (1..=400).map(|i| format!("n{i}")).collect();
     let config = BrokerToml::new()
         .server("allow_unauthenticated", true)
+        .server("metrics_on_listen", true)
         .rate_limit("redis_url", format!("redis://127.0.0.1:{redis_port}"))
         .rate_limit("redis_key_prefix", prefix)
         .rate_limit("expected_replicas", 2)
         .rate_limit("per_principal_per_second", 100_000)
         .target(Target::postgres("orders-db").db_users(users).budget(10, 5));
     RunningBroker::serve(home, &config)
+}
+
+/// Slots granted for `orders-db` by each source (`redis`, `fallback`), summed over both
+/// brokers, from their `/metrics`.
+async fn grants(brokers: [&RunningBroker; 2]) -> Grants {
+    let client = crate::support::client();
+    let mut sum = Grants::default();
+    for b in brokers {
+        let text = client
+            .get(format!("{}/metrics", b.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let read = |source: &str| {
+            let series = format!(
+                "rds_token_broker_rate_limit_grants_total{{source=\"{source}\",target=\"orders-db\"}} "
+            );
+            let alt = format!(
+                "rds_token_broker_rate_limit_grants_total{{target=\"orders-db\",source=\"{source}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series).or_else(|| l.strip_prefix(&alt)))
+                .map_or(0, |v| v.trim().parse::<u32>().unwrap())
+        };
+        sum.redis += read("redis");
+        sum.fallback += read("fallback");
+    }
+    sum
+}
+
+/// Counts of granted slots by who decided.
+#[derive(Debug, Default, Clone, Copy)]
+struct Grants {
+    redis: u32,
+    fallback: u32,
+}
+
+/// One measured run: new tokens issued, elapsed seconds, and the grants taken in it.
+struct Run {
+    issued: u32,
+    secs: f64,
+    redis: u32,
+    fallback: u32,
+}
+
+/// [`drive`], with the grant counters read before and after: every token issued is a
+/// grant, and the grants say whether it came from the fleet budget or a replica's share.
+async fn measured(brokers: [&RunningBroker; 2], next_user: &mut u32, seconds: f64) -> Run {
+    let before = grants(brokers).await;
+    let (issued, secs) = drive(brokers, next_user, seconds).await;
+    let after = grants(brokers).await;
+    let run = Run {
+        issued,
+        secs,
+        redis: after.redis - before.redis,
+        fallback: after.fallback - before.fallback,
+    };
+    assert_eq!(
+        run.issued,
+        run.redis + run.fallback,
+        "every new token is one grant ({} redis, {} fallback)",
+        run.redis,
+        run.fallback
+    );
+    run
 }
 
 /// New-token requests at 30/s for `seconds`, alternating brokers, each for the next unused
@@ -561,6 +630,31 @@ async fn drive(brokers: [&RunningBroker; 2], next_user: &mut u32, seconds: f64) 
     (issued, started.elapsed().as_secs_f64())
 }
 
+/// The fleet-wide budget held in `run`: the slots Redis granted are within 10% of one
+/// budget (rate x seconds + burst). On a loaded machine a Redis answer can miss the 250 ms
+/// limit; the replica then decides alone for a second, as documented, so the tokens it
+/// granted that way are allowed on top, but no more than its share (5/s, burst 2) for
+/// that second.
+fn shared_budget_held(run: &Run, when: &str) {
+    let expected = 10.0 * run.secs + 5.0;
+    // While a replica decided alone, Redis saw only the other's requests: up to a second
+    // of the budget may go unused.
+    let slack = if run.fallback > 0 { 10.0 } else { 0.0 };
+    let redis = f64::from(run.redis);
+    assert!(
+        redis <= expected * 1.1 && redis >= expected * 0.9 - slack,
+        "{} tokens granted by Redis in {:.2} s {when}, expected about {expected:.1}",
+        run.redis,
+        run.secs
+    );
+    assert!(
+        run.fallback <= 2 * 7,
+        "{} tokens granted by a fallback share in {:.2} s {when}: more than two replicas' shares for one second",
+        run.fallback,
+        run.secs
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
     let prefix = RedisPrefix::new().await;
@@ -571,20 +665,19 @@ async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
     let mut user = 0;
 
     // Shared: together within 10% of one budget (rate x seconds + burst).
-    let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
-    let expected = 10.0 * secs + 5.0;
-    assert!(
-        (f64::from(issued) - expected).abs() <= expected * 0.1,
-        "{issued} new tokens in {secs:.2} s across two brokers, expected about {expected:.1}"
-    );
+    let run = measured([&a, &b], &mut user, 3.0).await;
+    shared_budget_held(&run, "across two brokers");
 
     // Redis goes away: each falls back to its share, and nothing fails with 5xx.
     switch.set(false);
-    let (issued, secs) = drive([&a, &b], &mut user, 2.0).await;
-    let most = 2.0 * (5.0 * secs + 2.0);
+    let run = measured([&a, &b], &mut user, 2.0).await;
+    let most = 2.0 * (5.0 * run.secs + 2.0);
     assert!(
-        f64::from(issued) <= most * 1.1,
-        "{issued} new tokens in {secs:.2} s on the fallback, at most about {most:.1}"
+        f64::from(run.issued) <= most * 1.1 && run.fallback > 0,
+        "{} new tokens ({} by fallback) in {:.2} s on the fallback, at most about {most:.1}",
+        run.issued,
+        run.fallback,
+        run.secs
     );
     for broker in [&a, &b] {
         assert!(
@@ -627,12 +720,8 @@ async fn two_broker_processes_share_one_budget_and_ride_out_redis_going_away() {
     .await;
     // Real time for Redis's bucket to refill (the point, not a wait for a condition).
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (issued, secs) = drive([&a, &b], &mut user, 3.0).await;
-    let expected = 10.0 * secs + 5.0;
-    assert!(
-        (f64::from(issued) - expected).abs() <= expected * 0.1,
-        "{issued} new tokens in {secs:.2} s after Redis returned, expected about {expected:.1}"
-    );
+    let run = measured([&a, &b], &mut user, 3.0).await;
+    shared_budget_held(&run, "after Redis returned");
     for broker in [&a, &b] {
         assert!(
             broker.stderr().contains("Redis answers again"),
