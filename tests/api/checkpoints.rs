@@ -297,6 +297,53 @@ async fn checkpoints_reach_s3_one_object_per_checkpoint() {
     drop(broker);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_checkpoint_is_never_replaced_in_s3() {
+    use rds_token_broker::audit::TreeHead;
+    use rds_token_broker::audit::checkpoint::s3::{self, S3Sink};
+    let moto = Moto::start().await;
+    let client = s3_client(&moto.url());
+    client
+        .create_bucket()
+        .bucket("plain-bucket")
+        .send()
+        .await
+        .unwrap();
+    let cfg = rds_token_broker::config::S3SinkConfig {
+        bucket: "plain-bucket".into(),
+        prefix: "p".into(),
+        region: None,
+        endpoint: Some(moto.url()),
+    };
+    let creds = aws_sdk_s3::config::SharedCredentialsProvider::new(
+        aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"),
+    );
+    let sink = S3Sink::new(&cfg, Some("us-east-1"), creds);
+    let head = |note: &str| TreeHead {
+        chain_id: "chain-1".into(),
+        tree_size: 7,
+        root_hash: "unused".into(),
+        note: note.into(),
+        created_at: "2026-11-25T00:00:00Z".into(),
+    };
+    sink.put(&head("first note\n")).await.unwrap();
+    // Published again (a retry, a restart): the same bytes are fine.
+    sink.put(&head("first note\n")).await.unwrap();
+    // A different note for the same chain and size is refused and the first one stays,
+    // even though this bucket has no Object Lock.
+    let err = sink.put(&head("second note\n")).await.unwrap_err();
+    assert!(
+        err.contains("already holds a different checkpoint"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s3://plain-bucket/p/chain-1/00000000000000000007"),
+        "{err}"
+    );
+    let notes = s3::read_notes(&client, "plain-bucket", "p").await.unwrap();
+    assert_eq!(notes, vec!["first note\n".to_owned()]);
+}
+
 fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test");
     let conf = aws_sdk_s3::Config::builder()

@@ -93,25 +93,42 @@ impl S3Sink {
         }
     }
 
-    /// Writes `head` as its object.
+    /// Writes `head` as its object, only if no object has that key yet (`If-None-Match:
+    /// *`, S3's conditional write), so a checkpoint once published is never replaced, even
+    /// in a bucket without Object Lock. When one is there already (a retry whose first
+    /// answer was lost, or a restart re-publishing), identical bytes count as published; a
+    /// different note under the same chain and size is a fork and an error.
     pub async fn put(&self, head: &TreeHead) -> Result<(), String> {
         let key = object_key(&self.prefix, &head.chain_id, head.tree_size);
-        self.client
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
+            .if_none_match("*")
             .content_type("text/plain; charset=utf-8")
             .body(ByteStream::from(head.note.clone().into_bytes()))
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                format!(
-                    "S3 PutObject s3://{}/{key} failed: {}",
-                    self.bucket,
-                    DisplayErrorContext(&e)
-                )
-            })
+            .await;
+        let e = match put {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("S3 PutObject s3://{}/{key} failed: {e}", self.bucket)
+        };
+        if e.raw_response().map(|r| r.status().as_u16()) != Some(412) {
+            return Err(failed(&DisplayErrorContext(&e)));
+        }
+        match read_one(&self.client, &self.bucket, &key).await {
+            Ok(existing) if existing == head.note => Ok(()),
+            Ok(_) => Err(format!(
+                "s3://{}/{key} already holds a different checkpoint of this chain and size \
+                 (a fork, or another signer using this chain id); it is left as it is",
+                self.bucket
+            )),
+            Err(e) => Err(failed(&e)),
+        }
     }
 }
 
@@ -180,36 +197,41 @@ pub async fn read_notes(
     keys.sort();
     let mut notes = Vec::with_capacity(keys.len());
     for key in keys {
-        let out = c
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| S3Error::Call {
-                call: "GetObject",
-                why: DisplayErrorContext(&e).to_string(),
-            })?;
-        let not_a_note = || S3Error::NotANote {
-            bucket: bucket.to_owned(),
-            key: key.clone(),
-        };
-        if out.content_length().unwrap_or(0) > MAX_NOTE_BYTES as i64 {
-            return Err(not_a_note());
-        }
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| S3Error::Call {
-                call: "GetObject",
-                why: e.to_string(),
-            })?
-            .into_bytes();
-        if bytes.len() > MAX_NOTE_BYTES {
-            return Err(not_a_note());
-        }
-        notes.push(String::from_utf8(bytes.to_vec()).map_err(|_| not_a_note())?);
+        notes.push(read_one(c, bucket, &key).await?);
     }
     Ok(notes)
+}
+
+/// The note stored at `key`, refused when it is too large or not UTF-8.
+async fn read_one(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String, S3Error> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| S3Error::Call {
+            call: "GetObject",
+            why: DisplayErrorContext(&e).to_string(),
+        })?;
+    let not_a_note = || S3Error::NotANote {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    };
+    if out.content_length().unwrap_or(0) > MAX_NOTE_BYTES as i64 {
+        return Err(not_a_note());
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| S3Error::Call {
+            call: "GetObject",
+            why: e.to_string(),
+        })?
+        .into_bytes();
+    if bytes.len() > MAX_NOTE_BYTES {
+        return Err(not_a_note());
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| not_a_note())
 }
