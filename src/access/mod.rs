@@ -13,4 +13,4 @@ mod service;
 mod store;
 
 pub use model::{AccessRequest, Approval, ListQuery, NewRequest, Revoked, State, TokenIssued};
-pub use service::{AccessError, AccessRequests, Actor, Grant};
+pub use service::{AccessError, AccessRequests, Actor, EXPIRY_SWEEP, Grant};
