@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::access_requests::{ask, config, id};
 use crate::support::app::problem;
 use crate::support::binary::RunningBroker;
-use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::idp::{RsaKey, TestIdp};
 use crate::support::pg::TempDb;
 
 struct Caller<'a> {
@@ -63,10 +63,7 @@ async fn two_broker_processes_on_one_postgresql_share_requests_approvals_and_rev
         .as_secs();
     let client = crate::support::client();
     let as_ = |sub: &str| Caller {
-        jwt: rs256(
-            &key,
-            &json!({"iss": idp.issuer, "sub": sub, "aud": "rds-token-broker", "iat": now, "exp": now + 600}),
-        ),
+        jwt: idp.jwt(&key, sub, now, 600, json!({})),
         client: &client,
     };
     let (ann, lou) = (as_("dev-ann"), as_("lead-lou"));

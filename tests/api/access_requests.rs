@@ -14,7 +14,7 @@ use sha2::Sha256;
 use crate::support::app::{TestApp, problem};
 use crate::support::config::{BrokerToml, Grant, Issuer, Target};
 use crate::support::eventually;
-use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::idp::{RsaKey, TestIdp};
 use crate::support::pg::TempDb;
 
 const T0: u64 = 1_773_065_489;
@@ -125,11 +125,9 @@ impl Setup {
     }
 }
 
+/// Valid for a week of the manual clock from `T0`: tests move it by hours.
 fn jwt(key: &RsaKey, idp: &TestIdp, sub: &str) -> String {
-    rs256(
-        key,
-        &json!({"iss": idp.issuer, "sub": sub, "aud": "rds-token-broker", "iat": T0, "exp": T0 + 7 * 86_400}),
-    )
+    idp.jwt(key, sub, T0, 7 * 86_400, json!({}))
 }
 
 async fn call(
