@@ -318,6 +318,35 @@ async fn revocation_stops_new_tokens_and_lists_those_issued() {
     problem(s.decide("lead-lou", &id, "revoke").await, 409).await;
 }
 
+#[tokio::test]
+async fn a_request_nobody_answers_expires_after_a_day_in_the_trail_without_being_read() {
+    let s = setup_with(1, |t| t).await;
+    let id = s.request("dev-ann", 30).await;
+    s.app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    // Nobody reads the request: the sweep alone records its expiry.
+    let path = format!("/v1/audit/events?access_request_id={id}&outcome=access_expired");
+    let expired = eventually(Duration::from_secs(20), || {
+        let (app, jwt, path) = (&s.app, s.jwt("auditor"), path.clone());
+        async move {
+            let body: Value = call(app, &jwt, "GET", &path, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["events"].as_array().unwrap().first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(expired["reason"], "expired: no decision within 24 hours");
+    assert_eq!(expired["subject"], "dev-ann");
+    let r = s.get(&format!("/v1/access-requests/{id}"), "dev-ann").await;
+    assert_eq!(r["state"], "expired");
+    assert_eq!(r["decided_by"], "broker");
+    // The requester may ask again; the expired request no longer counts as open.
+    s.request("dev-ann", 30).await;
+    problem(s.decide("lead-lou", &id, "approve").await, 409).await;
+}
+
 /// A loopback webhook receiver: every body and its signature header.
 #[derive(Clone, Default)]
 struct Receiver(Arc<Mutex<Vec<(Value, String, bool)>>>);
