@@ -1,26 +1,19 @@
-//! The operations on access requests: create, list, read, approve, deny, revoke, expire,
-//! and the lookup `POST /v1/tokens` makes for request grants.
+//! The operations that change access requests: create, approve, deny, revoke (each
+//! transition a conditional UPDATE, then its audit event and notification), and the lookup
+//! `POST /v1/tokens` makes for request grants. Reads are in `view`, expiry in `expiry`.
 
 use std::time::{Duration, SystemTime};
 
-use super::model::{AccessRequest, ListQuery, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
+use super::model::{AccessRequest, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
 use super::notify::{Notification, Notifier};
 use super::store;
 use crate::audit::{AuditEvent, AuditLog, AuditStore, Outcome, StoreError};
 use crate::auth::Principal;
 use crate::broker::{RequestMeta, uuid_v7};
 use crate::clock::{SharedClock, rfc3339, rfc3339_millis};
-use crate::config::{AccessKind, Config, GrantConfig};
+use crate::config::{AccessKind, Config};
 use crate::domain::DbUser;
-use crate::policy::requests::{
-    ConditionFailed, check_conditions, grants_of_request, is_approver, request_grants,
-};
-
-/// How often every replica looks for requests whose time is up (`docs/human-access.md`).
-pub const EXPIRY_SWEEP: Duration = Duration::from_secs(5);
-
-/// Requests scanned at most for one page of a caller who is not an auditor.
-const SCAN_MAX: u32 = 1000;
+use crate::policy::requests::{ConditionFailed, check_conditions, request_grants};
 
 /// Why an operation on access requests failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +51,11 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         format!("{}/{}", self.principal.issuer, self.principal.subject)
     }
 
-    fn is(&self, r: &Requester) -> bool {
+    pub(super) fn is(&self, r: &Requester) -> bool {
         self.principal.issuer == r.issuer && self.principal.subject == r.subject
     }
 }
@@ -81,8 +74,8 @@ pub struct Grant {
 /// Access requests on the audit store's database.
 #[derive(Debug, Clone)]
 pub struct AccessRequests {
-    audit: AuditLog,
-    clock: SharedClock,
+    pub(super) audit: AuditLog,
+    pub(super) clock: SharedClock,
     notifier: Option<Notifier>,
 }
 
@@ -96,7 +89,7 @@ impl AccessRequests {
         }
     }
 
-    fn store(&self) -> &AuditStore {
+    pub(super) fn store(&self) -> &AuditStore {
         self.audit.store()
     }
 
@@ -202,73 +195,6 @@ impl AccessRequests {
         }
         self.notify(what, &request, Some(actor), None);
         Ok(request)
-    }
-
-    /// One request the caller may see.
-    pub async fn get(
-        &self,
-        config: &Config,
-        actor: Actor<'_>,
-        id: &str,
-    ) -> Result<AccessRequest, AccessError> {
-        let r = self.load(config, id).await?;
-        if !self.may_see(config, actor, &r) {
-            return Err(AccessError::NotFound);
-        }
-        Ok(r)
-    }
-
-    /// A page of the requests the caller may see, newest first, and the cursor of the next.
-    pub async fn list(
-        &self,
-        config: &Config,
-        actor: Actor<'_>,
-        q: &ListQuery,
-    ) -> Result<(Vec<AccessRequest>, Option<String>), AccessError> {
-        self.expire_due(config).await?;
-        let auditor = crate::policy::is_auditor(config, actor.principal);
-        let mine = q.mine.then_some((
-            actor.principal.issuer.as_str(),
-            actor.principal.subject.as_str(),
-        ));
-        let state = if q.to_review {
-            Some(State::Pending)
-        } else {
-            q.state
-        };
-        let mut out = Vec::new();
-        let mut before = q.before.clone();
-        let mut scanned = 0;
-        let page = q.limit.max(1);
-        let mut exhausted = false;
-        while out.len() < page as usize && scanned < SCAN_MAX {
-            let rows = store::list(self.store(), state, mine, before.as_deref(), page).await?;
-            scanned += page;
-            exhausted = rows.len() < page as usize;
-            for r in rows {
-                before = Some(r.id.clone());
-                let keep = if q.to_review {
-                    self.may_review(config, actor, &r)
-                } else {
-                    auditor || self.may_see(config, actor, &r)
-                };
-                if keep {
-                    out.push(r);
-                    if out.len() == page as usize {
-                        break;
-                    }
-                }
-            }
-            if exhausted {
-                break;
-            }
-        }
-        let next = if exhausted && out.len() < page as usize {
-            None
-        } else {
-            before
-        };
-        Ok((out, next))
     }
 
     /// Approves as `actor`; the request is approved once it has `min_approvals` distinct
@@ -404,59 +330,10 @@ impl AccessRequests {
         Ok(None)
     }
 
-    /// Marks every request whose time is up as expired, each with its audit event and
-    /// notification (at most 100 a call; the sweep calls again).
-    pub async fn expire_due(&self, config: &Config) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        for id in store::due(self.store(), now, 100).await? {
-            if let Some(r) = store::get(self.store(), &id).await? {
-                self.expire(config, &r).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sweeps for requests whose time is up every `every`, so that expiry is recorded and
-    /// notified when it happens, not only when somebody next looks. Safe on every replica:
-    /// the transition is a conditional UPDATE, so exactly one replica records each expiry.
-    pub fn spawn_expiry_sweep(
-        &self,
-        config: impl Fn() -> std::sync::Arc<Config> + Send + 'static,
-        every: Duration,
-    ) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = this.expire_due(&config()).await {
-                    tracing::warn!(error = %crate::report::Report(&e), "sweeping expired access requests failed; will retry");
-                }
-            }
-        });
-    }
-
-    /// Expires `r` if no other call or replica did first. Best effort: a failure is logged
-    /// (the request gives no access past its time either way).
-    async fn expire(&self, config: &Config, r: &AccessRequest) {
-        let why = if r.state == State::Pending {
-            "no decision within 24 hours"
-        } else {
-            "the access window ended"
-        };
-        if let Err(e) = self
-            .close(config, None, r, State::Expired, why.to_owned())
-            .await
-        {
-            tracing::warn!(error = %e, request = %r.id, "expiring an access request failed");
-        }
-    }
-
     /// Closes `r` (denied, revoked or expired) by `actor` (`None`: the broker, on expiry):
     /// the conditional UPDATE from the states that allow it, then the audit event and the
     /// notification. A request another call changed first is a conflict.
-    async fn close(
+    pub(super) async fn close(
         &self,
         config: &Config,
         actor: Option<Actor<'_>>,
@@ -490,7 +367,11 @@ impl AccessRequests {
     }
 
     /// A request by id, once the requests whose time is up are marked so.
-    async fn load(&self, config: &Config, id: &str) -> Result<AccessRequest, AccessError> {
+    pub(super) async fn load(
+        &self,
+        config: &Config,
+        id: &str,
+    ) -> Result<AccessRequest, AccessError> {
         let r = store::get(self.store(), id)
             .await?
             .ok_or(AccessError::NotFound)?;
@@ -501,73 +382,7 @@ impl AccessRequests {
         Ok(r)
     }
 
-    /// A pending request `actor` may review: exists, visible, not theirs, they approve it.
-    async fn reviewable(
-        &self,
-        config: &Config,
-        actor: Actor<'_>,
-        id: &str,
-    ) -> Result<AccessRequest, AccessError> {
-        // Not `get`: a caller who is not an approver hears 403, not 404.
-        let r = self.load(config, id).await?;
-        if actor.is(&r.requester) {
-            return Err(AccessError::NotPermitted(
-                "you cannot approve or deny your own access request",
-            ));
-        }
-        let grants = self.grants_of(config, &r);
-        if !is_approver(&grants, actor.principal) {
-            return Err(AccessError::NotPermitted(
-                "you are not an approver of this access request",
-            ));
-        }
-        let now = self.clock.now();
-        let mut failed = None;
-        for g in grants.iter().filter(|g| is_approver(&[g], actor.principal)) {
-            match check_conditions(g, actor.meta.client_ip, now) {
-                Ok(()) => {
-                    failed = None;
-                    break;
-                }
-                Err(e) => failed = Some(e),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        if r.state != State::Pending {
-            return Err(conflict(&r));
-        }
-        Ok(r)
-    }
-
-    fn grants_of<'a>(&self, config: &'a Config, r: &AccessRequest) -> Vec<&'a GrantConfig> {
-        grants_of_request(
-            config,
-            &r.requester.issuer,
-            &r.requester.subject,
-            &r.target,
-            &r.db_user,
-        )
-    }
-
-    fn may_see(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
-        actor.is(&r.requester)
-            || crate::policy::is_auditor(config, actor.principal)
-            || is_approver(&self.grants_of(config, r), actor.principal)
-    }
-
-    fn may_review(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
-        r.state == State::Pending
-            && !actor.is(&r.requester)
-            && !r
-                .approvals
-                .iter()
-                .any(|a| a.issuer == actor.principal.issuer && a.subject == actor.principal.subject)
-            && is_approver(&self.grants_of(config, r), actor.principal)
-    }
-
-    async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
+    pub(super) async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
         store::get(self.store(), id)
             .await?
             .ok_or_else(|| StoreError::Database(std::sync::Arc::new(sqlx::Error::RowNotFound)))
@@ -575,7 +390,7 @@ impl AccessRequests {
 
     /// Records a transition of `r` by `actor` (`None`: the broker, on expiry; the event
     /// then names the requester).
-    async fn record(
+    pub(super) async fn record(
         &self,
         config: &Config,
         actor: Option<Actor<'_>>,
@@ -612,7 +427,7 @@ impl AccessRequests {
         self.audit.record(event).await
     }
 
-    fn notify(
+    pub(super) fn notify(
         &self,
         event: &'static str,
         r: &AccessRequest,
@@ -626,10 +441,10 @@ impl AccessRequests {
     }
 }
 
-fn minutes(m: u32) -> Duration {
+pub(super) fn minutes(m: u32) -> Duration {
     Duration::from_secs(u64::from(m) * 60)
 }
 
-fn conflict(r: &AccessRequest) -> AccessError {
+pub(super) fn conflict(r: &AccessRequest) -> AccessError {
     AccessError::Conflict(format!("the access request is {}", r.state.as_str()))
 }
