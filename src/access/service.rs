@@ -126,7 +126,6 @@ impl AccessRequests {
                 "reason is required: say why you need this access".into(),
             ));
         }
-        self.expire_due(config).await?;
         let requester = (
             actor.principal.issuer.as_str(),
             actor.principal.subject.as_str(),
@@ -171,14 +170,24 @@ impl AccessRequests {
                 Some(&request.db_user),
             )
             .await?;
-            return Err(AccessError::Conflict(match open.first() {
-                Some(o) => format!(
+            let (due, live): (Vec<_>, Vec<_>) =
+                open.into_iter().partition(|o| o.due_to_expire(now));
+            if let Some(o) = live.first() {
+                return Err(AccessError::Conflict(format!(
                     "you have an open access request for this target and DB user: {} ({})",
                     o.id,
                     o.state.as_str()
-                ),
-                None => "you have an open access request for this target and DB user".into(),
-            }));
+                )));
+            }
+            // One whose time is up, not swept yet, gives way.
+            for o in &due {
+                self.expire(config, o).await;
+            }
+            if !store::insert(self.store(), &request).await? {
+                return Err(AccessError::Conflict(
+                    "you have an open access request for this target and DB user".into(),
+                ));
+            }
         }
         let (outcome, what) = if break_glass {
             (Outcome::BreakGlass, "break_glass")

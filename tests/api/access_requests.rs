@@ -343,8 +343,17 @@ async fn a_request_nobody_answers_expires_after_a_day_in_the_trail_without_being
     assert_eq!(r["state"], "expired");
     assert_eq!(r["decided_by"], "broker");
     // The requester may ask again; the expired request no longer counts as open.
-    s.request("dev-ann", 30).await;
+    let again = s.request("dev-ann", 30).await;
     problem(s.decide("lead-lou", &id, "approve").await, 409).await;
+    // Nor does an approved one whose window just ended, swept or not.
+    s.decided("lead-lou", &again, "approve").await;
+    s.app.clock.advance(Duration::from_secs(30 * 60));
+    let third = s.request("dev-ann", 30).await;
+    let before = s
+        .get(&format!("/v1/access-requests/{again}"), "dev-ann")
+        .await;
+    assert_eq!(before["state"], "expired");
+    assert_ne!(third, again);
 }
 
 /// A loopback webhook receiver: every body and its signature header.
