@@ -188,6 +188,13 @@ impl Application {
             current: Arc::new(ArcSwap::from_pointee(generation)),
             checkpoints,
         };
+        if let Some(access) = state.broker.access() {
+            let current = state.current.clone();
+            access.spawn_expiry_sweep(
+                move || current.load().config.clone(),
+                crate::access::EXPIRY_SWEEP,
+            );
+        }
         Ok(Self {
             listener,
             addr,

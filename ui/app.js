@@ -193,10 +193,13 @@
     eventsTurn();
     chainTurn();
     chartsTurn();
+    accessTurn();
+    for (const t of ["access-review", "access-open", "access-past"]) $(t).tBodies[0].replaceChildren();
     // The next auditor's charts are drawn anew, even for the same filters.
     state.statsFor = null;
     sessionStorage.removeItem(TOKEN_KEY);
     $("events").tBodies[0].replaceChildren();
+    showTab("events");
     showSignIn("");
     $("token-input").focus();
   }
@@ -483,23 +486,130 @@
     });
   }
 
+  // ---- Access requests ------------------------------------------------------------
+  // Pending requests the signed-in identity may review (approve or deny, with a comment),
+  // active and pending ones (revocable), and past ones. Break-glass rows are highlighted.
+
+  const accessTurn = turns();
+  const when = (t) => (t ? t.replace("T", " ").replace("Z", "") : "–");
+  const requester = (r) => `${r.requester.subject} (${r.requester.issuer})`;
+  const what = (r) => `the request of ${r.requester.subject} for ${r.target} as ${r.db_user}`;
+  const isOpen = (r) => r.state === "pending" || r.state === "approved";
+
+  function stateCell(r) {
+    const cell = h("td", {}, h("span", { class: `badge s-${r.state}` }, r.state));
+    if (r.break_glass) cell.append(" ", h("span", { class: "badge bg" }, "Break-glass"));
+    return cell;
+  }
+
+  function accessTable(id, requests, row, none) {
+    const rows = requests.map((r) => {
+      const tr = row(r);
+      tr.dataset.id = r.id;
+      if (r.break_glass) tr.classList.add("break-glass");
+      return tr;
+    });
+    if (!rows.length) rows.push(h("tr", { class: "empty" }, h("td", { colspan: 8 }, none)));
+    $(id).tBodies[0].replaceChildren(...rows);
+  }
+
+  async function loadAccess() {
+    const lists = await unlessOvertaken(accessTurn, () => Promise.all(
+      ["to_review=true&limit=200", "limit=200"].map(async (q) => (await api(`/v1/access-requests?${q}`)).json()),
+    ));
+    if (!lists) return;
+    const [review, all] = lists.map((l) => l.requests);
+    const reviewing = new Set(review.map((r) => r.id));
+    const open = all.filter((r) => isOpen(r) && !reviewing.has(r.id));
+    const past = all.filter((r) => !isOpen(r));
+    $("access-summary").textContent = `${review.length} waiting for your review, ${open.length} active or pending, ${past.length} past${lists[1].next_cursor ? " (the newest 200)" : ""}.`;
+    accessTable("access-review", review, (r) => h("tr", {},
+      h("td", { class: "time" }, when(r.created_at)),
+      h("td", {}, requester(r)),
+      h("td", {}, r.target),
+      h("td", {}, r.db_user),
+      h("td", { class: "num" }, r.duration_minutes),
+      h("td", {}, r.reason || "–"),
+      h("td", {}, `${r.approvals.length} of ${r.min_approvals}`),
+      h("td", {}, h("div", { class: "decide" },
+        h("input", { type: "text", maxlength: 500, autocomplete: "off", placeholder: "Comment (optional)", "data-comment": r.id, "aria-label": `Comment on ${what(r)}` }),
+        h("button", { type: "button", class: "primary", "data-act": "approve", "aria-label": `Approve ${what(r)}` }, "Approve"),
+        h("button", { type: "button", "data-act": "deny", "aria-label": `Deny ${what(r)}` }, "Deny"))),
+    ), "Nothing waits for your review.");
+    accessTable("access-open", open, (r) => h("tr", {},
+      stateCell(r),
+      h("td", {}, requester(r)),
+      h("td", {}, r.target),
+      h("td", {}, r.db_user),
+      h("td", {}, r.reason || "–"),
+      h("td", {}, r.break_glass ? "themselves (break-glass)" : r.approvals.map((a) => a.subject).join(", ") || "–"),
+      h("td", { class: "time" }, r.state === "approved" ? when(r.expires_at) : `pending (${r.duration_minutes} min)`),
+      h("td", {}, h("button", { type: "button", "data-act": "revoke", "aria-label": `Revoke ${what(r)}` }, "Revoke")),
+    ), "No active or pending requests.");
+    accessTable("access-past", past, (r) => h("tr", {},
+      stateCell(r),
+      h("td", {}, requester(r)),
+      h("td", {}, r.target),
+      h("td", {}, r.db_user),
+      h("td", {}, r.reason || "–"),
+      h("td", { class: "time" }, when(r.decided_at)),
+      h("td", {}, r.decided_by || "–"),
+      h("td", {}, r.decision_comment || "–"),
+    ), "No past requests.");
+  }
+
+  // Approve, deny or revoke: the answer is announced, the tables reloaded, and focus put
+  // back on the panel (the row acted on has moved).
+  async function decide(button) {
+    const id = button.closest("tr").dataset.id;
+    const act = button.dataset.act;
+    const input = button.closest("tr").querySelector("input[data-comment]");
+    const comment = input ? input.value.trim() : "";
+    button.disabled = true;
+    $("access-error").textContent = "";
+    try {
+      const res = await api(`/v1/access-requests/${encodeURIComponent(id)}/${act}`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(comment ? { comment } : {}),
+      });
+      const body = await res.json();
+      const r = body.request || body;
+      await loadAccess();
+      const done = { approve: "Approved", deny: "Denied", revoke: "Revoked" }[act];
+      $("access-summary").textContent = `${done} ${what(r)}: now ${r.state}. ${$("access-summary").textContent}`;
+      $("panel-access").focus();
+    } catch (e) {
+      button.disabled = false;
+      $("access-error").textContent = e.message;
+    }
+  }
+
   // ---- Tabs -----------------------------------------------------------------------
 
+  const TABS = ["events", "charts", "access"];
+
   function showTab(name) {
-    for (const t of ["events", "charts"]) {
+    for (const t of TABS) {
       const on = t === name;
       $(`tab-${t}`).setAttribute("aria-selected", String(on));
       $(`tab-${t}`).tabIndex = on ? 0 : -1;
       $(`panel-${t}`).hidden = !on;
     }
+    // The filters are the trail's: access requests have none.
+    $("filters").hidden = name === "access";
     if (name === "charts") {
       loadCharts().catch((e) => { $("charts-summary").textContent = explain(e); });
+    }
+    if (name === "access") {
+      $("access-error").textContent = "";
+      loadAccess().catch((e) => { $("access-error").textContent = e.message; });
     }
   }
 
   function tabKeys(event) {
     if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
-    const next = event.target.id === "tab-events" ? "charts" : "events";
+    const i = TABS.indexOf(event.target.id.slice("tab-".length));
+    const next = TABS[(i + (event.key === "ArrowRight" ? 1 : TABS.length - 1)) % TABS.length];
     showTab(next);
     $(`tab-${next}`).focus();
     event.preventDefault();
@@ -552,7 +662,15 @@
     $("detail").addEventListener("close", () => { if (opener) opener.focus(); });
     $("download-csv").addEventListener("click", () => download("csv"));
     $("download-ndjson").addEventListener("click", () => download("ndjson"));
-    for (const t of ["events", "charts"]) {
+    $("access-refresh").addEventListener("click", () => {
+      $("access-error").textContent = "";
+      loadAccess().catch((e) => { $("access-error").textContent = e.message; });
+    });
+    $("panel-access").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-act]");
+      if (b) decide(b);
+    });
+    for (const t of TABS) {
       $(`tab-${t}`).addEventListener("click", () => showTab(t));
       $(`tab-${t}`).addEventListener("keydown", tabKeys);
     }

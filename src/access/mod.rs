@@ -7,10 +7,13 @@
 //! [`AccessRequests`] is the domain service behind `/v1/access-requests` and the part of
 //! `POST /v1/tokens` that serves request grants.
 
+mod expiry;
 mod model;
 pub mod notify;
 mod service;
 mod store;
+mod view;
 
+pub use expiry::EXPIRY_SWEEP;
 pub use model::{AccessRequest, Approval, ListQuery, NewRequest, Revoked, State, TokenIssued};
 pub use service::{AccessError, AccessRequests, Actor, Grant};

@@ -32,7 +32,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     /// What happened: `access_requested`, `access_approved`, `access_denied`,
-    /// `access_revoked` or `break_glass`.
+    /// `access_revoked`, `access_expired` or `break_glass`.
     pub event: &'static str,
     /// One line for people (Slack's `text`).
     pub text: String,
@@ -57,6 +57,7 @@ impl Notification {
             "access_approved" => "approved access to",
             "access_denied" => "denied access to",
             "access_revoked" => "revoked access to",
+            "access_expired" => "closed (expired) access to",
             "break_glass" => ":rotating_light: BREAK-GLASS: took access to",
             _ => "changed access to",
         };

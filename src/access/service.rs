@@ -1,23 +1,19 @@
-//! The operations on access requests: create, list, read, approve, deny, revoke, expire,
-//! and the lookup `POST /v1/tokens` makes for request grants.
+//! The operations that change access requests: create, approve, deny, revoke (each
+//! transition a conditional UPDATE, then its audit event and notification), and the lookup
+//! `POST /v1/tokens` makes for request grants. Reads are in `view`, expiry in `expiry`.
 
 use std::time::{Duration, SystemTime};
 
-use super::model::{AccessRequest, ListQuery, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
+use super::model::{AccessRequest, NewRequest, REVOKE_NOTE, Requester, Revoked, State};
 use super::notify::{Notification, Notifier};
 use super::store;
 use crate::audit::{AuditEvent, AuditLog, AuditStore, Outcome, StoreError};
-use crate::auth::{AuthMethod, Principal};
+use crate::auth::Principal;
 use crate::broker::{RequestMeta, uuid_v7};
 use crate::clock::{SharedClock, rfc3339, rfc3339_millis};
-use crate::config::{AccessKind, Config, GrantConfig};
+use crate::config::{AccessKind, Config};
 use crate::domain::DbUser;
-use crate::policy::requests::{
-    ConditionFailed, check_conditions, grants_of_request, is_approver, request_grants,
-};
-
-/// Requests scanned at most for one page of a caller who is not an auditor.
-const SCAN_MAX: u32 = 1000;
+use crate::policy::requests::{ConditionFailed, check_conditions, request_grants};
 
 /// Why an operation on access requests failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +51,11 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         format!("{}/{}", self.principal.issuer, self.principal.subject)
     }
 
-    fn is(&self, r: &Requester) -> bool {
+    pub(super) fn is(&self, r: &Requester) -> bool {
         self.principal.issuer == r.issuer && self.principal.subject == r.subject
     }
 }
@@ -78,8 +74,8 @@ pub struct Grant {
 /// Access requests on the audit store's database.
 #[derive(Debug, Clone)]
 pub struct AccessRequests {
-    audit: AuditLog,
-    clock: SharedClock,
+    pub(super) audit: AuditLog,
+    pub(super) clock: SharedClock,
     notifier: Option<Notifier>,
 }
 
@@ -93,7 +89,7 @@ impl AccessRequests {
         }
     }
 
-    fn store(&self) -> &AuditStore {
+    pub(super) fn store(&self) -> &AuditStore {
         self.audit.store()
     }
 
@@ -117,7 +113,7 @@ impl AccessRequests {
             pick(AccessKind::Request).or_else(|| pick(AccessKind::BreakGlass))
         }
         .ok_or(AccessError::Forbidden)?;
-        check_conditions(grant, actor.principal, actor.meta.client_ip.as_deref(), now)?;
+        check_conditions(grant, actor.meta.client_ip, now)?;
         let max = grant.access.max_duration_minutes;
         if new.duration_minutes == 0 || new.duration_minutes > max {
             return Err(AccessError::BadRequest(format!(
@@ -130,25 +126,10 @@ impl AccessRequests {
                 "reason is required: say why you need this access".into(),
             ));
         }
-        self.expire_due().await?;
         let requester = (
             actor.principal.issuer.as_str(),
             actor.principal.subject.as_str(),
         );
-        let open = store::open_for(
-            self.store(),
-            requester,
-            target.name.as_str(),
-            Some(new.db_user.as_str()),
-        )
-        .await?;
-        if let Some(o) = open.iter().find(|o| !o.due_to_expire(now)) {
-            return Err(AccessError::Conflict(format!(
-                "you have an open access request for this target and DB user: {} ({})",
-                o.id,
-                o.state.as_str()
-            )));
-        }
         let expires_at = now + minutes(new.duration_minutes);
         let request = AccessRequest {
             id: uuid_v7(now).to_string(),
@@ -179,96 +160,50 @@ impl AccessRequests {
             decision_comment: None,
             approvals: Vec::new(),
         };
-        store::insert(self.store(), &request).await?;
+        // At most one open request per requester, target and DB user: a unique index
+        // decides between replicas racing to insert one.
+        if !store::insert(self.store(), &request).await? {
+            let open = store::open_for(
+                self.store(),
+                requester,
+                &request.target,
+                Some(&request.db_user),
+            )
+            .await?;
+            let (due, live): (Vec<_>, Vec<_>) =
+                open.into_iter().partition(|o| o.due_to_expire(now));
+            if let Some(o) = live.first() {
+                return Err(AccessError::Conflict(format!(
+                    "you have an open access request for this target and DB user: {} ({})",
+                    o.id,
+                    o.state.as_str()
+                )));
+            }
+            // One whose time is up, not swept yet, gives way.
+            for o in &due {
+                self.expire(config, o).await;
+            }
+            if !store::insert(self.store(), &request).await? {
+                return Err(AccessError::Conflict(
+                    "you have an open access request for this target and DB user".into(),
+                ));
+            }
+        }
         let (outcome, what) = if break_glass {
             (Outcome::BreakGlass, "break_glass")
         } else {
             (Outcome::AccessRequested, "access_requested")
         };
-        let why = format!(
-            "{} min: {}",
-            request.duration_minutes,
-            request.reason.as_str()
-        );
+        let why = format!("{} min: {}", request.duration_minutes, request.reason);
         if let Err(e) = self
-            .record(config, actor, outcome, &request, Some(why))
+            .record(config, Some(actor), outcome, &request, why)
             .await
         {
             store::delete(self.store(), &request.id).await?;
             return Err(e.into());
         }
-        self.notify(what, &request, actor.name(), None);
+        self.notify(what, &request, Some(actor), None);
         Ok(request)
-    }
-
-    /// One request the caller may see.
-    pub async fn get(
-        &self,
-        config: &Config,
-        actor: Actor<'_>,
-        id: &str,
-    ) -> Result<AccessRequest, AccessError> {
-        self.expire_due().await?;
-        let r = store::get(self.store(), id)
-            .await?
-            .ok_or(AccessError::NotFound)?;
-        if !self.may_see(config, actor, &r) {
-            return Err(AccessError::NotFound);
-        }
-        Ok(r)
-    }
-
-    /// A page of the requests the caller may see, newest first, and the cursor of the next.
-    pub async fn list(
-        &self,
-        config: &Config,
-        actor: Actor<'_>,
-        q: &ListQuery,
-    ) -> Result<(Vec<AccessRequest>, Option<String>), AccessError> {
-        self.expire_due().await?;
-        let auditor = crate::policy::is_auditor(config, actor.principal);
-        let mine = q.mine.then_some((
-            actor.principal.issuer.as_str(),
-            actor.principal.subject.as_str(),
-        ));
-        let state = if q.to_review {
-            Some(State::Pending)
-        } else {
-            q.state
-        };
-        let mut out = Vec::new();
-        let mut before = q.before.clone();
-        let mut scanned = 0;
-        let page = q.limit.max(1);
-        let mut exhausted = false;
-        while out.len() < page as usize && scanned < SCAN_MAX {
-            let rows = store::list(self.store(), state, mine, before.as_deref(), page).await?;
-            scanned += page;
-            exhausted = rows.len() < page as usize;
-            for r in rows {
-                before = Some(r.id.clone());
-                let keep = if q.to_review {
-                    self.may_review(config, actor, &r)
-                } else {
-                    auditor || self.may_see(config, actor, &r)
-                };
-                if keep {
-                    out.push(r);
-                    if out.len() == page as usize {
-                        break;
-                    }
-                }
-            }
-            if exhausted {
-                break;
-            }
-        }
-        let next = if exhausted && out.len() < page as usize {
-            None
-        } else {
-            before
-        };
-        Ok((out, next))
     }
 
     /// Approves as `actor`; the request is approved once it has `min_approvals` distinct
@@ -293,42 +228,40 @@ impl AccessRequests {
         }
         let n = store::count_approvals(self.store(), id).await?;
         let needed = r.min_approvals.max(1);
-        if n >= needed {
-            let expires_at = now + minutes(r.duration_minutes);
-            if store::approve(self.store(), id, now, expires_at).await? {
-                let done = self.current(id).await?;
-                let why = format!("approved ({n} of {needed} approvals): {comment}");
-                if let Err(e) = self
-                    .record(config, actor, Outcome::AccessApproved, &done, Some(why))
-                    .await
-                {
-                    // Fail closed: access nobody can see in the trail is withdrawn.
-                    let withdraw = "the audit trail could not record the approval";
-                    let states = [State::Approved];
-                    let _ = store::close(
-                        self.store(),
-                        id,
-                        &states,
-                        State::Revoked,
-                        now,
-                        "broker",
-                        withdraw,
-                    )
-                    .await;
-                    return Err(e.into());
-                }
-                self.notify("access_approved", &done, actor.name(), Some(comment));
-                return Ok(done);
-            }
-        } else {
-            let pending = self.current(id).await?;
-            let why = format!("approval {n} of {needed}: {comment}");
-            self.record(config, actor, Outcome::AccessApproved, &pending, Some(why))
-                .await?;
-            self.notify("access_approved", &pending, actor.name(), Some(comment));
-            return Ok(pending);
+        let enough = n >= needed;
+        let expires_at = now + minutes(r.duration_minutes);
+        if enough && !store::approve(self.store(), id, now, expires_at).await? {
+            // Another approver (perhaps on another replica) approved it first.
+            return Ok(self.current(id).await?);
         }
-        Ok(self.current(id).await?)
+        let done = self.current(id).await?;
+        let why = if enough {
+            format!("approved ({n} of {needed} approvals): {comment}")
+        } else {
+            format!("approval {n} of {needed}: {comment}")
+        };
+        let recorded = self
+            .record(config, Some(actor), Outcome::AccessApproved, &done, why)
+            .await;
+        if let (Err(e), true) = (&recorded, enough) {
+            // Fail closed: access nobody can see in the trail is withdrawn.
+            let withdraw = "the audit trail could not record the approval";
+            let states = [State::Approved];
+            let _ = store::close(
+                self.store(),
+                id,
+                &states,
+                State::Revoked,
+                now,
+                "broker",
+                withdraw,
+            )
+            .await;
+            return Err(e.clone().into());
+        }
+        recorded?;
+        self.notify("access_approved", &done, Some(actor), Some(comment));
+        Ok(done)
     }
 
     /// Denies as `actor`.
@@ -339,20 +272,9 @@ impl AccessRequests {
         id: &str,
         comment: String,
     ) -> Result<AccessRequest, AccessError> {
-        self.reviewable(config, actor, id).await?;
-        let now = self.clock.now();
-        let states = [State::Pending];
-        let by = actor.name();
-        if !store::close(self.store(), id, &states, State::Denied, now, &by, &comment).await? {
-            let r = self.current(id).await?;
-            return Err(conflict(&r));
-        }
-        let r = self.current(id).await?;
-        let why = format!("denied: {comment}");
-        self.record(config, actor, Outcome::AccessDenied, &r, Some(why))
-            .await?;
-        self.notify("access_denied", &r, by, Some(comment));
-        Ok(r)
+        let r = self.reviewable(config, actor, id).await?;
+        self.close(config, Some(actor), &r, State::Denied, comment)
+            .await
     }
 
     /// Revokes as `actor` (the requester, an approver or an auditor).
@@ -364,30 +286,12 @@ impl AccessRequests {
         comment: String,
     ) -> Result<Revoked, AccessError> {
         let r = self.get(config, actor, id).await?;
-        let now = self.clock.now();
-        let states = [State::Pending, State::Approved];
-        let by = actor.name();
-        if !store::close(
-            self.store(),
-            id,
-            &states,
-            State::Revoked,
-            now,
-            &by,
-            &comment,
-        )
-        .await?
-        {
-            return Err(conflict(&self.current(&r.id).await?));
-        }
-        let r = self.current(id).await?;
-        let why = format!("revoked: {comment}");
-        self.record(config, actor, Outcome::AccessRevoked, &r, Some(why))
+        let request = self
+            .close(config, Some(actor), &r, State::Revoked, comment)
             .await?;
-        self.notify("access_revoked", &r, by, Some(comment));
         let tokens_issued = store::tokens_of(self.store(), id).await?;
         Ok(Revoked {
-            request: r,
+            request,
             tokens_issued,
             note: REVOKE_NOTE,
         })
@@ -421,15 +325,9 @@ impl AccessRequests {
                 continue;
             };
             let covered = request_grants(config, principal, target, &user);
-            let allowed = covered.iter().any(|g| {
-                check_conditions(
-                    g,
-                    principal,
-                    client_ip.map(|ip| ip.to_string()).as_deref(),
-                    now,
-                )
-                .is_ok()
-            });
+            let allowed = covered
+                .iter()
+                .any(|g| check_conditions(g, client_ip, now).is_ok());
             if let (true, Some(expires_at)) = (allowed, r.expires_at) {
                 return Ok(Some(Grant {
                     request_id: r.id,
@@ -441,193 +339,121 @@ impl AccessRequests {
         Ok(None)
     }
 
-    /// Marks every request whose time is up as expired, each with its audit event.
-    pub async fn expire_due(&self) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        for id in store::due(self.store(), now, 100).await? {
-            if let Some(r) = store::get(self.store(), &id).await? {
-                self.expire_one(&r).await;
-            }
-        }
-        Ok(())
-    }
-
-    async fn expire(&self, _config: &Config, r: &AccessRequest) {
-        self.expire_one(r).await;
-    }
-
-    async fn expire_one(&self, r: &AccessRequest) {
-        let now = self.clock.now();
-        let why = if r.state == State::Pending {
-            "no decision within 24 hours"
-        } else {
-            "the access window ended"
-        };
-        let states = [State::Pending, State::Approved];
-        match store::close(
-            self.store(),
-            &r.id,
-            &states,
-            State::Expired,
-            now,
-            "broker",
-            why,
-        )
-        .await
-        {
-            Ok(true) => {
-                let mut done = r.clone();
-                done.state = State::Expired;
-                let mut event = self.event(Outcome::AccessExpired, &done, None);
-                event.issuer = Some(r.requester.issuer.clone());
-                event.subject = Some(r.requester.subject.clone());
-                event.reason = Some(format!("expired: {why}"));
-                if let Err(e) = self.audit.record(event).await {
-                    tracing::warn!(error = %crate::report::Report(&e), request = %r.id, "recording an access request's expiry failed");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %crate::report::Report(&e), request = %r.id, "expiring an access request failed");
-            }
-        }
-    }
-
-    /// A pending request `actor` may review: exists, visible, not theirs, they approve it.
-    async fn reviewable(
+    /// Closes `r` (denied, revoked or expired) by `actor` (`None`: the broker, on expiry):
+    /// the conditional UPDATE from the states that allow it, then the audit event and the
+    /// notification. A request another call changed first is a conflict.
+    pub(super) async fn close(
         &self,
         config: &Config,
-        actor: Actor<'_>,
+        actor: Option<Actor<'_>>,
+        r: &AccessRequest,
+        to: State,
+        comment: String,
+    ) -> Result<AccessRequest, AccessError> {
+        let (from, outcome, event): (&[State], _, _) = match to {
+            State::Denied => (&[State::Pending], Outcome::AccessDenied, "access_denied"),
+            State::Revoked => (
+                &[State::Pending, State::Approved],
+                Outcome::AccessRevoked,
+                "access_revoked",
+            ),
+            _ => (
+                &[State::Pending, State::Approved],
+                Outcome::AccessExpired,
+                "access_expired",
+            ),
+        };
+        let by = actor.map_or_else(|| "broker".to_owned(), |a| a.name());
+        let now = self.clock.now();
+        if !store::close(self.store(), &r.id, from, to, now, &by, &comment).await? {
+            return Err(conflict(&self.current(&r.id).await?));
+        }
+        let done = self.current(&r.id).await?;
+        let why = format!("{}: {comment}", to.as_str());
+        self.record(config, actor, outcome, &done, why).await?;
+        self.notify(event, &done, actor, Some(comment));
+        Ok(done)
+    }
+
+    /// A request by id, once the requests whose time is up are marked so.
+    pub(super) async fn load(
+        &self,
+        config: &Config,
         id: &str,
     ) -> Result<AccessRequest, AccessError> {
-        // Not `get`: a caller who is not an approver hears 403, not 404.
-        self.expire_due().await?;
         let r = store::get(self.store(), id)
             .await?
             .ok_or(AccessError::NotFound)?;
-        if actor.is(&r.requester) {
-            return Err(AccessError::NotPermitted(
-                "you cannot approve or deny your own access request",
-            ));
-        }
-        let grants = self.grants_of(config, &r);
-        if !is_approver(&grants, actor.principal) {
-            return Err(AccessError::NotPermitted(
-                "you are not an approver of this access request",
-            ));
-        }
-        let now = self.clock.now();
-        let mut failed = None;
-        for g in grants.iter().filter(|g| is_approver(&[g], actor.principal)) {
-            match check_conditions(g, actor.principal, actor.meta.client_ip.as_deref(), now) {
-                Ok(()) => {
-                    failed = None;
-                    break;
-                }
-                Err(e) => failed = Some(e),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
-        if r.state != State::Pending {
-            return Err(conflict(&r));
+        if r.due_to_expire(self.clock.now()) {
+            self.expire(config, &r).await;
+            return Ok(self.current(id).await?);
         }
         Ok(r)
     }
 
-    fn grants_of<'a>(&self, config: &'a Config, r: &AccessRequest) -> Vec<&'a GrantConfig> {
-        grants_of_request(
-            config,
-            &r.requester.issuer,
-            &r.requester.subject,
-            &r.target,
-            &r.db_user,
-        )
-    }
-
-    fn may_see(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
-        actor.is(&r.requester)
-            || crate::policy::is_auditor(config, actor.principal)
-            || is_approver(&self.grants_of(config, r), actor.principal)
-    }
-
-    fn may_review(&self, config: &Config, actor: Actor<'_>, r: &AccessRequest) -> bool {
-        r.state == State::Pending
-            && !actor.is(&r.requester)
-            && !r
-                .approvals
-                .iter()
-                .any(|a| a.issuer == actor.principal.issuer && a.subject == actor.principal.subject)
-            && is_approver(&self.grants_of(config, r), actor.principal)
-    }
-
-    async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
+    pub(super) async fn current(&self, id: &str) -> Result<AccessRequest, StoreError> {
         store::get(self.store(), id)
             .await?
             .ok_or_else(|| StoreError::Database(std::sync::Arc::new(sqlx::Error::RowNotFound)))
     }
 
-    /// Records a transition of `r` by `actor`.
-    async fn record(
+    /// Records a transition of `r` by `actor` (`None`: the broker, on expiry; the event
+    /// then names the requester).
+    pub(super) async fn record(
         &self,
         config: &Config,
-        actor: Actor<'_>,
+        actor: Option<Actor<'_>>,
         outcome: Outcome,
         r: &AccessRequest,
-        why: Option<String>,
+        why: String,
     ) -> Result<(), StoreError> {
-        let mut event = self.event(outcome, r, why);
-        let p = actor.principal;
-        event.request_id = actor.meta.request_id.clone();
-        event.client_ip = actor.meta.client_ip.clone();
-        event.user_agent = actor.meta.user_agent.clone();
-        event.issuer = Some(p.issuer.clone());
-        event.subject = Some(p.subject.clone());
-        event.auth_method = Some(
-            match p.auth_method {
-                AuthMethod::Jwt => "jwt",
-                AuthMethod::Unauthenticated => "unauthenticated",
-                AuthMethod::AwsIam => "aws-iam",
-            }
-            .to_owned(),
-        );
-        event.kind = crate::domain::TargetName::parse(&r.target)
-            .ok()
-            .and_then(|n| config.targets.get(&n))
-            .map(|t| t.kind.kind().as_str().to_owned());
-        self.audit.record(event).await
-    }
-
-    fn event(&self, outcome: Outcome, r: &AccessRequest, why: Option<String>) -> AuditEvent {
         let now = self.clock.now();
-        AuditEvent {
-            reason: why.map(|w| crate::domain::text::cleaned(&w, crate::domain::text::LONG)),
+        let mut event = AuditEvent {
+            reason: Some(crate::domain::text::cleaned(
+                &why,
+                crate::domain::text::LONG,
+            )),
             target: Some(r.target.clone()),
             db_user: Some(r.db_user.clone()),
             expires_at: r.expires_at.map(rfc3339),
             access_request_id: Some(r.id.clone()),
+            issuer: Some(r.requester.issuer.clone()),
+            subject: Some(r.requester.subject.clone()),
+            kind: crate::domain::TargetName::parse(&r.target)
+                .ok()
+                .and_then(|n| config.targets.get(&n))
+                .map(|t| t.kind.kind().as_str().to_owned()),
             ..AuditEvent::new(uuid_v7(now).to_string(), rfc3339_millis(now), outcome)
+        };
+        if let Some(a) = actor {
+            event.request_id = a.meta.request_id.clone();
+            event.client_ip = a.meta.client_ip.map(|ip| ip.to_string());
+            event.user_agent = a.meta.user_agent.clone();
+            event.issuer = Some(a.principal.issuer.clone());
+            event.subject = Some(a.principal.subject.clone());
+            event.auth_method = Some(a.principal.auth_method.as_str().to_owned());
         }
+        self.audit.record(event).await
     }
 
-    fn notify(
+    pub(super) fn notify(
         &self,
         event: &'static str,
         r: &AccessRequest,
-        actor: String,
+        actor: Option<Actor<'_>>,
         comment: Option<String>,
     ) {
         if let Some(n) = &self.notifier {
-            n.send(Notification::new(event, r, actor, comment));
+            let by = actor.map_or_else(|| "broker".to_owned(), |a| a.name());
+            n.send(Notification::new(event, r, by, comment));
         }
     }
 }
 
-fn minutes(m: u32) -> Duration {
+pub(super) fn minutes(m: u32) -> Duration {
     Duration::from_secs(u64::from(m) * 60)
 }
 
-fn conflict(r: &AccessRequest) -> AccessError {
+pub(super) fn conflict(r: &AccessRequest) -> AccessError {
     AccessError::Conflict(format!("the access request is {}", r.state.as_str()))
 }

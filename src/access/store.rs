@@ -59,8 +59,10 @@ macro_rules! read_request {
     }};
 }
 
-/// Stores a new request.
-pub async fn insert(store: &AuditStore, r: &AccessRequest) -> Result<(), StoreError> {
+/// Stores a new request; `false` when the requester has an open (pending or approved)
+/// request for the same target and DB user already. The unique index
+/// `access_requests_one_open` decides, so replicas racing to insert agree.
+pub async fn insert(store: &AuditStore, r: &AccessRequest) -> Result<bool, StoreError> {
     let sql = format!(
         "INSERT INTO access_requests ({COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -86,8 +88,12 @@ pub async fn insert(store: &AuditStore, r: &AccessRequest) -> Result<(), StoreEr
             .execute(p)
             .await
             .map(|_| ())
-            .map_err(err)
-    }, noop => Ok(()))
+    }, noop => return Ok(true))
+    .map(|_| true)
+    .or_else(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Ok(false),
+        _ => Err(err(e)),
+    })
 }
 
 /// Removes a request whose `requested` event could not be recorded.

@@ -131,6 +131,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (chain_id, seq)
     );",
     ),
+    (
+        8,
+        "at most one open access request per requester, target and DB user",
+        "CREATE UNIQUE INDEX access_requests_one_open ON access_requests \
+        (requester_issuer, requester_subject, target, db_user) \
+        WHERE state IN ('pending', 'approved');",
+    ),
 ];
 
 fn migrator() -> Migrator {

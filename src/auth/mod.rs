@@ -32,6 +32,17 @@ pub enum AuthMethod {
     AwsIam,
 }
 
+impl AuthMethod {
+    /// The name the audit trail records (`auth_method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "jwt",
+            Self::Unauthenticated => "unauthenticated",
+            Self::AwsIam => "aws-iam",
+        }
+    }
+}
+
 /// An authenticated (or explicitly anonymous) caller.
 #[derive(Debug, Clone)]
 pub struct Principal {

@@ -2,7 +2,7 @@
 
 use crate::audit::coalesce::FoldKey;
 use crate::audit::{AuditEvent, AuditLog, Outcome, StoreError};
-use crate::auth::{AuthMethod, Principal};
+use crate::auth::Principal;
 use crate::clock::{rfc3339, rfc3339_millis};
 use crate::config::Config;
 use crate::domain::text;
@@ -16,8 +16,9 @@ use crate::report::Report;
 pub struct RequestMeta {
     /// `x-request-id`.
     pub request_id: Option<String>,
-    /// Peer address.
-    pub client_ip: Option<String>,
+    /// The client's address (the peer, or the address `trusted_proxies` forwarded for),
+    /// parsed once at the edge.
+    pub client_ip: Option<std::net::IpAddr>,
     /// `User-Agent`, truncated.
     pub user_agent: Option<String>,
 }
@@ -32,7 +33,7 @@ impl Broker {
         principal: &Principal,
         req: TokenRequest,
     ) -> Result<Issued, IssueError> {
-        let client_ip = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let client_ip = meta.client_ip;
         let Some(audit) = &self.audit else {
             return self.issue(config, principal, req, client_ip).await;
         };
@@ -141,7 +142,7 @@ impl Broker {
         (event.issuer, event.subject) = (None, None);
         let key = (
             Outcome::Denied.as_str(),
-            meta.client_ip.clone().unwrap_or_default(),
+            meta.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             String::new(),
             kind.to_owned(),
         );
@@ -173,7 +174,7 @@ impl Broker {
             None => {
                 event.auth_method = Some("unverified".to_owned());
                 (event.issuer, event.subject) = (None, None);
-                meta.client_ip.clone().unwrap_or_default()
+                meta.client_ip.map(|ip| ip.to_string()).unwrap_or_default()
             }
         };
         let key = (
@@ -212,15 +213,8 @@ impl Broker {
             request_id: meta.request_id.clone(),
             issuer: Some(principal.issuer.clone()),
             subject: Some(principal.subject.clone()),
-            auth_method: Some(
-                match principal.auth_method {
-                    AuthMethod::Jwt => "jwt",
-                    AuthMethod::Unauthenticated => "unauthenticated",
-                    AuthMethod::AwsIam => "aws-iam",
-                }
-                .to_owned(),
-            ),
-            client_ip: meta.client_ip.clone(),
+            auth_method: Some(principal.auth_method.as_str().to_owned()),
+            client_ip: meta.client_ip.map(|ip| ip.to_string()),
             user_agent: meta.user_agent.clone(),
             ..AuditEvent::new(
                 id.to_string(),

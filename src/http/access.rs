@@ -5,15 +5,17 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{StatusCode, Uri, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody, Meta};
+use super::extract::{Caller, JsonBody, Meta, Refused};
 use crate::access::{AccessError, AccessRequests, Actor, ListQuery, NewRequest, State as ReqState};
+use crate::broker::RequestMeta;
+use crate::config::Config;
 use crate::domain::{DbUser, TargetName, text};
 use crate::state::AppState;
 
@@ -72,6 +74,36 @@ impl DecisionBody {
     }
 }
 
+/// The caller of an access-request route, with what the audit trail records of the HTTP
+/// request: everything a service call needs to know about who acts.
+pub struct Acting {
+    caller: Caller,
+    meta: RequestMeta,
+}
+
+impl Acting {
+    fn actor(&self) -> Actor<'_> {
+        Actor {
+            principal: &self.caller.principal,
+            meta: &self.meta,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.caller.generation.config
+    }
+}
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
+        let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Self { caller, meta })
+    }
+}
+
 fn service(state: &AppState) -> Result<&AccessRequests, ApiError> {
     state
         .broker
@@ -106,34 +138,26 @@ fn request_id(id: &str) -> Result<String, ApiError> {
 /// `POST /v1/access-requests`.
 pub async fn create(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, ApiError> {
     let new = body.parse()?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
-    let r = service(&state)?.create(config, actor, new).await?;
+    let r = service(&state)?
+        .create(acting.config(), acting.actor(), new)
+        .await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
 
 /// `GET /v1/access-requests`.
 pub async fn list(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = list_query(&uri)?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
-    let (requests, next) = service(&state)?.list(config, actor, &q).await?;
+    let (requests, next) = service(&state)?
+        .list(acting.config(), acting.actor(), &q)
+        .await?;
     Ok(Json(json!({"requests": requests, "next_cursor": next})).into_response())
 }
 
@@ -193,36 +217,26 @@ fn list_query(uri: &Uri) -> Result<ListQuery, ApiError> {
 /// `GET /v1/access-requests/{id}`.
 pub async fn get(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = request_id(&id)?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
-    let r = service(&state)?.get(config, actor, &id).await?;
+    let r = service(&state)?
+        .get(acting.config(), acting.actor(), &id)
+        .await?;
     Ok(Json(r).into_response())
 }
 
 /// `POST /v1/access-requests/{id}/approve`.
 pub async fn approve(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response, ApiError> {
     let id = request_id(&id)?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
     let r = service(&state)?
-        .approve(config, actor, &id, body.comment())
+        .approve(acting.config(), acting.actor(), &id, body.comment())
         .await?;
     Ok(Json(r).into_response())
 }
@@ -230,19 +244,13 @@ pub async fn approve(
 /// `POST /v1/access-requests/{id}/deny`.
 pub async fn deny(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response, ApiError> {
     let id = request_id(&id)?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
     let r = service(&state)?
-        .deny(config, actor, &id, body.comment())
+        .deny(acting.config(), acting.actor(), &id, body.comment())
         .await?;
     Ok(Json(r).into_response())
 }
@@ -250,19 +258,13 @@ pub async fn deny(
 /// `POST /v1/access-requests/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
-    Meta(meta): Meta,
-    caller: Caller,
+    acting: Acting,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response, ApiError> {
     let id = request_id(&id)?;
-    let actor = Actor {
-        principal: &caller.principal,
-        meta: &meta,
-    };
-    let config = &caller.generation.config;
     let r = service(&state)?
-        .revoke(config, actor, &id, body.comment())
+        .revoke(acting.config(), acting.actor(), &id, body.comment())
         .await?;
     Ok(Json(r).into_response())
 }

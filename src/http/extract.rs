@@ -71,7 +71,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
         let config = &generation.config;
-        let client = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let client = meta.client_ip;
         if let Some(Err(t)) = client.map(|ip| state.broker.check_client(config, ip)) {
             return Err(Refused {
                 error: t.into(),
@@ -189,7 +189,7 @@ impl FromRequestParts<AppState> for Meta {
         let client_ip = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| crate::domain::client_ip(c.0.ip(), &forwarded, trusted).to_string());
+            .map(|c| crate::domain::client_ip(c.0.ip(), &forwarded, trusted));
         Ok(Self(RequestMeta {
             request_id: header("x-request-id", 128),
             client_ip,

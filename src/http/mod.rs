@@ -211,8 +211,10 @@ async fn console_gate(
             AppState,
         >>::from_request_parts(&mut parts, &state)
         .await;
-        let ip = meta.client_ip.as_deref().and_then(|ip| ip.parse().ok());
-        if let Some(Err(t)) = ip.map(|ip| state.broker.spend_client(&generation.config, ip)) {
+        if let Some(Err(t)) = meta
+            .client_ip
+            .map(|ip| state.broker.spend_client(&generation.config, ip))
+        {
             return ApiError::from(t).into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;

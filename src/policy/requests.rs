@@ -1,6 +1,7 @@
 //! Who may request, approve, deny and revoke access requests (`docs/human-access.md`).
 //! Pure functions over the configuration.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::auth::Principal;
@@ -87,19 +88,16 @@ pub struct ConditionFailed {
 }
 
 /// The single place access requests and approvals ask a grant's `[grants.conditions]`
-/// (source addresses, hours) whether `principal`, calling from `client_ip` at `now`, may
-/// act under `grant`. An address that does not parse counts as unknown (it fails
-/// `source_cidrs`).
+/// (source addresses, hours) whether a caller at `client_ip` (`None`: unknown, which fails
+/// `source_cidrs`) may act under `grant` at `now`.
 pub fn check_conditions(
     grant: &GrantConfig,
-    _principal: &Principal,
-    client_ip: Option<&str>,
+    client_ip: Option<IpAddr>,
     now: SystemTime,
 ) -> Result<(), ConditionFailed> {
-    let ip = client_ip.and_then(|a| a.parse().ok());
     grant
         .conditions
-        .check(ip, now)
+        .check(client_ip, now)
         .map_err(|f| ConditionFailed {
             condition: f.as_str(),
         })

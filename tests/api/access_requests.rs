@@ -14,7 +14,7 @@ use sha2::Sha256;
 use crate::support::app::{TestApp, problem};
 use crate::support::config::{BrokerToml, Grant, Issuer, Target};
 use crate::support::eventually;
-use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::idp::{RsaKey, TestIdp};
 use crate::support::pg::TempDb;
 
 const T0: u64 = 1_773_065_489;
@@ -29,7 +29,7 @@ struct Setup {
 
 /// `dev` engineers may ask for `orders-db` as `app_rw` (approved by `lead-*`), `ops-*` may
 /// break the glass for `orders-db` as `admin`, and `auditor` reads the trail.
-fn config(idp: &TestIdp, min_approvals: i64) -> BrokerToml {
+pub fn config(idp: &TestIdp, min_approvals: i64) -> BrokerToml {
     BrokerToml::new()
         .issuer(Issuer::from(idp).named("corp"))
         .target(Target::postgres("orders-db").db_users(["app_rw", "admin", "app_ro"]))
@@ -101,17 +101,33 @@ impl Setup {
             .await
     }
 
+    /// A new request of `sub` for `app_rw` on `orders-db`, for `minutes`: its id.
+    async fn request(&self, sub: &str, minutes: u64) -> String {
+        id(&self.create(sub, ask(minutes)).await)
+    }
+
+    /// A decision that must succeed: the request after it.
+    async fn decided(&self, sub: &str, id: &str, what: &str) -> Value {
+        let res = self.decide(sub, id, what).await;
+        assert_eq!(res.status(), 200, "{what} by {sub}");
+        res.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str, sub: &str) -> Value {
+        let res = self.call("GET", path, sub, None).await;
+        assert_eq!(res.status(), 200, "GET {path} as {sub}");
+        res.json().await.unwrap()
+    }
+
     async fn token(&self, sub: &str, db_user: &str) -> reqwest::Response {
         let body = json!({"target": "orders-db", "db_user": db_user});
         self.call("POST", "/v1/tokens", sub, Some(body)).await
     }
 }
 
+/// Valid for a week of the manual clock from `T0`: tests move it by hours.
 fn jwt(key: &RsaKey, idp: &TestIdp, sub: &str) -> String {
-    rs256(
-        key,
-        &json!({"iss": idp.issuer, "sub": sub, "aud": "rds-token-broker", "iat": T0, "exp": T0 + 7 * 86_400}),
-    )
+    idp.jwt(key, sub, T0, 7 * 86_400, json!({}))
 }
 
 async fn call(
@@ -129,7 +145,11 @@ async fn call(
     req.bearer_auth(jwt).send().await.unwrap()
 }
 
-fn ask(minutes: u64) -> Value {
+pub fn id(request: &Value) -> String {
+    request["id"].as_str().unwrap().to_owned()
+}
+
+pub fn ask(minutes: u64) -> Value {
     json!({"target": "orders-db", "db_user": "app_rw", "duration_minutes": minutes, "reason": "INC-42: fix a stuck order"})
 }
 
@@ -201,26 +221,16 @@ async fn a_requester_is_served_only_between_approval_and_expiry() {
 
     s.app.clock.advance(Duration::from_secs(10 * 60));
     problem(s.token("dev-ann", "app_rw").await, 403).await;
-    let after: Value = s
-        .call("GET", &format!("/v1/access-requests/{id}"), "dev-ann", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let after: Value = s.get(&format!("/v1/access-requests/{id}"), "dev-ann").await;
     assert_eq!(after["state"], "expired");
 
     // The trail has every transition and the issuances, tied to the request.
     let events: Value = s
-        .call(
-            "GET",
+        .get(
             &format!("/v1/audit/events?access_request_id={id}"),
             "auditor",
-            None,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let outcomes: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -235,72 +245,35 @@ async fn a_requester_is_served_only_between_approval_and_expiry() {
     ] {
         assert!(outcomes.contains(&o), "{o} missing from {outcomes:?}");
     }
-    let verify: Value = s
-        .call("GET", "/v1/audit/verify", "auditor", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verify: Value = s.get("/v1/audit/verify", "auditor").await;
     assert_eq!(verify["ok"], true, "{verify}");
 }
 
 #[tokio::test]
 async fn two_approvals_must_come_from_two_approvers_and_a_denial_ends_a_request() {
     let s = setup_with(2, |t| t).await;
-    let id = s.create("dev-ann", ask(15)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let first: Value = s
-        .decide("lead-lou", &id, "approve")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let id = s.request("dev-ann", 15).await;
+    let first: Value = s.decided("lead-lou", &id, "approve").await;
     assert_eq!(first["state"], "pending");
     problem(s.decide("lead-lou", &id, "approve").await, 409).await;
     problem(s.token("dev-ann", "app_rw").await, 403).await;
     // An approver whose own subject matches the grant may approve others' requests.
-    let second: Value = s
-        .decide("dev-bob", &id, "approve")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second: Value = s.decided("dev-bob", &id, "approve").await;
     assert_eq!(second["state"], "approved");
     assert_eq!(second["approvals"].as_array().unwrap().len(), 2);
     assert_eq!(s.token("dev-ann", "app_rw").await.status(), 200);
 
-    let other = s.create("dev-bob", ask(15)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let denied: Value = s
-        .decide("lead-lou", &other, "deny")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other = s.request("dev-bob", 15).await;
+    let denied: Value = s.decided("lead-lou", &other, "deny").await;
     assert_eq!(denied["state"], "denied");
     problem(s.decide("dev-ann", &other, "approve").await, 409).await;
     problem(s.token("dev-bob", "app_rw").await, 403).await;
 
     // to_review lists what the caller may still approve; mine lists the caller's own.
-    let third = s.create("dev-cat", ask(15)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let third = s.request("dev-cat", 15).await;
     let review: Value = s
-        .call(
-            "GET",
-            "/v1/access-requests?to_review=true",
-            "lead-lou",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get("/v1/access-requests?to_review=true", "lead-lou")
+        .await;
     let ids: Vec<&str> = review["requests"]
         .as_array()
         .unwrap()
@@ -308,12 +281,7 @@ async fn two_approvals_must_come_from_two_approvers_and_a_denial_ends_a_request(
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [third.as_str()]);
-    let mine: Value = s
-        .call("GET", "/v1/access-requests?mine=true", "dev-ann", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = s.get("/v1/access-requests?mine=true", "dev-ann").await;
     assert_eq!(mine["requests"].as_array().unwrap().len(), 1);
     // Someone who is neither requester, approver nor auditor sees none of them.
     let res = s
@@ -330,10 +298,7 @@ async fn two_approvals_must_come_from_two_approvers_and_a_denial_ends_a_request(
 #[tokio::test]
 async fn revocation_stops_new_tokens_and_lists_those_issued() {
     let s = setup_with(1, |t| t).await;
-    let id = s.create("dev-ann", ask(60)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.request("dev-ann", 60).await;
     s.decide("lead-lou", &id, "approve").await;
     let issued: Value = s.token("dev-ann", "app_rw").await.json().await.unwrap();
     let res = s.decide("dev-ann", &id, "revoke").await;
@@ -351,6 +316,44 @@ async fn revocation_stops_new_tokens_and_lists_those_issued() {
     assert!(revoked["note"].as_str().unwrap().contains("stay valid"));
     problem(s.token("dev-ann", "app_rw").await, 403).await;
     problem(s.decide("lead-lou", &id, "revoke").await, 409).await;
+}
+
+#[tokio::test]
+async fn a_request_nobody_answers_expires_after_a_day_in_the_trail_without_being_read() {
+    let s = setup_with(1, |t| t).await;
+    let id = s.request("dev-ann", 30).await;
+    s.app.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    // Nobody reads the request: the sweep alone records its expiry.
+    let path = format!("/v1/audit/events?access_request_id={id}&outcome=access_expired");
+    let expired = eventually(Duration::from_secs(20), || {
+        let (app, jwt, path) = (&s.app, s.jwt("auditor"), path.clone());
+        async move {
+            let body: Value = call(app, &jwt, "GET", &path, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["events"].as_array().unwrap().first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(expired["reason"], "expired: no decision within 24 hours");
+    assert_eq!(expired["subject"], "dev-ann");
+    let r = s.get(&format!("/v1/access-requests/{id}"), "dev-ann").await;
+    assert_eq!(r["state"], "expired");
+    assert_eq!(r["decided_by"], "broker");
+    // The requester may ask again; the expired request no longer counts as open.
+    let again = s.request("dev-ann", 30).await;
+    problem(s.decide("lead-lou", &id, "approve").await, 409).await;
+    // Nor does an approved one whose window just ended, swept or not.
+    s.decided("lead-lou", &again, "approve").await;
+    s.app.clock.advance(Duration::from_secs(30 * 60));
+    let third = s.request("dev-ann", 30).await;
+    let before = s
+        .get(&format!("/v1/access-requests/{again}"), "dev-ann")
+        .await;
+    assert_eq!(before["state"], "expired");
+    assert_ne!(third, again);
 }
 
 /// A loopback webhook receiver: every body and its signature header.
@@ -413,16 +416,10 @@ async fn break_glass_is_served_at_once_and_every_transition_is_notified_signed()
     let token: Value = s.token("ops-olga", "admin").await.json().await.unwrap();
     assert_eq!(token["access_request_id"], bg["id"]);
 
-    let id = s.create("dev-ann", ask(30)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.request("dev-ann", 30).await;
     s.decide("lead-lou", &id, "approve").await;
     s.decide("lead-lou", &id, "revoke").await;
-    let other = s.create("dev-bob", ask(30)).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = s.request("dev-bob", 30).await;
     s.decide("lead-lou", &other, "deny").await;
 
     let seen = eventually(Duration::from_secs(10), || {
@@ -455,68 +452,156 @@ async fn break_glass_is_served_at_once_and_every_transition_is_notified_signed()
     assert!(seen[0].0["text"].as_str().unwrap().contains("BREAK-GLASS"));
 }
 
+/// Two in-process brokers on one PostgreSQL, each with its own manual clock, both
+/// notifying the same receiver.
+struct Fleet {
+    a: TestApp,
+    b: TestApp,
+    key: RsaKey,
+    idp: TestIdp,
+    _db: TempDb,
+}
+
+impl Fleet {
+    async fn start(hook: &str) -> Self {
+        let db = TempDb::create().await;
+        let key = RsaKey::generate("k1");
+        let idp = TestIdp::start(vec![key.jwk()]).await;
+        let toml = || {
+            config(&idp, 1)
+                .audit_postgres(db.url())
+                .set("notifications", "webhook_url", hook)
+                .set("notifications", "webhook_secret", SECRET)
+        };
+        let a = TestApp::spawn_toml(toml()).await;
+        let b = TestApp::spawn_toml(toml()).await;
+        Self {
+            a,
+            b,
+            key,
+            idp,
+            _db: db,
+        }
+    }
+
+    async fn call(
+        &self,
+        app: &TestApp,
+        sub: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        call(app, &jwt(&self.key, &self.idp, sub), method, path, body).await
+    }
+}
+
 #[tokio::test]
 async fn two_brokers_sharing_postgresql_see_one_request_state() {
-    let db = TempDb::create().await;
-    let key = RsaKey::generate("k1");
-    let idp = TestIdp::start(vec![key.jwk()]).await;
-    let a = TestApp::spawn_toml(config(&idp, 1).audit_postgres(db.url())).await;
-    let b = TestApp::spawn_toml(config(&idp, 1).audit_postgres(db.url())).await;
-    let res = call(
-        &a,
-        &jwt(&key, &idp, "dev-ann"),
-        "POST",
-        "/v1/access-requests",
-        Some(ask(30)),
-    )
-    .await;
-    assert_eq!(res.status(), 201);
-    let id = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (hook, got) = start_receiver().await;
+    let f = Fleet::start(&hook).await;
+    // The same request made on both at once: one is made, the other is refused.
+    let (ra, rb) = tokio::join!(
+        f.call(
+            &f.a,
+            "dev-ann",
+            "POST",
+            "/v1/access-requests",
+            Some(ask(30))
+        ),
+        f.call(
+            &f.b,
+            "dev-ann",
+            "POST",
+            "/v1/access-requests",
+            Some(ask(30))
+        ),
+    );
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    let made = if ra.status() == 201 { ra } else { rb };
+    let id = id(&made.json().await.unwrap());
+
     let path = format!("/v1/access-requests/{id}/approve");
-    let res = call(
-        &b,
-        &jwt(&key, &idp, "lead-lou"),
-        "POST",
-        &path,
-        Some(json!({})),
-    )
-    .await;
+    let res = f
+        .call(&f.b, "lead-lou", "POST", &path, Some(json!({})))
+        .await;
     assert_eq!(res.status(), 200);
     // The same approval, raced on the other replica, is refused there.
-    let res = call(
-        &a,
-        &jwt(&key, &idp, "lead-lou"),
-        "POST",
-        &path,
-        Some(json!({})),
+    problem(
+        f.call(&f.a, "lead-lou", "POST", &path, Some(json!({})))
+            .await,
+        409,
     )
     .await;
-    problem(res, 409).await;
-    let seen: Value = call(
-        &a,
-        &jwt(&key, &idp, "dev-ann"),
-        "GET",
-        &format!("/v1/access-requests/{id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let seen: Value = f
+        .call(
+            &f.a,
+            "dev-ann",
+            "GET",
+            &format!("/v1/access-requests/{id}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(seen["state"], "approved");
     let body = json!({"target": "orders-db", "db_user": "app_rw"});
-    let res = call(
-        &a,
-        &jwt(&key, &idp, "dev-ann"),
-        "POST",
-        "/v1/tokens",
-        Some(body),
-    )
-    .await;
+    let res = f
+        .call(&f.a, "dev-ann", "POST", "/v1/tokens", Some(body))
+        .await;
     assert_eq!(res.status(), 200);
+
+    // Time passes on both replicas; nobody asks. Their sweeps expire the request, and
+    // exactly one of them records and notifies it.
+    for app in [&f.a, &f.b] {
+        app.clock.advance(Duration::from_secs(31 * 60));
+    }
+    let expired = eventually(Duration::from_secs(20), || {
+        let got = got.clone();
+        async move {
+            let seen = got.0.lock().unwrap().clone();
+            seen.into_iter()
+                .find(|(b, _, _)| b["event"] == "access_expired")
+        }
+    })
+    .await;
+    assert_eq!(expired.0["request"]["id"], id.as_str());
+    assert_eq!(expired.0["request"]["state"], "expired");
+    assert_eq!(expired.0["actor"], "broker");
+    assert!(expired.2, "bad signature");
+    // Both sweep again, now: still one expiry in the trail and one notification.
+    for app in [&f.a, &f.b] {
+        let config = app.state.generation().config.clone();
+        let access = app.state.broker.access().unwrap();
+        access.expire_due(&config).await.unwrap();
+    }
+    let events: Value = f
+        .call(
+            &f.b,
+            "auditor",
+            "GET",
+            &format!("/v1/audit/events?access_request_id={id}&outcome=access_expired"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["subject"], "dev-ann");
+    assert_eq!(events[0]["reason"], "expired: the access window ended");
+    let notified = got
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(b, _, _)| b["event"] == "access_expired")
+        .count();
+    assert_eq!(notified, 1);
 }
 
 #[tokio::test]

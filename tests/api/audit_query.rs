@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::support::app::{TestApp, problem};
 use crate::support::config::{Auditor, BrokerToml, Grant, Target};
-use crate::support::eventually;
 use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::{eventually, get_json};
 
 async fn audited_app(dir: &tempfile::TempDir) -> TestApp {
     TestApp::spawn_toml(BrokerToml::unauthenticated().audit_sqlite(dir.path())).await
@@ -421,21 +421,9 @@ async fn denied_floods_are_coalesced_and_issued_events_never_are() {
 
     let auditor = jwt("alice", &idp.issuer, "security");
     let get = |query: &str| {
-        let (c, url) = (
-            app.client.clone(),
-            format!("{}/v1/audit/events?{query}", app.base),
-        );
-        let auditor = auditor.clone();
-        async move {
-            c.get(url)
-                .bearer_auth(auditor)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        let url = format!("{}/v1/audit/events?{query}", app.base);
+        let (client, auditor) = (&app.client, &auditor);
+        async move { get_json(client, &url, Some(auditor)).await }
     };
     let get = &get;
     let denied = crate::support::eventually(Duration::from_secs(10), || async move {
@@ -466,16 +454,8 @@ async fn denied_floods_are_coalesced_and_issued_events_never_are() {
         .clone();
     assert_eq!(issued.len(), 20);
     assert!(issued.iter().all(|e| e["count"] == 1));
-    let v: Value = app
-        .client
-        .get(format!("{}/v1/audit/verify", app.base))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/v1/audit/verify", app.base);
+    let v = get_json(&app.client, &url, Some(&auditor)).await;
     assert_eq!(v["ok"], true, "{v}");
 }
 

@@ -9,6 +9,7 @@
     clippy::disallowed_methods
 )]
 
+mod access_binary;
 mod access_requests;
 mod audit;
 mod audit_evidence;

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, problem};
 use crate::support::config::{Auditor, BrokerToml, Grant, Issuer, Target};
-use crate::support::idp::{RsaKey, TestIdp, rs256};
+use crate::support::get_json;
+use crate::support::idp::{RsaKey, TestIdp};
 use crate::support::moto::Moto;
 
 const PERSONAL: &str = "{claims.preferred_username}";
@@ -33,15 +34,14 @@ fn config(idp: &TestIdp, orders: Target) -> BrokerToml {
         .rate_limit("per_principal_per_second", 1_000_000)
 }
 
-/// A JWT of `sub` with `extra` claims, valid around `now`.
+/// A JWT of `sub` in group `eng` with `extra` claims, valid around `now`.
 fn jwt(key: &RsaKey, idp: &TestIdp, now: SystemTime, sub: &str, extra: Value) -> String {
     let iat = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let mut claims = json!({"iss": idp.issuer, "sub": sub, "aud": "rds-token-broker",
-        "iat": iat, "exp": iat + 600, "groups": ["eng"]});
+    let mut claims = json!({"groups": ["eng"]});
     for (k, v) in extra.as_object().unwrap() {
         claims[k] = v.clone();
     }
-    rs256(key, &claims)
+    idp.jwt(key, sub, iat, 600, claims)
 }
 
 async fn post(app: &TestApp, jwt: &str, body: Value) -> reqwest::Response {
@@ -127,16 +127,8 @@ async fn each_caller_gets_their_own_db_user_in_the_answer_the_policy_and_the_tra
     }
 
     // The listing shows each caller their own name.
-    let listed: Value = app
-        .client
-        .get(format!("{}/v1/targets", app.base))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/v1/targets", app.base);
+    let listed = get_json(&app.client, &url, Some(&alice)).await;
     let orders = listed["targets"]
         .as_array()
         .unwrap()
@@ -147,16 +139,8 @@ async fn each_caller_gets_their_own_db_user_in_the_answer_the_policy_and_the_tra
 
     // The trail records the resolved names.
     let auditor = jwt(&key, &idp, now, "auditor", json!({}));
-    let page: Value = app
-        .client
-        .get(format!("{}/v1/audit/events?outcome=issued", app.base))
-        .bearer_auth(&auditor)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/v1/audit/events?outcome=issued", app.base);
+    let page = get_json(&app.client, &url, Some(&auditor)).await;
     let mut users: Vec<&str> = page["events"]
         .as_array()
         .unwrap()

@@ -25,8 +25,9 @@ fn repo() -> PathBuf {
 }
 
 /// Issuer `corp` at `idp` (for callers and for the console); `svc-*` may use `orders-db`
-/// and `billing-db` (one token a second); the `security` group audits; the console signs in
-/// through `corp`.
+/// and `billing-db` (one token a second); `dev-*` may ask for `orders-db` as `dba`
+/// (approved by the auditor carol) and `ops-*` may break the glass as `oncall`; the
+/// `security` group audits; the console signs in through `corp`.
 fn broker_config(dir: &std::path::Path, idp: &str) -> BrokerToml {
     let batch = (0..6).map(|i| format!("batch_{i}"));
     let billing_users: Vec<String> = ["billing".to_owned()].into_iter().chain(batch).collect();
@@ -42,7 +43,7 @@ fn broker_config(dir: &std::path::Path, idp: &str) -> BrokerToml {
                 .audiences(["rds-token-broker", "audit-console"])
                 .set("algorithms", vec!["RS256"]),
         )
-        .target(Target::postgres("orders-db").db_users(["app_rw", "app_ro"]))
+        .target(Target::postgres("orders-db").db_users(["app_rw", "app_ro", "dba", "oncall"]))
         .target(
             Target::postgres("billing-db")
                 .db_users(billing_users)
@@ -52,6 +53,20 @@ fn broker_config(dir: &std::path::Path, idp: &str) -> BrokerToml {
             Grant::new("corp", "svc-*")
                 .targets(["orders-db", "billing-db"])
                 .db_users(granted),
+        )
+        .grant(
+            Grant::new("corp", "dev-*")
+                .targets(["orders-db"])
+                .db_users(["dba"])
+                .set("access", "request")
+                .approver("corp", "carol@corp.example"),
+        )
+        .grant(
+            Grant::new("corp", "ops-*")
+                .targets(["orders-db"])
+                .db_users(["oncall"])
+                .set("access", "break_glass")
+                .approver("corp", "carol@corp.example"),
         )
         .auditor(Auditor::new("corp", "*").claim("groups", "security"))
         .ui_oidc("issuer", "corp")
@@ -327,6 +342,17 @@ async fn the_console_in_headless_chromium() {
         "billing_budget": 1,
         "oidc_subject": "alice@corp.example",
     });
+    // Requesters for the Access requests tab (console.mjs makes their requests).
+    let requesters: BTreeMap<&str, String> = [
+        ("ann", "dev-ann"),
+        ("bob", "dev-bob"),
+        ("cat", "dev-cat"),
+        ("olga", "ops-olga"),
+    ]
+    .into_iter()
+    .map(|(k, sub)| (k, idp.jwt("rds-token-broker", json!({"sub": sub}))))
+    .collect();
+    let access = json!({"jwts": requesters, "target": "orders-db", "db_user": "dba", "break_glass_user": "oncall"});
     let shots = std::env::var("RTB_SCREENSHOTS").unwrap_or_default();
     let out = tokio::process::Command::new("node")
         .arg(repo().join("tests/ui/console.mjs"))
@@ -336,6 +362,7 @@ async fn the_console_in_headless_chromium() {
         .env("NON_AUDITOR_JWT", &caller)
         .env("LEAKED_TOKEN", &seeded.leaked)
         .env("EXPECT", expect.to_string())
+        .env("ACCESS", access.to_string())
         .env("CHROMIUM", CHROMIUM)
         .env("SCREENSHOT_DIR", shots)
         .output()
@@ -372,7 +399,10 @@ async fn the_console_in_headless_chromium() {
     );
     // Neither JWTs, codes nor tokens reach the broker's logs.
     let logs = format!("{}{}", broker.stdout(), broker.stderr());
-    for secret in [&auditor, &caller, &seeded.leaked] {
+    for secret in [&auditor, &caller, &seeded.leaked]
+        .into_iter()
+        .chain(requesters.values())
+    {
         let sig = secret.rsplit(['.', '=']).next().unwrap();
         assert!(!logs.contains(sig), "a credential reached the logs");
     }

@@ -22,6 +22,7 @@ const AUDITOR = env("AUDITOR_JWT");
 const NON_AUDITOR = env("NON_AUDITOR_JWT");
 const LEAKED = env("LEAKED_TOKEN");
 const EXPECT = JSON.parse(env("EXPECT"));
+const ACCESS = JSON.parse(env("ACCESS"));
 const SHOTS = process.env.SCREENSHOT_DIR || "";
 if (SHOTS) mkdirSync(SHOTS, { recursive: true });
 
@@ -387,6 +388,73 @@ try {
   });
   await context.close();
 
+  // Access requests: callers ask over the API; the auditor (also their approver) reviews
+  // them in the console, by mouse and by keyboard; the approved requester is then served.
+  const access = async (who, path, body) => {
+    const res = await fetch(`${BROKER}${path}`, {
+      method: body ? "POST" : "GET",
+      headers: { Authorization: `Bearer ${ACCESS.jwts[who]}`, "Content-Type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const ask = (who, dbUser, reason) => access(who, "/v1/access-requests", { target: ACCESS.target, db_user: dbUser, duration_minutes: 30, reason });
+  const tokenFor = (who, dbUser) => access(who, "/v1/tokens", { target: ACCESS.target, db_user: dbUser });
+
+  await step("access requests: shown for review, approved in the console, then the requester's token works", async () => {
+    assert.equal((await tokenFor("ann", ACCESS.db_user)).status, 403);
+    assert.equal((await ask("ann", ACCESS.db_user, "INC-7: a stuck order")).status, 201);
+    assert.equal((await ask("bob", ACCESS.db_user, "curiosity")).status, 201);
+    const bg = await ask("olga", ACCESS.break_glass_user, "prod is down");
+    assert.equal(bg.status, 201);
+    assert.equal(bg.body.state, "approved");
+
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const p = await ctx.newPage();
+    const s = watch(p, [BROKER]);
+    await signInWithToken(p, AUDITOR);
+    await p.locator("#result-summary").filter({ hasText: /Showing/ }).waitFor();
+    // By keyboard: the arrow keys move along the tabs.
+    await p.getByRole("tab", { name: "Events" }).focus();
+    await p.keyboard.press("ArrowRight");
+    await p.keyboard.press("ArrowRight");
+    assert.equal(await p.getByRole("tab", { name: "Access requests" }).getAttribute("aria-selected"), "true");
+    await p.locator("#access-summary").filter({ hasText: "2 waiting for your review, 1 active or pending" }).waitFor();
+    assert.equal(await p.locator("#filters").isHidden(), true);
+    await shot(p, "access-requests", true);
+
+    const ann = p.locator("#access-review tbody tr", { hasText: "dev-ann" });
+    await ann.getByRole("textbox", { name: /Comment on the request of dev-ann/ }).fill("ok for INC-7");
+    await ann.getByRole("button", { name: /^Approve/ }).click();
+    await p.locator("#access-summary").filter({ hasText: /^Approved the request of dev-ann for orders-db as dba: now approved/ }).waitFor();
+    await p.locator("#access-open tbody tr", { hasText: "dev-ann" }).filter({ hasText: "carol@corp.example" }).waitFor();
+    const served = await tokenFor("ann", ACCESS.db_user);
+    assert.equal(served.status, 200);
+    assert.ok(served.body.access_request_id);
+
+    // Deny by keyboard alone: the comment, then Tab past Approve to Deny.
+    const bob = p.locator("#access-review tbody tr", { hasText: "dev-bob" });
+    await bob.getByRole("textbox").focus();
+    await p.keyboard.type("not during the freeze");
+    await p.keyboard.press("Tab");
+    await p.keyboard.press("Tab");
+    await p.keyboard.press("Enter");
+    await p.locator("#access-past tbody tr", { hasText: "dev-bob" }).filter({ hasText: "not during the freeze" }).waitFor();
+    assert.equal(await p.evaluate(() => document.activeElement.id), "panel-access");
+    assert.match(await p.locator("#access-review tbody").textContent(), /Nothing waits for your review/);
+    assert.equal((await tokenFor("bob", ACCESS.db_user)).status, 403);
+
+    // Break-glass stands out, and can be revoked from here.
+    assert.equal((await tokenFor("olga", ACCESS.break_glass_user)).status, 200);
+    const olga = p.locator("#access-open tbody tr.break-glass", { hasText: "ops-olga" });
+    await olga.getByText("Break-glass", { exact: true }).waitFor();
+    await olga.getByRole("button", { name: /^Revoke/ }).click();
+    await p.locator("#access-past tbody tr.break-glass", { hasText: "ops-olga" }).filter({ hasText: "revoked" }).waitFor();
+    assert.equal((await tokenFor("olga", ACCESS.break_glass_user)).status, 403);
+    assert.deepEqual(s.errors, []);
+    await ctx.close();
+  });
+
   // Accessibility: axe-core's WCAG 2.1 A/AA rules on each view. axe is injected, so this
   // context alone bypasses the page's CSP; the checks above ran under it.
   await step("axe finds no WCAG 2.1 A/AA violations in any view", async () => {
@@ -415,6 +483,11 @@ try {
     await p.getByRole("tab", { name: "Charts" }).click();
     await p.locator("#chart-issued .legend").waitFor();
     await audit("charts");
+    // With a request waiting, so the review row's comment and buttons are checked too.
+    assert.equal((await ask("cat", ACCESS.db_user, "INC-8")).status, 201);
+    await p.getByRole("tab", { name: "Access requests" }).click();
+    await p.locator("#access-review tbody tr", { hasText: "dev-cat" }).waitFor();
+    await audit("access requests");
     await ctx.close();
   });
 

@@ -180,6 +180,17 @@ impl TestIdp {
         format!("{}/jwks", self.issuer)
     }
 
+    /// An RS256 JWT of `sub` for the broker (audience `rds-token-broker`), issued at `iat`
+    /// (Unix seconds) and valid for `ttl` seconds, with `extra` claims added.
+    pub fn jwt(&self, key: &RsaKey, sub: &str, iat: u64, ttl: u64, extra: Value) -> String {
+        let mut claims = json!({"iss": self.issuer, "sub": sub, "aud": "rds-token-broker",
+            "iat": iat, "exp": iat + ttl});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        rs256(key, &claims)
+    }
+
     pub fn set_keys(&self, keys: Vec<Value>) {
         *self.served.keys.lock().unwrap() = keys;
     }
