@@ -16,6 +16,23 @@ use crate::state::AppState;
 /// Longest `chain_id` accepted (chain ids are UUIDs).
 const MAX_CHAIN_ID: usize = 64;
 
+/// The `chain_id` parameter, when given: letters, digits and '-', at most
+/// [`MAX_CHAIN_ID`]; 400 otherwise.
+pub(super) fn parse_chain_id(chain_id: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match chain_id {
+        Some(c)
+            if c.is_empty()
+                || c.len() > MAX_CHAIN_ID
+                || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Err(ApiError::BadRequest(
+                "chain_id: must be a chain id (letters, digits and '-', at most 64)".into(),
+            ))
+        }
+        c => Ok(c),
+    }
+}
+
 /// Checkpoints, newest first within each chain, and the verifier keys: the signing key's
 /// own first, then `[audit.checkpoints] verifier_keys`.
 pub async fn list(
@@ -30,16 +47,7 @@ pub async fn list(
         let k = crate::domain::text::clean(k, 64);
         return Err(ApiError::BadRequest(format!("{k}: unknown parameter")));
     }
-    let chain_id = params.get("chain_id").map(String::as_str);
-    if let Some(c) = chain_id
-        && (c.is_empty()
-            || c.len() > MAX_CHAIN_ID
-            || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    {
-        return Err(ApiError::BadRequest(
-            "chain_id: must be a chain id (letters, digits and '-', at most 64)".into(),
-        ));
-    }
+    let chain_id = parse_chain_id(params.get("chain_id").map(String::as_str))?;
     let heads = trail(&state)?
         .tree_heads(chain_id)
         .await
