@@ -176,3 +176,7 @@ pub fn verify_receipt(text: &str, keys: &[VerifierKey]) -> Result<Verified, Rece
         signed_by: checkpoint.signed_by,
     })
 }
+
+#[cfg(test)]
+#[path = "receipt_tests.rs"]
+mod tests;
