@@ -78,3 +78,12 @@ fn each_alteration_is_named() {
         Err(ReceiptError::Malformed(_))
     ));
 }
+
+#[test]
+fn the_format_document_shows_this_receipt() {
+    let doc = include_str!("../../docs/audit-format.md");
+    assert!(
+        doc.contains(EXAMPLE.trim_end()),
+        "docs/audit-format.md (Receipt, Worked example) must show tests/verifier/receipt-example.json verbatim"
+    );
+}
