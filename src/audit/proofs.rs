@@ -110,7 +110,15 @@ async fn roots(
 ) -> Result<Vec<Hash>, ProofError> {
     let mut out = Vec::with_capacity(ranges.len());
     for &range in ranges {
-        let root = store.range_root(chain_id, range).await?;
+        // A stored hash that is not hex SHA-256 was altered: the trail, not the store,
+        // is at fault.
+        let root = store
+            .range_root(chain_id, range)
+            .await
+            .map_err(|e| match e {
+                StoreError::BadHash => ProofError::Mismatch(size),
+                e => ProofError::Store(e),
+            })?;
         out.push(root.ok_or(ProofError::Mismatch(size))?);
     }
     Ok(out)

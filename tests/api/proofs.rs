@@ -77,9 +77,17 @@ fn resigned(note: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn receipts_and_proofs_verify_offline_and_each_alteration_is_named() {
+async fn receipts_and_proofs_verify_offline_and_each_alteration_is_named_sqlite() {
+    receipts_and_proofs(Store::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receipts_and_proofs_verify_offline_and_each_alteration_is_named_postgres() {
+    receipts_and_proofs(Store::postgres().await).await;
+}
+
+async fn receipts_and_proofs(store: Store) {
     let home = tempfile::tempdir().unwrap();
-    let store = Store::sqlite();
     let (toml, verifier) = config(home.path(), &store, 1);
     let keys = vec![verifier.to_string()];
     let log = home.path().join("checkpoints.log");
@@ -312,6 +320,22 @@ async fn receipts_and_proofs_verify_offline_and_each_alteration_is_named() {
             "{want} not recorded: {reasons:?}"
         );
     }
+
+    // A store that no longer reproduces a checkpoint gives no proof, but a 409 that says so.
+    store
+        .exec(&format!(
+            "UPDATE audit_events SET hash = '{}' WHERE chain_id = '{chain}' AND seq = 2",
+            "ab".repeat(32)
+        ))
+        .await;
+    let body = problem(get(base, &format!("/v1/audit/receipts/{id}")).await, 409).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("does not match the checkpoint of size {newest}")),
+        "{body}"
+    );
     drop(broker);
 }
 
