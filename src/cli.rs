@@ -214,6 +214,18 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Fetch the receipt of one event (`GET /v1/audit/receipts/{id}`; for a token, its
+    /// `issued` event's id), to check later with `audit verify-receipt`.
+    Receipt {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        /// The event's id.
+        #[arg(value_name = "EVENT_ID")]
+        id: String,
+        /// Write here (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Check a receipt (`GET /v1/audit/receipts/{id}`) offline, with no broker: the
     /// event's hash, its inclusion proof up to the checkpoint's root, the checkpoint's
     /// signature and chain. Exit 0 when it holds, 1 when not (says what is wrong), 2 when
@@ -635,6 +647,25 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                     drop(w);
                     output::persist(tmp, &path)?;
                     eprintln!("wrote {bytes} bytes to {}", path.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Receipt { broker, id, output } => {
+            use std::io::Write as _;
+            let broker = client::BrokerClient::new(&broker).await?;
+            let body = client::audit::receipt(&broker, &id).await?;
+            match output {
+                None => stdout
+                    .write_all(&body)
+                    .map_err(|e| failed("cannot write the receipt", e))?,
+                Some(path) => {
+                    let mut tmp = output::private_temp(&path)?;
+                    tmp.as_file_mut()
+                        .write_all(&body)
+                        .map_err(|e| failed("cannot write the receipt", e))?;
+                    output::persist(tmp, &path)?;
+                    eprintln!("wrote the receipt to {}", path.display());
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -160,6 +160,27 @@ async fn receipts_and_proofs(store: Store) {
     );
     let (code, text) = rtbverify("receipt", &file, &keys);
     assert_eq!(code, 0, "{text}");
+    // The CLI fetches the same receipt.
+    let fetched = home.path().join("fetched.json");
+    let out = binary::run(
+        home.path(),
+        &[
+            "audit",
+            "receipt",
+            id,
+            "--broker",
+            base,
+            "--output",
+            fetched.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, text) = verify_receipt(home.path(), &fetched, &keys);
+    assert_eq!(code, 0, "{text}");
 
     // Altered: each is refused by both, the broker's verifier saying what is wrong.
     let mut altered_event = receipt.clone();
