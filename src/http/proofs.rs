@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::audit::{filters, query_params, recorded, require_auditor, trail, unavailable};
-use super::checkpoints::parse_chain_id;
+use super::checkpoints::{only, parse_chain_id};
 use super::error::ApiError;
 use super::extract::{Caller, Meta};
 use crate::audit::AuditStore;
@@ -31,17 +31,6 @@ fn proof_error(e: ProofError) -> ApiError {
             "{e}: run `rds-token-broker audit verify` to find what was altered"
         )),
         ProofError::Store(e) => unavailable(e),
-    }
-}
-
-/// 400 for a parameter the route does not take.
-fn only(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
-    match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => {
-            let k = crate::domain::text::clean(k, 64);
-            Err(ApiError::BadRequest(format!("{k}: unknown parameter")))
-        }
-        None => Ok(()),
     }
 }
 
