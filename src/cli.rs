@@ -214,6 +214,31 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Fetch the receipt of one event (`GET /v1/audit/receipts/{id}`; for a token, its
+    /// `issued` event's id), to check later with `audit verify-receipt`.
+    Receipt {
+        #[command(flatten)]
+        broker: client::BrokerArgs,
+        /// The event's id.
+        #[arg(value_name = "EVENT_ID")]
+        id: String,
+        /// Write here (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a receipt (`GET /v1/audit/receipts/{id}`) offline, with no broker: the
+    /// event's hash, its inclusion proof up to the checkpoint's root, the checkpoint's
+    /// signature and chain. Exit 0 when it holds, 1 when not (says what is wrong), 2 when
+    /// it could not be checked.
+    VerifyReceipt {
+        /// The receipt (JSON).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// A verifier key (`name+keyid+base64`, printed by `audit keygen` and listed by
+        /// `GET /v1/audit/checkpoints`); repeat for rotated keys.
+        #[arg(long, value_name = "VERIFIER_KEY", required = true)]
+        key: Vec<String>,
+    },
     /// Walk every hash chain; exit 0 when intact, 1 when broken (names the first broken
     /// link), 2 when the check could not run.
     Verify {
@@ -626,6 +651,29 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Receipt { broker, id, output } => {
+            use std::io::Write as _;
+            let broker = client::BrokerClient::new(&broker).await?;
+            let body = client::audit::receipt(&broker, &id).await?;
+            match output {
+                None => stdout
+                    .write_all(&body)
+                    .map_err(|e| failed("cannot write the receipt", e))?,
+                Some(path) => {
+                    let mut tmp = output::private_temp(&path)?;
+                    tmp.as_file_mut()
+                        .write_all(&body)
+                        .map_err(|e| failed("cannot write the receipt", e))?;
+                    output::persist(tmp, &path)?;
+                    eprintln!("wrote the receipt to {}", path.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyReceipt { file, key } => {
+            let ok = client::offline::verify_receipt_file(&file, &key, &mut stdout);
+            Ok(check_exit(ok))
+        }
         AuditCommand::Verify {
             broker,
             audit_url,
@@ -671,14 +719,19 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                     "give --broker URL or --audit-url URL".into(),
                 )),
             };
-            match ok {
-                Ok(true) => Ok(ExitCode::SUCCESS),
-                Ok(false) => Ok(ExitCode::from(1)),
-                Err(e) => {
-                    eprintln!("error: {}", Report(&e));
-                    Ok(ExitCode::from(2))
-                }
-            }
+            Ok(check_exit(ok))
+        }
+    }
+}
+
+/// A check's exit status: 0 when it holds, 1 when it does not, 2 when it could not run.
+fn check_exit(ok: Result<bool, client::ClientError>) -> ExitCode {
+    match ok {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {}", Report(&e));
+            ExitCode::from(2)
         }
     }
 }

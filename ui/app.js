@@ -376,6 +376,45 @@
     opener = document.activeElement;
     $("detail").showModal();
     $("detail-close").focus();
+    receiptStatus(e);
+  }
+
+  // Whether a signed checkpoint of the event's chain covers it yet (the newest, listed
+  // first, has at least `seq` leaves), and then its receipt to download (docs/audit.md,
+  // "Receipts and proofs").
+  const receiptTurn = turns();
+  async function receiptStatus(e) {
+    const status = $("detail-receipt");
+    const button = $("detail-receipt-download");
+    button.hidden = true;
+    status.textContent = "Receipt: checking…";
+    try {
+      const body = await unlessOvertaken(receiptTurn, async () =>
+        (await api(`/v1/audit/checkpoints?${new URLSearchParams({ chain_id: e.chain_id })}`)).json());
+      if (!body) return;
+      const newest = body.checkpoints[0];
+      if (!newest || newest.tree_size < e.seq) {
+        status.textContent = "Receipt: not yet checkpointed (no signed checkpoint covers this event yet).";
+        return;
+      }
+      status.textContent = `Receipt: covered by the signed checkpoint of size ${newest.tree_size}.`;
+      button.dataset.id = e.id;
+      button.hidden = false;
+    } catch (err) {
+      status.textContent = `Receipt: ${explain(err)}`;
+    }
+  }
+  async function downloadReceipt() {
+    const button = $("detail-receipt-download");
+    button.disabled = true;
+    try {
+      const id = button.dataset.id;
+      save(await api(`/v1/audit/receipts/${encodeURIComponent(id)}`), `receipt-${id}.json`);
+    } catch (err) {
+      $("detail-receipt").textContent = `Receipt: ${explain(err)}`;
+    } finally {
+      button.disabled = false;
+    }
   }
   function closeDetail() {
     $("detail").close();
@@ -383,20 +422,24 @@
 
   // ---- Downloads ------------------------------------------------------------------
 
+  // Saves a response's body as a file named `name`.
+  async function save(res, name) {
+    const url = URL.createObjectURL(await res.blob());
+    const a = h("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
   async function download(format) {
     const button = $(`download-${format}`);
     button.disabled = true;
     $("filter-error").textContent = "";
     try {
       const res = await api(`/v1/audit/events?${query({ format })}`);
-      const blob = await res.blob();
-      const url = URL.createObjectURL(blob);
       const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-      const a = h("a", { href: url, download: `audit-events-${stamp}.${format}` });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      await save(res, `audit-events-${stamp}.${format}`);
     } catch (e) {
       $("filter-error").textContent = explain(e);
     } finally {
@@ -659,6 +702,7 @@
       if (b) showDetail(Number(b.dataset.index));
     });
     $("detail-close").addEventListener("click", closeDetail);
+    $("detail-receipt-download").addEventListener("click", downloadReceipt);
     $("detail").addEventListener("close", () => { if (opener) opener.focus(); });
     $("download-csv").addEventListener("click", () => download("csv"));
     $("download-ndjson").addEventListener("click", () => download("ndjson"));

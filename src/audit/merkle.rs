@@ -4,7 +4,8 @@
 //! SHA-256(0x00 || the 32 raw bytes of the event's `hash`), an interior node is
 //! SHA-256(0x01 || left || right), and the tree of `n` leaves splits at the largest power
 //! of two below `n`. Pure functions, no I/O: the checkpoint maker keeps a [`TreeBuilder`]
-//! (O(log n) memory), the proof routes build proofs from the leaf hashes, and verifiers
+//! (O(log n) memory), the proof routes list the leaf ranges a proof's nodes are the roots
+//! of ([`inclusion_ranges`], [`consistency_ranges`]) and stream those leaves, and verifiers
 //! check them with [`verify_inclusion`] and [`verify_consistency`].
 
 use sha2::{Digest, Sha256};
@@ -93,8 +94,12 @@ pub fn root(leaves: &[Hash]) -> Hash {
     b.root()
 }
 
+/// A half-open range `[start, end)` of leaf indices: the subtree whose root is one node
+/// of a proof.
+pub type LeafRange = (u64, u64);
+
 /// The largest power of two smaller than `n` (`n >= 2`).
-fn split_point(n: usize) -> usize {
+fn split_point(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -102,71 +107,91 @@ fn split_point(n: usize) -> usize {
     k
 }
 
-/// Splits `leaves` (at least two) at [`split_point`].
-fn halves(leaves: &[Hash]) -> (&[Hash], &[Hash]) {
-    leaves.split_at(split_point(leaves.len()).min(leaves.len()))
+/// The leaf ranges whose subtree roots are the audit path of leaf `index` in a tree of
+/// `size` leaves (RFC 9162 2.1.3.1, PATH), in proof order (deepest first); `None` if
+/// `index` is out of range. The ranges are disjoint, so a proof is computed by streaming
+/// each range's leaves into a [`TreeBuilder`]: O(log n) memory, whatever the tree's size.
+pub fn inclusion_ranges(index: u64, size: u64) -> Option<Vec<LeafRange>> {
+    if index >= size {
+        return None;
+    }
+    let mut out = Vec::new();
+    path_ranges(0, size, index, &mut out);
+    Some(out)
+}
+
+/// PATH(m, D[lo..hi]); `lo <= m < hi`. Appends deepest first.
+fn path_ranges(lo: u64, hi: u64, m: u64, out: &mut Vec<LeafRange>) {
+    if hi - lo <= 1 {
+        return;
+    }
+    let mid = lo + split_point(hi - lo);
+    if m < mid {
+        path_ranges(lo, mid, m, out);
+        out.push((mid, hi));
+    } else {
+        path_ranges(mid, hi, m, out);
+        out.push((lo, mid));
+    }
+}
+
+/// The leaf ranges whose subtree roots are the consistency proof from the first
+/// `old_size` leaves to a tree of `size` leaves (RFC 9162 2.1.4.1, SUBPROOF), in proof
+/// order; `None` if `old_size > size`. Empty when `old_size` is 0 or equals `size`.
+/// Disjoint, like [`inclusion_ranges`].
+pub fn consistency_ranges(old_size: u64, size: u64) -> Option<Vec<LeafRange>> {
+    if old_size > size {
+        return None;
+    }
+    let mut out = Vec::new();
+    if old_size > 0 {
+        subproof_ranges(0, size, old_size, true, &mut out);
+    }
+    Some(out)
+}
+
+/// SUBPROOF(m, D[lo..hi], b); `0 < m <= hi - lo`.
+fn subproof_ranges(lo: u64, hi: u64, m: u64, complete: bool, out: &mut Vec<LeafRange>) {
+    if m == hi - lo {
+        if !complete {
+            out.push((lo, hi));
+        }
+        return;
+    }
+    let k = split_point(hi - lo);
+    if m <= k {
+        subproof_ranges(lo, lo + k, m, complete, out);
+        out.push((lo + k, hi));
+    } else {
+        subproof_ranges(lo + k, hi, m - k, false, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// The roots of `ranges` over the leaf hashes `leaves` (every range within them).
+fn range_roots(leaves: &[Hash], ranges: &[LeafRange]) -> Option<Vec<Hash>> {
+    ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            let lo = usize::try_from(lo).ok()?;
+            let hi = usize::try_from(hi).ok()?;
+            leaves.get(lo..hi).map(root)
+        })
+        .collect()
 }
 
 /// Audit path for leaf `index` in the tree of all of `leaves` (RFC 9162 2.1.3.1); `None`
-/// if `index` is out of range.
+/// if `index` is out of range. For leaves already in memory (tests, small trees); the
+/// broker streams them instead ([`inclusion_ranges`]).
 pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Option<Vec<Hash>> {
-    let index = usize::try_from(index).ok()?;
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut proof = Vec::new();
-    path(leaves, index, &mut proof);
-    Some(proof)
-}
-
-/// PATH(m, D[n]); `m < leaves.len()`. Appends deepest first.
-fn path(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
-    if leaves.len() <= 1 {
-        return;
-    }
-    let (left, right) = halves(leaves);
-    let k = left.len();
-    if m < k {
-        path(left, m, out);
-        out.push(root(right));
-    } else {
-        path(right, m - k, out);
-        out.push(root(left));
-    }
+    range_roots(leaves, &inclusion_ranges(index, leaves.len() as u64)?)
 }
 
 /// Consistency proof from the first `old_size` leaves to all of `leaves` (RFC 9162
 /// 2.1.4.1); `None` if `old_size > leaves.len()`. Empty when `old_size` is 0 or equals
-/// the new size.
+/// the new size. For leaves in memory, like [`inclusion_proof`].
 pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Option<Vec<Hash>> {
-    let m = usize::try_from(old_size).ok()?;
-    if m > leaves.len() {
-        return None;
-    }
-    let mut proof = Vec::new();
-    if m > 0 {
-        subproof(leaves, m, true, &mut proof);
-    }
-    Some(proof)
-}
-
-/// SUBPROOF(m, D[n], b); `0 < m <= leaves.len()`.
-fn subproof(leaves: &[Hash], m: usize, complete: bool, out: &mut Vec<Hash>) {
-    if m == leaves.len() {
-        if !complete {
-            out.push(root(leaves));
-        }
-        return;
-    }
-    let (left, right) = halves(leaves);
-    let k = left.len();
-    if m <= k {
-        subproof(left, m, complete, out);
-        out.push(root(right));
-    } else {
-        subproof(right, m - k, false, out);
-        out.push(root(left));
-    }
+    range_roots(leaves, &consistency_ranges(old_size, leaves.len() as u64)?)
 }
 
 /// Whether `proof` shows that `leaf` is leaf `index` of the tree of `tree_size` leaves

@@ -265,6 +265,35 @@ fn every_size_to_70_matches_the_naive_definition() {
     }
 }
 
+/// The ranges the broker streams: an inclusion proof's are disjoint and cover every leaf
+/// but the proven one; a consistency proof's are disjoint; both stay O(log n) long, so a
+/// proof in a tree of a trillion leaves is a few dozen ranges.
+#[test]
+fn proof_ranges_are_disjoint_and_logarithmic() {
+    let disjoint = |r: &[LeafRange]| {
+        let mut r = r.to_vec();
+        r.sort_unstable();
+        r.windows(2).all(|w| w[0].1 <= w[1].0) && r.iter().all(|(a, b)| a < b)
+    };
+    for n in 1..=70u64 {
+        for m in 0..n {
+            let r = inclusion_ranges(m, n).unwrap();
+            assert!(disjoint(&r), "{n} {m} {r:?}");
+            let covered: u64 = r.iter().map(|(a, b)| b - a).sum();
+            assert_eq!(covered, n - 1, "{n} {m}");
+            assert!(!r.iter().any(|(a, b)| (*a..*b).contains(&m)));
+        }
+        for m in 0..=n {
+            assert!(disjoint(&consistency_ranges(m, n).unwrap()), "{n} {m}");
+        }
+        assert_eq!(inclusion_ranges(n, n), None);
+        assert_eq!(consistency_ranges(n + 1, n), None);
+    }
+    let big = 1_000_000_000_000;
+    assert!(inclusion_ranges(big / 3, big).unwrap().len() <= 40);
+    assert!(consistency_ranges(big / 3, big).unwrap().len() <= 80);
+}
+
 proptest! {
     #[test]
     fn builder_matches_naive_for_random_leaves(seeds in proptest::collection::vec(any::<[u8; 32]>(), 0..200)) {

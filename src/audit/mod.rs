@@ -24,7 +24,9 @@ pub mod note;
 pub mod offline;
 #[cfg(test)]
 mod offline_tests;
+pub mod proofs;
 pub mod query;
+pub mod receipt;
 pub mod stats;
 mod tree_heads;
 mod verify;

@@ -128,6 +128,36 @@ impl AuditStore {
         }, noop => Ok(None))
     }
 
+    /// The checkpoint of `chain_id` whose tree has `size` leaves, if one is stored.
+    pub async fn tree_head_of_size(
+        &self,
+        chain_id: &str,
+        size: u64,
+    ) -> Result<Option<TreeHead>, StoreError> {
+        let sql = format!(
+            "SELECT {HEAD_COLUMNS} FROM audit_tree_heads WHERE chain_id = $1 AND tree_size = $2"
+        );
+        on_pool!(self, p => {
+            match sqlx::query(&sql).bind(chain_id).bind(db_size(size)).fetch_optional(p).await.map_err(err)? {
+                Some(r) => Ok(Some(read_head!(&r))),
+                None => Ok(None),
+            }
+        }, noop => Ok(None))
+    }
+
+    /// The Merkle root of leaves `[start, end)` of `chain_id` (events `seq` start+1..=end),
+    /// streamed a page at a time; `None` when the store lacks one of them.
+    pub async fn range_root(
+        &self,
+        chain_id: &str,
+        (start, end): merkle::LeafRange,
+    ) -> Result<Option<Hash>, StoreError> {
+        let mut tree = merkle::TreeBuilder::new();
+        self.for_each_leaf(chain_id, start, end, |_, leaf| tree.push(leaf))
+            .await?;
+        Ok((tree.size() == end - start).then(|| tree.root()))
+    }
+
     /// The leaf hashes of events `seq` 1..=`upto` of `chain_id`, in order (leaf index =
     /// seq - 1). Reads the stored events: events removed by retention pruning are missing,
     /// and then the list is shorter than `upto`. Fails if a stored hash is not 64 hex

@@ -340,6 +340,23 @@ pub async fn verify_remote(
     Ok(ok)
 }
 
+/// The receipt of event `id` (`GET /v1/audit/receipts/{id}`), as the broker sent it.
+pub async fn receipt(client: &BrokerClient, id: &str) -> Result<Vec<u8>, ClientError> {
+    let id = uuid::Uuid::parse_str(id)
+        .map_err(|e| failed("the event id is not a UUID", e))?
+        .hyphenated()
+        .to_string();
+    let path = format!("v1/audit/receipts/{id}");
+    let res = client
+        .send_audit(client.request(Method::GET, &path).await?)
+        .await?;
+    let body = res
+        .bytes()
+        .await
+        .map_err(|e| failed("the receipt did not arrive whole", e))?;
+    Ok(body.to_vec())
+}
+
 /// Verifies the store at `url` directly, without a broker, walking it a page at a time.
 /// With `retention_days` (the broker's `audit.retention_days`), a retention checkpoint
 /// newer than that period allows is a broken link; without it, checkpoint times are not

@@ -2,6 +2,8 @@
 //! that verify them. Auditors only; the read is recorded (`audit_read`) like every read
 //! of the trail.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
@@ -16,6 +18,34 @@ use crate::state::AppState;
 /// Longest `chain_id` accepted (chain ids are UUIDs).
 const MAX_CHAIN_ID: usize = 64;
 
+/// 400 naming a query parameter the route does not take.
+pub(super) fn only(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => {
+            let k = crate::domain::text::clean(k, 64);
+            Err(ApiError::BadRequest(format!("{k}: unknown parameter")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The `chain_id` parameter, when given: letters, digits and '-', at most
+/// [`MAX_CHAIN_ID`]; 400 otherwise.
+pub(super) fn parse_chain_id(chain_id: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match chain_id {
+        Some(c)
+            if c.is_empty()
+                || c.len() > MAX_CHAIN_ID
+                || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Err(ApiError::BadRequest(
+                "chain_id: must be a chain id (letters, digits and '-', at most 64)".into(),
+            ))
+        }
+        c => Ok(c),
+    }
+}
+
 /// Checkpoints, newest first within each chain, and the verifier keys: the signing key's
 /// own first, then `[audit.checkpoints] verifier_keys`.
 pub async fn list(
@@ -26,20 +56,8 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_auditor(&caller)?;
     let params = query_params(&uri)?;
-    if let Some(k) = params.keys().find(|k| *k != "chain_id") {
-        let k = crate::domain::text::clean(k, 64);
-        return Err(ApiError::BadRequest(format!("{k}: unknown parameter")));
-    }
-    let chain_id = params.get("chain_id").map(String::as_str);
-    if let Some(c) = chain_id
-        && (c.is_empty()
-            || c.len() > MAX_CHAIN_ID
-            || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    {
-        return Err(ApiError::BadRequest(
-            "chain_id: must be a chain id (letters, digits and '-', at most 64)".into(),
-        ));
-    }
+    only(&params, &["chain_id"])?;
+    let chain_id = parse_chain_id(params.get("chain_id").map(String::as_str))?;
     let heads = trail(&state)?
         .tree_heads(chain_id)
         .await

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod metrics;
+mod proofs;
 pub mod serve;
 mod targets;
 mod tokens;
@@ -77,6 +78,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/lookup", post(audit::lookup))
         .route("/v1/audit/stats", get(audit::stats))
         .route("/v1/audit/checkpoints", get(checkpoints::list))
+        .route("/v1/audit/proofs/inclusion", get(proofs::inclusion))
+        .route("/v1/audit/proofs/consistency", get(proofs::consistency))
+        .route("/v1/audit/receipts/{id}", get(proofs::receipt))
         .route(
             "/v1/access-requests",
             post(access::create).get(access::list),

@@ -210,7 +210,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs the independent verifier; (exit code, output).
-fn rtbverify(what: &str, file: &Path, keys: &[String]) -> (i32, String) {
+pub(crate) fn rtbverify(what: &str, file: &Path, keys: &[String]) -> (i32, String) {
     let mut cmd = Command::new(python());
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -21,7 +21,7 @@ use crate::support::store::Store;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `audit keygen` and returns the verifier key it printed last.
-fn keygen(home: &Path, name: &str, out: &Path) -> VerifierKey {
+pub(crate) fn keygen(home: &Path, name: &str, out: &Path) -> VerifierKey {
     let o = binary::run(
         home,
         &[
@@ -40,7 +40,7 @@ fn keygen(home: &Path, name: &str, out: &Path) -> VerifierKey {
 
 /// A broker with its trail on `store`, signing checkpoints every `interval` seconds with
 /// a new key into `home/checkpoints.log`.
-fn config(home: &Path, store: &Store, interval: u64) -> (BrokerToml, VerifierKey) {
+pub(crate) fn config(home: &Path, store: &Store, interval: u64) -> (BrokerToml, VerifierKey) {
     let key_file = home.join("checkpoint.pem");
     let verifier = keygen(home, "broker.test", &key_file);
     let toml = BrokerToml::unauthenticated()
@@ -52,7 +52,7 @@ fn config(home: &Path, store: &Store, interval: u64) -> (BrokerToml, VerifierKey
     (toml, verifier)
 }
 
-async fn issue(base: &str) {
+pub(crate) async fn issue(base: &str) {
     let res = crate::support::client()
         .post(format!("{base}/v1/tokens"))
         .json(&json!({"target": "ledger"}))
@@ -62,7 +62,7 @@ async fn issue(base: &str) {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
 
-fn file_notes(path: &Path) -> Vec<String> {
+pub(crate) fn file_notes(path: &Path) -> Vec<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => note::split_notes(&text).unwrap(),
         Err(_) => Vec::new(),

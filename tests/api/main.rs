@@ -39,6 +39,7 @@ mod personal;
 mod policy;
 mod process;
 mod production;
+mod proofs;
 mod proxy_mysql;
 mod proxy_mysql_protocol;
 mod proxy_pg;

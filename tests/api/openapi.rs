@@ -34,7 +34,7 @@ fn documented() -> Vec<(String, String)> {
 #[tokio::test]
 async fn every_documented_operation_is_served_and_others_are_not() {
     let ops = documented();
-    assert_eq!(ops.len(), 21, "{ops:?}");
+    assert_eq!(ops.len(), 24, "{ops:?}");
     let app = TestApp::spawn().await;
     // The console's code redemption is served only with [ui.oidc] (404 without it).
     let with_oidc = TestApp::spawn_toml(

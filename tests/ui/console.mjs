@@ -282,6 +282,9 @@ try {
     const id = await page.locator("#events tbody tr").first().getAttribute("data-id");
     assert.equal(await dialog.locator('dd[data-field="id"]').textContent(), id);
     assert.ok(await dialog.locator('dd[data-field="hash"]').count());
+    // This broker signs no checkpoints: the detail says so, and offers no receipt.
+    await page.locator("#detail-receipt", { hasText: "not yet checkpointed" }).waitFor();
+    assert.equal(await page.locator("#detail-receipt-download").isHidden(), true);
     await shot(page, "detail");
     await page.keyboard.press("Escape");
     await dialog.waitFor({ state: "hidden" });

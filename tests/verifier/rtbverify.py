@@ -6,6 +6,9 @@ tlog-checkpoint), not from the broker's code. Only the Python standard library a
     python rtbverify.py receipt FILE --key VERIFIER_KEY [--key ...]
     python rtbverify.py event FILE            # one event (JSON): prints its hash
     python rtbverify.py checkpoint FILE --key VERIFIER_KEY
+    python rtbverify.py consistency FILE --key VERIFIER_KEY
+        # FILE: {"old": note, "new": note, "hashes": [base64 ...]}, the hashes as
+        # GET /v1/audit/proofs/consistency gives them
 
 Exit status 0 when the evidence holds, 1 with a reason on stderr when it does not.
 """
@@ -247,6 +250,8 @@ def verify_receipt(receipt, keys):
     if not origin.endswith("/" + event["chain_id"]):
         raise Invalid("the checkpoint is for another chain")
     proof = receipt["proof"]
+    if proof["chain_id"] != event["chain_id"]:
+        raise Invalid("the proof is for another chain than the event")
     index = proof["leaf_index"]
     if index != event["seq"] - 1:
         raise Invalid("the leaf index is not the event's position")
@@ -259,9 +264,31 @@ def verify_receipt(receipt, keys):
         event["id"], index, size, origin, ", ".join(signed_by))
 
 
+def verify_checkpoint(note, keys):
+    body, signed_by = verify_note(note, keys)
+    origin, size, root = parse_checkpoint(body)
+    return origin, size, root, signed_by
+
+
+def verify_consistency_file(doc, keys):
+    """Two signed checkpoints of one log and the consistency proof between them (RFC 9162
+    section 2.1.4.2): the newer tree extends the older one."""
+    origin1, size1, root1, _ = verify_checkpoint(doc["old"], keys)
+    origin2, size2, root2, signed_by = verify_checkpoint(doc["new"], keys)
+    if origin1 != origin2:
+        raise Invalid("the two checkpoints are of different logs")
+    hashes = [base64.b64decode(x, validate=True) for x in doc["hashes"]]
+    if any(len(h) != 32 for h in hashes):
+        raise Invalid("a proof hash is not 32 bytes")
+    if not verify_consistency(size1, size2, root1, root2, hashes):
+        raise Invalid("the consistency proof does not show that %d extends %d" % (size2, size1))
+    return "ok: %s size %d extends size %d, signed by %s" % (
+        origin2, size2, size1, ", ".join(signed_by))
+
+
 def main(argv):
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["receipt", "event", "checkpoint"])
+    p.add_argument("what", choices=["receipt", "event", "checkpoint", "consistency"])
     p.add_argument("file")
     p.add_argument("--key", action="append", default=[])
     a = p.parse_args(argv)
@@ -270,6 +297,8 @@ def main(argv):
         keys = [VerifierKey(k) for k in a.key]
         if a.what == "receipt":
             print(verify_receipt(json.loads(text), keys))
+        elif a.what == "consistency":
+            print(verify_consistency_file(json.loads(text), keys))
         elif a.what == "event":
             print(event_hash(json.loads(text)))
         else:
