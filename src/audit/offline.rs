@@ -4,9 +4,10 @@
 //! agree with each other (consistency: all are roots of prefixes of one tree).
 //!
 //! Events are streamed: per chain, only the position, the previous hash and a
-//! [`TreeBuilder`] (O(log n) hashes) are kept, so memory does not grow with the chain. The
-//! export must hold whole chains in chain then position order (what `audit export` writes
-//! with no filters); anything else is reported, not silently reordered.
+//! [`TreeBuilder`](super::merkle::TreeBuilder) (O(log n) hashes) are kept, so memory does
+//! not grow with the chain. The export must hold whole chains in chain then position order
+//! (what `audit export` writes with no filters); anything else is reported, not silently
+//! reordered.
 
 use std::collections::{BTreeMap, BTreeSet};
 

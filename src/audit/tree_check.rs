@@ -1,7 +1,7 @@
 //! Checking chains against their signed checkpoints, online (`GET /v1/audit/verify`,
 //! `audit verify --audit-url`) and offline ([`super::offline`]).
 //!
-//! A [`RootChecker`] takes one chain's leaf hashes in `seq` order and keeps a
+//! A `RootChecker` takes one chain's leaf hashes in `seq` order and keeps a
 //! [`TreeBuilder`] (O(log n) hashes): at each checkpointed tree size it compares the root
 //! with the checkpoint's. Online, the leaves are the stored event hashes (and the hashes
 //! retention pruning kept), streamed a page at a time with
