@@ -203,3 +203,84 @@ impl AuditStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::merkle::{leaf_hash, root};
+    use crate::audit::verify::{Broken, verify};
+
+    fn leaves(n: u8, tag: u8) -> Vec<Hash> {
+        (0..n).map(|i| leaf_hash(&[i ^ tag; 32])).collect()
+    }
+
+    #[test]
+    fn a_later_checkpoint_that_matches_exposes_an_earlier_one_as_a_fork() {
+        let honest = leaves(8, 0);
+        let other = leaves(8, 0xff);
+        let pending = BTreeMap::from([
+            (3, root(&other[..3])),
+            (6, root(&honest[..6])),
+            (8, [0; 32]),
+        ]);
+        let mut c = RootChecker::new(pending);
+        let compared: Vec<_> = honest.iter().filter_map(|l| c.push(*l)).collect();
+        assert_eq!(compared.len(), 3, "{compared:?}");
+        assert!(
+            matches!(&compared[0], Err((3, w)) if w.contains("the chain was rewritten")),
+            "{compared:?}"
+        );
+        assert!(
+            matches!(&compared[1], Err((3, w)) if w.contains("size 3 is inconsistent with the one of size 6")),
+            "{compared:?}"
+        );
+        assert!(
+            matches!(&compared[2], Err((8, w)) if w.contains("while the one of size 6 does")),
+            "{compared:?}"
+        );
+        assert_eq!(c.missing("the database"), None);
+    }
+
+    #[test]
+    fn checkpoints_beyond_the_last_leaf_name_the_missing_events() {
+        let l = leaves(5, 0);
+        let pending = BTreeMap::from([(2, root(&l[..2])), (5, root(&l))]);
+        let mut c = RootChecker::new(pending);
+        for leaf in &l[..3] {
+            assert!(!matches!(c.push(*leaf), Some(Err(_))));
+        }
+        let (at, why) = c.missing("the database").unwrap();
+        assert_eq!(at, 4);
+        assert!(
+            why.contains("events 4..=5 are missing") && why.contains("the database has 3"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_problem_fails_an_intact_walk_and_is_named_first() {
+        let problem = Problem {
+            chain_id: Some("a".into()),
+            seq: Some(7),
+            reason: "events 7..=8 are missing".into(),
+        };
+        let v = verify(&[]).with_tree_check(TreeCheck {
+            verified: 2,
+            roots: 1,
+            problems: vec![problem.clone()],
+        });
+        assert!(!v.ok);
+        assert_eq!(v.checkpoint_problems, [problem]);
+        assert_eq!(
+            v.first_broken,
+            Some(Broken {
+                chain_id: "a".into(),
+                seq: 7,
+                id: None,
+                reason: "events 7..=8 are missing".into(),
+            })
+        );
+        let clean = verify(&[]).with_tree_check(TreeCheck::default());
+        assert!(clean.ok && clean.first_broken.is_none());
+    }
+}
