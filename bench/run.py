@@ -96,6 +96,33 @@ def offline_verify(broker_bin, work, n):
             "seconds": seconds, "output": out.strip()}
 
 
+def online_verify(broker_bin, work, n):
+    """Peak RSS of `audit verify --audit-url` (the broker's online walk plus the check
+    against 10 stored signed checkpoints) on a SQLite store holding one chain of n events,
+    appended straight by rtb-audit-export (no HTTP)."""
+    log(f"online verification of a SQLite chain of {n} events")
+    gen = os.path.join(BENCH_TARGET, "release", "rtb-audit-export")
+    db = os.path.join(work, f"verify-{n}.db")
+    url = f"sqlite://{db}"
+    started = time.time()
+    key = subprocess.run([gen, str(n), "store", url], check=True, capture_output=True,
+                         text=True).stdout.strip().splitlines()[-1]
+    build_seconds = time.time() - started
+    started = time.time()
+    verify = subprocess.Popen([broker_bin, "audit", "verify", "--audit-url", url, "--key", key],
+                              stdout=subprocess.PIPE, text=True)
+    out = verify.stdout.read()
+    _, status, usage = os.wait4(verify.pid, 0)
+    seconds = time.time() - started
+    for f in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(f):
+            os.unlink(f)
+    if os.waitstatus_to_exitcode(status) != 0 or not out.startswith("ok:"):
+        raise SystemExit(f"online verify failed: {out}")
+    return {"events": n, "checkpoints": 10, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "seconds": seconds, "build_seconds": build_seconds, "output": out.strip()}
+
+
 class Server:
     """A child process that logs `listening on http://ADDR`; its output goes to a file (a
     pipe drained by this script would compete with it for the CPU)."""
@@ -481,7 +508,10 @@ def markdown(r):
               f"{pc['rss_after_mib']:.1f} MiB ({pc['bytes_per_token']:.0f} bytes per token).", "",
               *[f"- offline `audit verify --export` of one chain of {v['events']} events with {v['checkpoints']} "
                 f"signed checkpoints: peak RSS {v['peak_rss_mib']:.1f} MiB, {v['seconds']:.1f} s (streaming: flat in the chain's length)."
-                for v in r.get("offline_verify", [])], "",
+                for v in r.get("offline_verify", [])],
+              *[f"- online `audit verify --audit-url` (SQLite) of one chain of {v['events']} events with {v['checkpoints']} "
+                f"stored signed checkpoints: peak RSS {v['peak_rss_mib']:.1f} MiB, {v['seconds']:.1f} s (chain walk, then roots streamed)."
+                for v in r.get("online_verify", [])], "",
               "## How tokens are minted today", "",
               f"- `aws rds generate-db-auth-token` (a process per token): {r['today']['aws_cli_process_ms']:.0f} ms median",
               f"- boto3 `generate_db_auth_token` in a warm process: {r['today']['boto3_warm_us']:.0f} µs per token"]
@@ -535,6 +565,8 @@ def main():
             "memory": memory(tools[3], 10_000 if a.quick else 100_000),
             "offline_verify": [offline_verify(tools[0], work, n)
                                for n in ((1_000, 20_000) if a.quick else (10_000, 1_000_000))],
+            "online_verify": [online_verify(tools[0], work, n)
+                              for n in ((1_000, 20_000) if a.quick else (10_000, 1_000_000))],
             "cold": cold_path(tools, work, 100 if a.quick else 1000),
             "today": today(py, a.quick),
             "proxy_pg": proxy_pg(tools[0], a.quick),

@@ -264,12 +264,15 @@ enum AuditCommand {
         /// --checkpoints, trusting the --key verifier keys.
         #[arg(long, value_name = "FILE", requires_all = ["checkpoints", "key"], conflicts_with = "audit_url")]
         export: Option<PathBuf>,
-        /// With --export: the published checkpoints (the checkpoint file sink's file).
-        #[arg(long, value_name = "FILE", requires = "export")]
+        /// With --export or --audit-url: the published checkpoints, the checkpoint file
+        /// sink's file or `s3://BUCKET/PREFIX` (the S3 sink's objects; AWS credentials,
+        /// AWS_REGION and AWS_ENDPOINT_URL from the environment).
+        #[arg(long, value_name = "FILE|S3_URL", requires = "key")]
         checkpoints: Option<String>,
-        /// With --export: a verifier key (`name+keyid+base64`, printed by `audit keygen`);
-        /// repeat for rotated keys.
-        #[arg(long, value_name = "VERIFIER_KEY", requires = "export")]
+        /// With --export or --audit-url: a verifier key (`name+keyid+base64`, printed by
+        /// `audit keygen`); repeat for rotated keys. With --audit-url, the chains are then
+        /// checked against their signed checkpoints (stored and --checkpoints).
+        #[arg(long, value_name = "VERIFIER_KEY")]
         key: Vec<String>,
         /// File holding the caller's JWT.
         #[arg(long, value_name = "FILE")]
@@ -688,14 +691,31 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
             insecure_http,
         } => {
             let ok = match (broker, audit_url) {
-                _ if let Some(export) = &export => client::offline::verify_files(
-                    export,
-                    checkpoints.as_deref().unwrap_or_default(),
-                    &key,
-                    &mut stdout,
-                ),
+                _ if let Some(export) = &export => {
+                    client::offline::verify_files(
+                        export,
+                        checkpoints.as_deref().unwrap_or_default(),
+                        &key,
+                        &mut stdout,
+                    )
+                    .await
+                }
                 (_, Some(url)) => {
-                    client::audit::verify_store(&url, retention_days, &mut stdout).await
+                    client::audit::verify_store(
+                        &url,
+                        retention_days,
+                        &key,
+                        checkpoints.as_deref(),
+                        &mut stdout,
+                    )
+                    .await
+                }
+                (Some(_), None) if !key.is_empty() || checkpoints.is_some() => {
+                    Err(client::ClientError::Message(
+                        "--key and --checkpoints go with --export or --audit-url: a broker \
+                         checks its checkpoints with the keys it trusts"
+                            .into(),
+                    ))
                 }
                 (Some(broker), None) => {
                     let args = client::BrokerArgs {

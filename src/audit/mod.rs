@@ -28,6 +28,7 @@ pub mod proofs;
 pub mod query;
 pub mod receipt;
 pub mod stats;
+pub mod tree_check;
 mod tree_heads;
 mod verify;
 
@@ -168,16 +169,23 @@ impl AuditLog {
 
     /// Walks every chain in the store, each from its retention checkpoint if pruned, a
     /// page at a time (constant memory); checkpoints newer than `newest_checkpoint` (see
-    /// [`newest_checkpoint`]) are broken links.
+    /// [`newest_checkpoint`]) are broken links. With `trust`, also checks the chains
+    /// against their signed checkpoints ([`tree_check`]).
     pub async fn verify(
         &self,
         newest_checkpoint: Option<std::time::SystemTime>,
+        trust: Option<tree_check::Trust>,
     ) -> Result<Verification, StoreError> {
         let (v, _pages) = self
             .store
             .walk_chains(VERIFY_PAGE, newest_checkpoint)
             .await?;
-        Ok(v)
+        match trust {
+            Some(t) => {
+                Ok(v.with_tree_check(self.store.check_tree_heads(t.published, &t.keys).await?))
+            }
+            None => Ok(v),
+        }
     }
 
     /// Deletes events older than `cutoff` (RFC 3339), keeping every chain verifiable.

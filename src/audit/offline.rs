@@ -4,23 +4,25 @@
 //! agree with each other (consistency: all are roots of prefixes of one tree).
 //!
 //! Events are streamed: per chain, only the position, the previous hash and a
-//! [`TreeBuilder`] (O(log n) hashes) are kept, so memory does not grow with the chain. The
-//! export must hold whole chains in chain then position order (what `audit export` writes
-//! with no filters); anything else is reported, not silently reordered.
+//! [`TreeBuilder`](super::merkle::TreeBuilder) (O(log n) hashes) are kept, so memory does
+//! not grow with the chain. The export must hold whole chains in chain then position order
+//! (what `audit export` writes with no filters); anything else is reported, not silently
+//! reordered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::event::{AuditEvent, GENESIS};
-use super::merkle::{Hash, TreeBuilder, leaf_hash};
+use super::merkle::{Hash, leaf_hash};
 use super::note::{NoteError, VerifierKey, verify_checkpoint};
+use super::tree_check::RootChecker;
 
 /// Most problems listed; later ones are only counted.
 pub const MAX_PROBLEMS: usize = 100;
 
 /// One thing that is wrong, and where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The chain, when known.
     pub chain_id: Option<String>,
@@ -58,13 +60,18 @@ pub struct SignedHeads {
 
 /// Collects problems, keeping the first [`MAX_PROBLEMS`].
 #[derive(Debug, Default)]
-struct Problems {
+pub(crate) struct Problems {
     list: Vec<Problem>,
     count: u64,
 }
 
 impl Problems {
-    fn add(&mut self, chain: Option<&str>, seq: Option<u64>, reason: impl Into<String>) {
+    /// The problems kept.
+    pub(crate) fn into_list(self) -> Vec<Problem> {
+        self.list
+    }
+
+    pub(crate) fn add(&mut self, chain: Option<&str>, seq: Option<u64>, reason: impl Into<String>) {
         self.count += 1;
         if self.list.len() < MAX_PROBLEMS {
             self.list.push(Problem {
@@ -88,7 +95,7 @@ impl SignedHeads {
     /// Verifies each note against `keys`; those that verify are kept, the others reported
     /// (an unknown key, a bad signature, a malformed note), as are two checkpoints of one
     /// chain and size with different roots (a fork).
-    fn load(notes: &[String], keys: &[VerifierKey], problems: &mut Problems) -> Self {
+    pub(crate) fn load(notes: &[String], keys: &[VerifierKey], problems: &mut Problems) -> Self {
         let mut heads = Self::default();
         for (i, note) in notes.iter().enumerate() {
             let origin_chain = note.lines().next().and_then(chain_of_origin);
@@ -126,6 +133,16 @@ impl SignedHeads {
         }
         heads
     }
+
+    /// Checkpoints whose signature verified.
+    pub(crate) fn verified(&self) -> u64 {
+        self.verified
+    }
+
+    /// Each chain's verified checkpoints (root by tree size), taken out.
+    pub(crate) fn take_chains(&mut self) -> BTreeMap<String, BTreeMap<u64, Hash>> {
+        std::mem::take(&mut self.chains)
+    }
 }
 
 /// Where the walk stands in the current chain.
@@ -134,11 +151,8 @@ struct ChainState {
     id: String,
     expect_seq: i64,
     prev: String,
-    tree: TreeBuilder,
-    /// This chain's checkpoints not reached yet, by size.
-    pending: BTreeMap<u64, Hash>,
-    /// The largest checkpoint size whose root matched.
-    matched: Option<u64>,
+    /// The tree, compared with this chain's checkpoints.
+    roots: RootChecker,
     /// A link broke: later events of this chain are not compared any more.
     broken: bool,
 }
@@ -194,9 +208,7 @@ impl OfflineVerifier {
                 id: e.chain_id.clone(),
                 expect_seq: 1,
                 prev: GENESIS.to_owned(),
-                tree: TreeBuilder::new(),
-                pending: self.heads.chains.remove(&e.chain_id).unwrap_or_default(),
-                matched: None,
+                roots: RootChecker::new(self.heads.chains.remove(&e.chain_id).unwrap_or_default()),
                 broken: false,
             });
         }
@@ -236,26 +248,12 @@ impl OfflineVerifier {
             c.broken = true;
             return;
         };
-        c.tree.push(leaf_hash(&leaf));
         c.prev.clone_from(&e.hash);
         c.expect_seq += 1;
-        let size = c.tree.size();
-        if let Some(root) = c.pending.remove(&size) {
+        if let Some(compared) = c.roots.push(leaf_hash(&leaf)) {
             self.roots += 1;
-            if root == c.tree.root() {
-                c.matched = Some(size);
-            } else {
-                let reason = match c.matched {
-                    Some(m) => format!(
-                        "fork: the checkpoint of size {size} does not match events 1..={size}, \
-                         while the one of size {m} does (the chain was rewritten after it)"
-                    ),
-                    None => format!(
-                        "the checkpoint of size {size} does not match events 1..={size}: \
-                         the chain was rewritten"
-                    ),
-                };
-                self.problems.add(Some(&c.id), Some(size), reason);
+            if let Err((at, reason)) = compared {
+                self.problems.add(Some(&c.id), Some(at), reason);
                 c.broken = true;
             }
         }
@@ -269,17 +267,8 @@ impl OfflineVerifier {
         if c.broken {
             return;
         }
-        if let Some((&size, _)) = c.pending.last_key_value() {
-            let have = c.tree.size();
-            self.problems.add(
-                Some(&c.id),
-                Some(have + 1),
-                format!(
-                    "events {}..={size} are missing: a signed checkpoint covers {size} events, \
-                     the export has {have}",
-                    have + 1
-                ),
-            );
+        if let Some((at, reason)) = c.roots.missing("the export") {
+            self.problems.add(Some(&c.id), Some(at), reason);
         }
     }
 

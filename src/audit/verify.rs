@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::event::{AuditEvent, GENESIS};
+use super::offline::Problem;
+use super::tree_check::TreeCheck;
 
 /// Events read per page while a store's chains are walked.
 pub const VERIFY_PAGE: u32 = 1000;
@@ -70,6 +72,38 @@ pub struct Verification {
     /// are accepted, but their age cannot be checked. Left out when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub legacy_checkpoints: u64,
+    /// Signed checkpoints (stored, and published to the file sink) whose signature
+    /// verified. Left out when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub checkpoints_verified: u64,
+    /// Checkpoint roots recomputed from the stored events and compared. Left out when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub roots_checked: u64,
+    /// What is wrong with the chains measured against their signed checkpoints (the first
+    /// [`super::offline::MAX_PROBLEMS`]), each with its chain and position (event `seq`
+    /// or tree size). Left out when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkpoint_problems: Vec<Problem>,
+}
+
+impl Verification {
+    /// Adds what checking the signed checkpoints found: any problem makes the result not
+    /// ok, and the first one is `first_broken` when every link held.
+    pub fn with_tree_check(mut self, check: TreeCheck) -> Self {
+        self.checkpoints_verified = check.verified;
+        self.roots_checked = check.roots;
+        if let (None, Some(p)) = (&self.first_broken, check.problems.first()) {
+            self.first_broken = Some(Broken {
+                chain_id: p.chain_id.clone().unwrap_or_default(),
+                seq: p.seq.and_then(|s| i64::try_from(s).ok()).unwrap_or(0),
+                id: None,
+                reason: p.reason.clone(),
+            });
+        }
+        self.ok &= check.problems.is_empty();
+        self.checkpoint_problems = check.problems;
+        self
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -179,6 +213,9 @@ impl ChainWalker {
             events_checked: self.checked,
             first_broken: self.broken,
             legacy_checkpoints: self.legacy,
+            checkpoints_verified: 0,
+            roots_checked: 0,
+            checkpoint_problems: Vec::new(),
         }
     }
 }
@@ -242,7 +279,10 @@ mod tests {
                 ok: true,
                 events_checked: 5,
                 first_broken: None,
-                legacy_checkpoints: 0
+                legacy_checkpoints: 0,
+                checkpoints_verified: 0,
+                roots_checked: 0,
+                checkpoint_problems: Vec::new(),
             }
         );
         events[1].subject = Some("admin".into());

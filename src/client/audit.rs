@@ -132,6 +132,12 @@ struct Checked {
     first_broken: Option<Value>,
     #[serde(default)]
     legacy_checkpoints: u64,
+    #[serde(default)]
+    checkpoints_verified: u64,
+    #[serde(default)]
+    roots_checked: u64,
+    #[serde(default)]
+    checkpoint_problems: Vec<crate::audit::offline::Problem>,
 }
 
 /// Newest first, at most `limit` events, following the cursor across pages.
@@ -329,12 +335,7 @@ pub async fn verify_remote(
         .await
         .map_err(|e| failed("the broker's answer is not a verification", e))?;
     let ok = v.ok;
-    let text = describe(
-        ok,
-        v.events_checked,
-        &v.first_broken.unwrap_or(Value::Null),
-        v.legacy_checkpoints,
-    );
+    let text = describe(&v);
     out.write_all(text.as_bytes())
         .map_err(|e| failed("cannot write the result", e))?;
     Ok(ok)
@@ -360,12 +361,26 @@ pub async fn receipt(client: &BrokerClient, id: &str) -> Result<Vec<u8>, ClientE
 /// Verifies the store at `url` directly, without a broker, walking it a page at a time.
 /// With `retention_days` (the broker's `audit.retention_days`), a retention checkpoint
 /// newer than that period allows is a broken link; without it, checkpoint times are not
-/// checked and the output says so.
+/// checked and the output says so. With `keys` (verifier keys), the chains are checked
+/// against their signed checkpoints too: those stored, and those at `checkpoints` (the
+/// file sink's file or `s3://bucket/prefix`); without keys, the output says they were not.
 pub async fn verify_store(
     url: &str,
     retention_days: Option<u32>,
+    keys: &[String],
+    checkpoints: Option<&str>,
     out: &mut impl Write,
 ) -> Result<bool, ClientError> {
+    let keys = super::offline::parse_keys(keys)?;
+    if keys.is_empty() && checkpoints.is_some() {
+        return Err(fail(
+            "--checkpoints needs at least one --key VERIFIER_KEY (printed by `audit keygen`)",
+        ));
+    }
+    let published = match checkpoints {
+        Some(c) => super::offline::load_notes(c).await?,
+        None => Vec::new(),
+    };
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
@@ -380,8 +395,31 @@ pub async fn verify_store(
         .walk_chains(crate::audit::VERIFY_PAGE, newest)
         .await
         .map_err(|e| failed("cannot read the audit store", e))?;
-    let broken = serde_json::to_value(&v.first_broken).unwrap_or(Value::Null);
-    let mut text = describe(v.ok, v.events_checked, &broken, v.legacy_checkpoints);
+    let read = |e| failed("cannot read the audit store", e);
+    let v = if keys.is_empty() {
+        v
+    } else {
+        let check = store
+            .check_tree_heads(Ok(published), &keys)
+            .await
+            .map_err(read)?;
+        v.with_tree_check(check)
+    };
+    let checked: Checked = serde_json::to_value(&v)
+        .and_then(serde_json::from_value)
+        .map_err(|e| failed("cannot describe the result", e))?;
+    let mut text = describe(&checked);
+    if keys.is_empty() {
+        let heads = store.tree_heads(None).await.map_err(read)?;
+        if !heads.is_empty() {
+            text.push_str(&format!(
+                "note: {} signed checkpoint{} in the store were not checked: give --key \
+                 VERIFIER_KEY (and --checkpoints for the published copies)\n",
+                heads.len(),
+                if heads.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
     if retention_days.is_none() {
         let checkpoints = store
             .checkpoints()
@@ -401,10 +439,38 @@ pub async fn verify_store(
     Ok(v.ok)
 }
 
-fn describe(ok: bool, checked: u64, broken: &Value, legacy_checkpoints: u64) -> String {
+fn describe(v: &Checked) -> String {
+    let (ok, checked, legacy_checkpoints) = (v.ok, v.events_checked, v.legacy_checkpoints);
+    let broken = v.first_broken.as_ref().unwrap_or(&Value::Null);
     let field = |k: &str| neutralise(&cell(broken.get(k).unwrap_or(&Value::Null))).into_owned();
-    let mut text = if ok {
-        format!("ok: every chain intact ({checked} events checked)\n")
+    // `first_broken` repeats the first checkpoint problem when every link held.
+    let link_broken = !broken.is_null()
+        && v.checkpoint_problems
+            .first()
+            .is_none_or(|p| field("reason") != neutralise(&p.reason) || !field("id").is_empty());
+    let mut text = String::new();
+    for p in &v.checkpoint_problems {
+        let chain = p.chain_id.as_deref().map(neutralise);
+        let place = match (chain, p.seq) {
+            (Some(c), Some(s)) => format!("chain {c} at position {s}: "),
+            (Some(c), None) => format!("chain {c}: "),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            "BROKEN: {place}{} (signed checkpoints)\n",
+            neutralise(&p.reason)
+        ));
+    }
+    text.push_str(&if ok || !link_broken {
+        format!(
+            "{}: {} ({checked} events checked)\n",
+            if ok { "ok" } else { "BROKEN" },
+            if ok {
+                "every chain intact"
+            } else {
+                "every link holds, but the chains do not match their signed checkpoints"
+            }
+        )
     } else if field("id").is_empty() {
         format!(
             "BROKEN: chain {}, retention checkpoint at position {}: {} ({checked} events checked)\n",
@@ -420,7 +486,13 @@ fn describe(ok: bool, checked: u64, broken: &Value, legacy_checkpoints: u64) -> 
             field("id"),
             field("reason"),
         )
-    };
+    });
+    if v.checkpoints_verified > 0 || v.roots_checked > 0 {
+        text.push_str(&format!(
+            "signed checkpoints: {} verified, {} roots recomputed and compared\n",
+            v.checkpoints_verified, v.roots_checked
+        ));
+    }
     if legacy_checkpoints > 0 {
         text.push_str(&format!(
             "note: retention checkpoints written by an older version, without the pruned \

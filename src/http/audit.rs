@@ -85,7 +85,8 @@ pub(super) fn query_params(uri: &Uri) -> Result<HashMap<String, String>, ApiErro
 }
 
 /// Walks every hash chain and names the first broken link; a retention checkpoint newer
-/// than `audit.retention_days` allows is one.
+/// than `audit.retention_days` allows is one. Then checks the chains against their signed
+/// checkpoints (stored and in the file sink), with the keys the broker trusts.
 pub async fn verify(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -98,7 +99,11 @@ pub async fn verify(
         .audit
         .as_ref()
         .and_then(|a| newest_checkpoint(state.broker.now(), a.retention_days));
-    let v = trail(&state)?.verify(newest).await.map_err(unavailable)?;
+    let trust = super::checkpoints::trust(&state, &caller).await;
+    let v = trail(&state)?
+        .verify(newest, trust)
+        .await
+        .map_err(unavailable)?;
     let read = TrailRead {
         what: "GET /v1/audit/verify",
         filters: Vec::new(),

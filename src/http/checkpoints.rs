@@ -12,6 +12,8 @@ use serde_json::json;
 use super::audit::{filters, query_params, recorded, require_auditor, trail, unavailable};
 use super::error::ApiError;
 use super::extract::{Caller, Meta};
+use crate::audit::note::VerifierKey;
+use crate::audit::tree_check::{Trust, read_published};
 use crate::broker::{ReadCount, TrailRead};
 use crate::state::AppState;
 
@@ -62,24 +64,10 @@ pub async fn list(
         .tree_heads(chain_id)
         .await
         .map_err(unavailable)?;
-    let mut keys: Vec<String> = Vec::new();
-    if let Some(c) = &state.checkpoints {
-        keys.push(c.verifier_key().to_string());
-    }
-    if let Some(cp) = caller
-        .generation
-        .config
-        .audit
-        .as_ref()
-        .and_then(|a| a.checkpoints.as_ref())
-    {
-        for k in &cp.verifier_keys {
-            let k = k.to_string();
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-    }
+    let keys: Vec<String> = trusted_keys(&state, &caller)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let read = TrailRead {
         what: "GET /v1/audit/checkpoints",
         filters: filters(&params),
@@ -100,4 +88,46 @@ pub async fn list(
     Ok(Json(
         json!({ "checkpoints": checkpoints, "verifier_keys": keys }),
     ))
+}
+
+/// The keys checkpoints are verified with: the signing key's own first, then
+/// `[audit.checkpoints] verifier_keys` (each once).
+fn trusted_keys(state: &AppState, caller: &Caller) -> Vec<VerifierKey> {
+    let mut keys: Vec<VerifierKey> = Vec::new();
+    if let Some(c) = &state.checkpoints {
+        keys.push(c.verifier_key().clone());
+    }
+    if let Some(cp) = checkpoint_config(caller) {
+        for k in &cp.verifier_keys {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
+}
+
+fn checkpoint_config(caller: &Caller) -> Option<&crate::config::CheckpointConfig> {
+    caller
+        .generation
+        .config
+        .audit
+        .as_ref()
+        .and_then(|a| a.checkpoints.as_ref())
+}
+
+/// What `GET /v1/audit/verify` checks the signed checkpoints with: the trusted keys and
+/// the file sink's copies; `None` when the broker trusts no key.
+pub(super) async fn trust(state: &AppState, caller: &Caller) -> Option<Trust> {
+    let keys = trusted_keys(state, caller);
+    if keys.is_empty() {
+        return None;
+    }
+    let published = match checkpoint_config(caller).and_then(|c| c.file.clone()) {
+        Some(path) => tokio::task::spawn_blocking(move || read_published(&path))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())),
+        None => Ok(Vec::new()),
+    };
+    Some(Trust { keys, published })
 }

@@ -18,6 +18,7 @@ mod audit_role;
 mod audit_stats;
 mod auth;
 mod aws_iam;
+mod checkpoint_verify;
 mod checkpoints;
 mod cli;
 mod conditions;

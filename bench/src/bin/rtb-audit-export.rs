@@ -2,14 +2,18 @@
 //! (no HTTP, no database): one chain of N JCS events, as `audit export` writes them.
 //! `rtb-audit-export N notes FILE` writes signed checkpoints (every N/10 events and at N)
 //! to FILE in the checkpoint file sink's format and prints the verifier key;
-//! `rtb-audit-export N events` writes the N events (NDJSON) to stdout. Both are
-//! deterministic, so the events match the checkpoints.
+//! `rtb-audit-export N events` writes the N events (NDJSON) to stdout;
+//! `rtb-audit-export N store URL` appends the N events to the audit store at URL (e.g.
+//! `sqlite://FILE`, created) in batches, stores the same checkpoints in it, and prints the
+//! verifier key, for the online verification benchmark (`audit verify --audit-url`). All
+//! are deterministic, so the events match the checkpoints.
 
 use std::io::Write;
 
+use base64::Engine as _;
 use rds_token_broker::audit::merkle::{TreeBuilder, leaf_hash};
 use rds_token_broker::audit::note::{CheckpointBody, SigningKey};
-use rds_token_broker::audit::{AuditEvent, GENESIS, Outcome};
+use rds_token_broker::audit::{AuditEvent, AuditStore, GENESIS, Outcome, TreeHead};
 
 const CHAIN: &str = "0195c2a0-0000-7000-8000-0000000bench";
 
@@ -34,6 +38,13 @@ fn event(seq: u64, prev: &str) -> AuditEvent {
     };
     e.hash = e.compute_hash().expect("hash");
     e
+}
+
+fn key_verifier() -> String {
+    SigningKey::from_seed("bench.example.com", &[42; 32])
+        .expect("key")
+        .verifier_key()
+        .to_string()
 }
 
 fn main() {
@@ -75,6 +86,52 @@ fn main() {
             }
             out.flush().expect("flush");
         }
-        _ => panic!("usage: rtb-audit-export N notes FILE | rtb-audit-export N events"),
+        Some("store") => {
+            let url = args.get(3).expect("URL");
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let store = AuditStore::open(url).await.expect("open the store");
+                let key = SigningKey::from_seed("bench.example.com", &[42; 32]).expect("key");
+                let every = (n / 10).max(1);
+                let mut tree = TreeBuilder::new();
+                let mut batch = Vec::with_capacity(1000);
+                let mut held = None;
+                for seq in 1..=n {
+                    let e = event(seq, &prev);
+                    let raw: [u8; 32] = hex::decode(&e.hash).expect("hex").try_into().expect("32");
+                    tree.push(leaf_hash(&raw));
+                    prev.clone_from(&e.hash);
+                    batch.push(e);
+                    if batch.len() == 1000 || seq == n {
+                        store.append(&mut held, &batch).await.expect("append");
+                        batch.clear();
+                    }
+                    if seq % every == 0 || seq == n {
+                        let body = CheckpointBody {
+                            origin: format!("rds-token-broker/{CHAIN}"),
+                            tree_size: seq,
+                            root_hash: tree.root(),
+                        };
+                        let head = TreeHead {
+                            chain_id: CHAIN.into(),
+                            tree_size: seq,
+                            root_hash: base64::engine::general_purpose::STANDARD
+                                .encode(body.root_hash),
+                            note: key.sign(&body.to_text()).expect("sign"),
+                            created_at: "2026-03-09T14:12:00.000Z".into(),
+                        };
+                        store
+                            .insert_tree_head(&head)
+                            .await
+                            .expect("store a checkpoint");
+                    }
+                }
+            });
+            println!("{}", key_verifier());
+        }
+        _ => panic!(
+            "usage: rtb-audit-export N notes FILE | rtb-audit-export N events | \
+             rtb-audit-export N store URL"
+        ),
     }
 }
