@@ -220,6 +220,27 @@ async fn the_database_refusing_the_token_gets_28000_with_the_usual_causes() {
 }
 
 #[tokio::test]
+async fn a_refused_token_is_dropped_so_the_next_sign_in_fetches_a_fresh_one() {
+    let pg = pg_tls::server().await;
+    let user = unique("pw");
+    let (app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
+    assert!(psql_ok(proxy.port(), &user).await, "{}", proxy.logs());
+    // The broker re-mints (the first token is within its own min_remaining) and the
+    // database's password moves on, while the proxy's cached token still has 15 min.
+    let first = token(&app, &user).await;
+    app.clock.advance(Duration::from_secs(11 * 60));
+    let next = token(&app, &user).await;
+    assert_ne!(first, next);
+    pg.set_password(&user, &next).await;
+    let (ok, out) = psql(proxy.port(), &user, "select 1").await;
+    assert!(!ok && out.contains("the database refused the sign-in"), "{out}");
+    assert!(out.contains("rds_iam"), "the hints: {out}");
+    let (ok, out) = psql(proxy.port(), &user, "select 6*7").await;
+    assert!(ok, "{out}\n{}", proxy.logs());
+    assert_eq!(out.trim(), "42");
+}
+
+#[tokio::test]
 async fn a_wrong_ca_or_a_server_without_tls_is_refused_and_the_error_says_why() {
     let pg = pg_tls::server().await;
     let user = unique("pw");
