@@ -39,6 +39,7 @@ mod policy;
 mod process;
 mod production;
 mod proxy_mysql;
+mod proxy_mysql_binary;
 mod proxy_mysql_protocol;
 mod proxy_pg;
 mod ratelimit;
