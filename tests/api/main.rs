@@ -38,6 +38,7 @@ mod personal;
 mod policy;
 mod process;
 mod production;
+mod proxy_engines;
 mod proxy_mysql;
 mod proxy_mysql_binary;
 mod proxy_mysql_protocol;

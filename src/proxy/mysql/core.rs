@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use super::source::{FailureKind, SignIn, SignInFailure, SignInSource};
 use super::{Frontend, MysqlError};
 use crate::proxy::listener::{ClientIo, ConnCtx};
-use crate::proxy::signin::SignInError;
+use crate::proxy::signin::{Engine, SignInError};
 use crate::proxy::stats;
 
 /// How long a sign-in (client handshake, token, server handshake) may take.
@@ -115,6 +115,13 @@ impl SignInSource for Core<'_> {
                 .sign_in(self.target, Some(db_user))
                 .await
                 .map_err(|e| failure(&e))?;
+            if s.engine == Engine::Postgres {
+                return Err(failure(&SignInError::WrongEngine {
+                    target: self.target.to_owned(),
+                    engine: s.engine.as_str().into(),
+                    expected: "mysql or mariadb",
+                }));
+            }
             let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
             *used = Some((db_user.to_owned(), s.clone()));
             Ok(SignIn {
