@@ -449,6 +449,70 @@ async fn psycopg_and_node_postgres_connect_with_no_password() {
 }
 
 #[tokio::test]
+async fn the_jdbc_recipe_connects_with_debians_postgresql_driver() {
+    let jar = crate::support::tools::postgres_jdbc_jar();
+    let pg = pg_tls::server().await;
+    let user = unique("pw");
+    let (_app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
+    // The connection string as docs/proxy.md gives it, pointed at this proxy and user.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/proxy.md"),
+    )
+    .unwrap();
+    let url = doc
+        .lines()
+        .find(|l| l.starts_with("| JDBC"))
+        .and_then(|l| l.split('`').nth(1))
+        .expect("docs/proxy.md's JDBC row")
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()))
+        .replace("/orders?", "/postgres?")
+        .replace("user=app_rw", &format!("user={user}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Recipe.java"),
+        "import java.sql.*;\n\
+         public class Recipe {\n\
+           public static void main(String[] a) throws Exception {\n\
+             try (Connection c = DriverManager.getConnection(a[0]);\n\
+                  ResultSet r = c.createStatement().executeQuery(\"select current_user, 6*7\")) {\n\
+               r.next();\n\
+               System.out.println(r.getString(1) + \" \" + r.getInt(2));\n\
+             }\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    let javac = tokio::process::Command::new("javac")
+        .current_dir(dir.path())
+        .arg("Recipe.java")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let classpath = format!("{}:{}", dir.path().display(), jar.display());
+    let java = tokio::process::Command::new("java")
+        .args(["-cp", &classpath, "Recipe", &url])
+        .env_remove("PGPASSWORD")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        java.status.success(),
+        "{url}: {}{}",
+        String::from_utf8_lossy(&java.stdout),
+        String::from_utf8_lossy(&java.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&java.stdout).trim(),
+        format!("{user} 42")
+    );
+}
+
+#[tokio::test]
 async fn copy_of_100_mb_each_way_arrives_intact() {
     use sha2::{Digest as _, Sha256};
     let pg = pg_tls::server().await;
