@@ -14,6 +14,7 @@ missing_packages() {
   command -v redis-server >/dev/null 2>&1 || echo redis-server
   command -v redis-cli >/dev/null 2>&1 || echo redis-tools
   [ -x /usr/bin/chromium ] || echo chromium
+  [ -r /usr/share/java/postgresql.jar ] || echo libpostgresql-jdbc-java
   curl_is_new_enough || echo curl
 }
 
@@ -65,6 +66,7 @@ machine_requirements() {
       redis-server) echo "  Redis: redis-server on PATH" ;;
       redis-tools) echo "  Redis's client: redis-cli on PATH" ;;
       chromium) echo "  Chromium at /usr/bin/chromium" ;;
+      libpostgresql-jdbc-java) echo "  the PostgreSQL JDBC driver at /usr/share/java/postgresql.jar" ;;
       curl) echo "  curl 7.82 or newer on PATH" ;;
     esac
   done >&2

@@ -38,7 +38,7 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    for m in names::ALL {
+    for m in names::ALL.iter().chain(names::PROXY) {
         match (m.kind, m.unit) {
             (names::Kind::Counter, _) => describe_counter!(m.name, m.help),
             (names::Kind::Gauge, _) => describe_gauge!(m.name, m.help),
@@ -75,6 +75,12 @@ pub mod label {
     /// Who decided a rate-limit slot: `redis` (the fleet-wide budget), `fallback` (this
     /// replica's share while Redis does not answer) or `local` (no Redis configured).
     pub const SOURCE: &str = "source";
+    /// A proxied connection's state: `signing_in` or `open`.
+    pub const STATE: &str = "state";
+    /// Which way proxied bytes went: `to_database` or `to_client`.
+    pub const DIRECTION: &str = "direction";
+    /// Why a proxy sign-in failed, from a fixed set.
+    pub const REASON: &str = "reason";
 }
 
 /// Every metric the broker exports, defined once: the code records through these, and the
@@ -312,6 +318,76 @@ pub mod names {
         AUDIT_CHECKPOINT_PUBLISH_FAILURES,
         AUDIT_CHECKPOINT_SINK_FAILING,
         NOTIFICATIONS,
+    ];
+
+    /// `rds-token-broker proxy`'s open connections.
+    pub const PROXY_CONNECTIONS: Metric = Metric {
+        labels: &[label::TARGET, label::STATE],
+        ..gauge(
+            "rds_token_broker_proxy_connections",
+            "Open proxied connections by target and state (signing_in, open).",
+        )
+    };
+    /// Proxy connections accepted.
+    pub const PROXY_ACCEPTED: Metric = counter(
+        "rds_token_broker_proxy_connections_accepted_total",
+        &[label::TARGET],
+        "Connections the proxy accepted, by target.",
+    );
+    /// Proxy connections refused at accept.
+    pub const PROXY_REFUSED: Metric = counter(
+        "rds_token_broker_proxy_connections_refused_total",
+        &[label::TARGET],
+        "Connections the proxy refused at accept (--max-connections reached), by target.",
+    );
+    /// Proxy sign-ins that succeeded.
+    pub const PROXY_SIGNINS: Metric = counter(
+        "rds_token_broker_proxy_signins_total",
+        &[label::TARGET],
+        "Sign-ins to the database through the proxy that succeeded, by target.",
+    );
+    /// Proxy sign-ins that failed.
+    pub const PROXY_FAILURES: Metric = counter(
+        "rds_token_broker_proxy_signin_failures_total",
+        &[label::TARGET, label::REASON],
+        "Proxy connections that failed before or during sign-in, by target and reason (broker_unreachable, broker_401, broker_403, broker_429, database_refused, database_tls, wrong_engine, protocol, ...).",
+    );
+    /// Bytes the proxy copied.
+    pub const PROXY_BYTES: Metric = counter(
+        "rds_token_broker_proxy_bytes_total",
+        &[label::TARGET, label::DIRECTION],
+        "Bytes copied after sign-in by target and direction (to_database, to_client), counted when a connection ends.",
+    );
+    /// The proxy's token requests to the broker.
+    pub const PROXY_TOKEN_FETCHES: Metric = counter(
+        "rds_token_broker_proxy_token_fetches_total",
+        &[label::TARGET, label::OUTCOME],
+        "Token requests from the proxy to the broker by target and outcome (ok, error).",
+    );
+    /// Their latency.
+    pub const PROXY_TOKEN_FETCH_DURATION: Metric = seconds(
+        "rds_token_broker_proxy_token_fetch_duration_seconds",
+        &[label::TARGET],
+        "Latency of the proxy's token requests to the broker, by target.",
+    );
+    /// Tokens the proxy used.
+    pub const PROXY_TOKENS: Metric = counter(
+        "rds_token_broker_proxy_tokens_total",
+        &[label::TARGET, label::CACHE],
+        "Tokens the proxy used for sign-ins by target and cache result (hit, miss, stale: the broker was unreachable and the cached token still valid).",
+    );
+
+    /// Every metric `rds-token-broker proxy` exports (its `--http-listen` `/metrics`).
+    pub const PROXY: &[Metric] = &[
+        PROXY_CONNECTIONS,
+        PROXY_ACCEPTED,
+        PROXY_REFUSED,
+        PROXY_SIGNINS,
+        PROXY_FAILURES,
+        PROXY_BYTES,
+        PROXY_TOKEN_FETCHES,
+        PROXY_TOKEN_FETCH_DURATION,
+        PROXY_TOKENS,
     ];
 
     /// Signed checkpoints stored.

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use super::signin::{Engine, SignInSource};
+use super::signin::{Engine, SignInError, SignInSource};
 use super::stats::{self, ConnGauge};
 use super::{pg, targets};
 
@@ -167,6 +167,7 @@ pub async fn accept_loop(
 ) {
     let target: Arc<str> = Arc::from(listen.target.as_str());
     let engine = Arc::new(OnceCell::new());
+    let told = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(e) = listen.engine {
         let _ = engine.set(e);
     }
@@ -192,7 +193,7 @@ pub async fn accept_loop(
             gauge: ConnGauge::new(&target),
             shared: shared.clone(),
         };
-        let engine = engine.clone();
+        let (engine, told) = (engine.clone(), told.clone());
         tokio::spawn(async move {
             let Ok(permit) = permit else {
                 metrics::counter!(stats::REFUSED, "target" => ctx.target.to_string()).increment(1);
@@ -206,6 +207,14 @@ pub async fn accept_loop(
                 .copied();
             match found {
                 Ok(engine) => dispatch(engine, io, ctx).await,
+                // No protocol to answer in: the reason goes to the log (once for an
+                // engine the proxy does not speak, which will not change).
+                Err(e @ SignInError::WrongEngine { .. }) => {
+                    if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::error!(target_name = %ctx.target, error = %e, "this listener closes every connection: the proxy does not speak the target's engine");
+                    }
+                    stats::failure(&ctx.target, e.reason());
+                }
                 Err(e) => {
                     tracing::warn!(target_name = %ctx.target, peer = %ctx.peer, error = %e, "cannot tell the target's engine; connection closed");
                     stats::failure(&ctx.target, e.reason());

@@ -69,10 +69,11 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         cancels: Arc::default(),
         engines: targets::Engines::new(client),
     });
+    let listens = engines_at_start(&settings.listen, &shared.engines).await?;
     let limit = Arc::new(Semaphore::new(settings.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for l in &settings.listen {
+    for l in &listens {
         let bound = listener::bind(&l.addr)
             .await
             .with_context(|| format!("cannot listen on {} for {}", l.addr, l.target))?;
@@ -124,6 +125,28 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     }
     tracing::info!("proxy stopped");
     Ok(())
+}
+
+/// The listeners with each target's engine asked from the broker now, so that a target
+/// whose engine the proxy does not speak (a cache, say) stops the start with the reason.
+/// A broker that cannot answer yet is asked again at the listener's first connection.
+async fn engines_at_start(
+    listens: &[listener::Listen],
+    engines: &targets::Engines,
+) -> anyhow::Result<Vec<listener::Listen>> {
+    let mut out = listens.to_vec();
+    for l in out.iter_mut().filter(|l| l.engine.is_none()) {
+        match engines.engine(&l.target).await {
+            Ok(e) => l.engine = Some(e),
+            Err(e @ signin::SignInError::WrongEngine { .. }) => {
+                anyhow::bail!("cannot listen on {} for {}: {e}", l.addr, l.target)
+            }
+            Err(e) => {
+                tracing::warn!(target_name = %l.target, error = %e, "cannot tell the target's engine yet; the broker is asked again at the first connection");
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn http_router() -> axum::Router {

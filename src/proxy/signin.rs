@@ -75,6 +75,16 @@ pub trait SignInSource: Send + Sync + 'static {
     /// A sign-in for `db_user` (or the listener's/grant's default user when `None`) on
     /// `target`. Cached tokens are served without a broker round trip.
     fn sign_in<'a>(&'a self, target: &'a str, db_user: Option<&'a str>) -> SignInFuture<'a>;
+
+    /// The database refused `used`, the sign-in [`SignInSource::sign_in`] gave for
+    /// (`target`, `db_user`): forget it (unless a newer one replaced it already), so the
+    /// next sign-in asks the broker for a fresh token instead of failing until it expires.
+    fn refused<'a>(
+        &'a self,
+        target: &'a str,
+        db_user: Option<&'a str>,
+        used: &'a Arc<SignIn>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// Why the proxy could not sign a client in. Every message is safe to show the client:

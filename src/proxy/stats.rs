@@ -1,39 +1,29 @@
-//! The proxy's metrics (served on `--http-listen` at `/metrics`). Labels take values from
-//! the proxy's configuration (listener/target names) or fixed sets, never from a client.
+//! The proxy's metrics (served on `--http-listen` at `/metrics`), declared with the
+//! broker's in [`crate::metrics::names::PROXY`]. Labels take values from the proxy's
+//! configuration (listener/target names) or fixed sets, never from a client.
 
 use std::time::Duration;
 
-/// Open connections by target and state (`signing_in`, `open`).
-pub const CONNECTIONS: &str = "rds_token_broker_proxy_connections";
-/// Connections accepted, by target.
-pub const ACCEPTED: &str = "rds_token_broker_proxy_connections_accepted_total";
-/// Connections refused at accept (the --max-connections limit), by target.
-pub const REFUSED: &str = "rds_token_broker_proxy_connections_refused_total";
-/// Bytes copied, by target and direction (`to_database`, `to_client`).
-pub const BYTES: &str = "rds_token_broker_proxy_bytes_total";
-/// Token requests to the broker, by target and outcome (`ok`, `error`).
-pub const TOKEN_FETCHES: &str = "rds_token_broker_proxy_token_fetches_total";
-/// Latency of token requests to the broker, by target.
-pub const TOKEN_FETCH_SECONDS: &str = "rds_token_broker_proxy_token_fetch_duration_seconds";
-/// Tokens used for sign-ins, by target and cache result (`hit`, `miss`, `stale`).
-pub const TOKENS: &str = "rds_token_broker_proxy_tokens_total";
-/// Sign-ins that failed, by target and reason.
-pub const FAILURES: &str = "rds_token_broker_proxy_signin_failures_total";
-/// Sign-ins that succeeded, by target.
-pub const SIGNINS: &str = "rds_token_broker_proxy_signins_total";
+use crate::metrics::names;
 
-/// Every proxy metric name (documented in docs/proxy.md).
-pub const ALL: &[&str] = &[
-    CONNECTIONS,
-    ACCEPTED,
-    REFUSED,
-    BYTES,
-    TOKEN_FETCHES,
-    TOKEN_FETCH_SECONDS,
-    TOKENS,
-    FAILURES,
-    SIGNINS,
-];
+/// Open connections by target and state (`signing_in`, `open`).
+pub const CONNECTIONS: &str = names::PROXY_CONNECTIONS.name;
+/// Connections accepted, by target.
+pub const ACCEPTED: &str = names::PROXY_ACCEPTED.name;
+/// Connections refused at accept (the --max-connections limit), by target.
+pub const REFUSED: &str = names::PROXY_REFUSED.name;
+/// Bytes copied, by target and direction (`to_database`, `to_client`).
+pub const BYTES: &str = names::PROXY_BYTES.name;
+/// Token requests to the broker, by target and outcome (`ok`, `error`).
+pub const TOKEN_FETCHES: &str = names::PROXY_TOKEN_FETCHES.name;
+/// Latency of token requests to the broker, by target.
+pub const TOKEN_FETCH_SECONDS: &str = names::PROXY_TOKEN_FETCH_DURATION.name;
+/// Tokens used for sign-ins, by target and cache result (`hit`, `miss`, `stale`).
+pub const TOKENS: &str = names::PROXY_TOKENS.name;
+/// Sign-ins that failed, by target and reason.
+pub const FAILURES: &str = names::PROXY_FAILURES.name;
+/// Sign-ins that succeeded, by target.
+pub const SIGNINS: &str = names::PROXY_SIGNINS.name;
 
 /// A token request to the broker finished.
 pub fn token_fetch(target: &str, ok: bool, took: Duration) {

@@ -6,6 +6,8 @@
 //! When the broker cannot be reached, a cached token that is still valid (beyond
 //! [`LAST_RESORT`]) keeps being used; after that the error says the broker is down.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -106,6 +108,18 @@ impl BrokerSource {
         self.load(key).await.map(|e| e.sign_in.clone())
     }
 
+    /// Drops the cached sign-in for the key if it still is `used` (the database refused
+    /// it: the password moved on to a newer token, say); a newer entry stays.
+    async fn forget(&self, target: &str, db_user: Option<&str>, used: &Arc<SignIn>) {
+        let key: Key = (Arc::from(target), db_user.map(Arc::from));
+        if let Some(entry) = self.inner.cache.get(&key).await
+            && Arc::ptr_eq(&entry.sign_in, used)
+        {
+            self.inner.cache.invalidate(&key).await;
+            tracing::info!(target_name = %target, db_user = %used.db_user, "the database refused the cached token; the next sign-in fetches a fresh one");
+        }
+    }
+
     /// A miss: one broker request per key, shared by every waiter.
     async fn load(&self, key: Key) -> Result<Arc<Entry>, SignInError> {
         let this = self.clone();
@@ -166,6 +180,15 @@ impl BrokerSource {
 impl SignInSource for BrokerSource {
     fn sign_in<'a>(&'a self, target: &'a str, db_user: Option<&'a str>) -> SignInFuture<'a> {
         Box::pin(self.get(target, db_user))
+    }
+
+    fn refused<'a>(
+        &'a self,
+        target: &'a str,
+        db_user: Option<&'a str>,
+        used: &'a Arc<SignIn>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.forget(target, db_user, used))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The operator guide says what the code does: its metrics table is the one list in
-//! `metrics::names::ALL`, row for row; the CLI guide quotes the messages as printed.
+//! `metrics::names::ALL`, row for row (and the proxy guide's is `names::PROXY`); the CLI guide quotes the messages as printed.
 
-use rds_token_broker::metrics::names::{ALL, Kind, Metric};
+use rds_token_broker::metrics::names::{ALL, Kind, Metric, PROXY};
 
 fn repo_file(path: &str) -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -22,20 +22,30 @@ fn row(m: &Metric) -> String {
     format!("| `{}{labels}` | {kind} | {} |", m.name, m.help)
 }
 
-#[test]
-fn the_metrics_table_is_the_list_the_code_exports() {
-    let doc = repo_file("docs/operating.md");
+/// Checks that `path`'s metrics table lists `list` (named `name` in the message), in order.
+fn table_lists(path: &str, list: &[Metric], name: &str) {
+    let doc = repo_file(path);
     let documented: Vec<&str> = doc
         .lines()
         .filter(|l| l.starts_with("| `rds_token_broker_"))
         .collect();
-    let expected: Vec<String> = ALL.iter().map(row).collect();
+    let expected: Vec<String> = list.iter().map(row).collect();
     assert_eq!(
         documented,
         expected,
-        "docs/operating.md's metrics table must list metrics::names::ALL in order:\n{}",
+        "{path}'s metrics table must list {name} in order:\n{}",
         expected.join("\n")
     );
+}
+
+#[test]
+fn the_metrics_table_is_the_list_the_code_exports() {
+    table_lists("docs/operating.md", ALL, "metrics::names::ALL");
+}
+
+#[test]
+fn the_proxy_metrics_table_is_the_list_the_proxy_exports() {
+    table_lists("docs/proxy.md", PROXY, "metrics::names::PROXY");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::proxy_mysql::{Fixed, err, proxy, raw_sign_in, token};
 
 /// How the fake server signs the proxy in.
 #[derive(Clone, Copy)]
-enum Mode {
+pub enum Mode {
     /// Greets with `mysql_native_password`, then switches to `mysql_clear_password`.
     ClearSwitch,
     /// Greets with `caching_sha2_password`, checks the scramble, asks for full auth.
@@ -64,6 +64,15 @@ async fn fake_server(
     mode: Mode,
     ca: (String, String),
 ) -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    fake_server_with(mode, ca, token).await
+}
+
+/// [`fake_server`] whose users' passwords are `password_for(user)`.
+pub async fn fake_server_with(
+    mode: Mode,
+    ca: (String, String),
+    password_for: impl Fn(&str) -> String + Send + 'static,
+) -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
     let (cert, key) = ca;
     let certs = rustls_pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
         .collect::<Result<Vec<_>, _>>()
@@ -103,7 +112,7 @@ async fn fake_server(
             let first_auth = c.lenenc_bytes().unwrap().to_vec();
             got.lock().unwrap().push(first_auth.clone());
             let user = String::from_utf8(rest[..nul].to_vec()).unwrap();
-            let password = token(&user);
+            let password = password_for(&user);
             let ok = match mode {
                 Mode::ClearSwitch => {
                     let mut switch = vec![0xFE];

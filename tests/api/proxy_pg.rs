@@ -3,112 +3,29 @@
 //! password`), the DB users' passwords set to the tokens the in-process broker serves
 //! (deterministic: the broker's clock is frozen).
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::support::app::TestApp;
-use crate::support::binary;
-use crate::support::config::{BrokerToml, Target};
+use crate::support::config::Target;
 use crate::support::pg_tls::{self, Method, TlsPg};
-
-/// A running `proxy` child process.
-pub struct Proxy {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    /// The listener addresses, in --listen order.
-    pub addrs: Vec<String>,
-    _home: tempfile::TempDir,
-}
-
-impl Proxy {
-    /// Starts `proxy --broker BASE ARGS...` and waits for `listeners` listening lines.
-    pub fn start(broker: &str, args: &[&str], listeners: usize) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let mut child = binary::command(home.path())
-            .args(["proxy", "--broker", broker, "--k8s-token-file"])
-            .arg(home.path().join("no-k8s-token"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = BufReader::new(child.stderr.take().unwrap());
-        let buf = stderr.clone();
-        std::thread::spawn(move || {
-            for line in err.lines().map_while(Result::ok) {
-                if let Some(i) = line.find("proxy listening on ") {
-                    let addr: String = line[i + 19..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-                buf.lock().unwrap().push_str(&line);
-                buf.lock().unwrap().push('\n');
-            }
-        });
-        let mut addrs = Vec::new();
-        for _ in 0..listeners {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(a) => addrs.push(a),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("proxy did not start:\n{}", stderr.lock().unwrap());
-                }
-            }
-        }
-        Self {
-            child,
-            stderr,
-            addrs,
-            _home: home,
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addrs[0].rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    pub fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- the proxy's stderr ----\n{}", self.logs());
-        }
-    }
-}
+pub use crate::support::proxy::{Proxy, token};
 
 /// A broker whose clock is now, with target `orders` on the TLS PostgreSQL for `users`.
 pub async fn broker(pg: &TlsPg, users: &[&str]) -> TestApp {
+    broker_on(pg.port, users).await
+}
+
+/// A broker whose clock is now, with target `orders` on localhost:`port` for `users`.
+async fn broker_on(port: u16, users: &[&str]) -> TestApp {
     let target = Target::postgres("orders")
         .region("eu-west-1")
         .host("localhost")
-        .port(i64::from(pg.port))
+        .port(i64::from(port))
         .db_users(users.iter().copied());
-    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().target(target)).await;
-    app.clock.set(SystemTime::now());
-    app
-}
-
-/// The token the broker serves for `user` now.
-pub async fn token(app: &TestApp, user: &str) -> String {
-    let t = app
-        .token(json!({"target": "orders", "db_user": user}))
-        .await;
-    t["token"].as_str().unwrap().to_owned()
+    crate::support::proxy::broker(target).await
 }
 
 fn unique(prefix: &str) -> String {
@@ -149,16 +66,7 @@ async fn proxied(pg: &TlsPg, users: &[(&str, Method)]) -> (TestApp, Proxy) {
     for (u, m) in users {
         pg.user(u, *m, &token(&app, u).await).await;
     }
-    let proxy = Proxy::start(
-        &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            pg.ca_file.to_str().unwrap(),
-        ],
-        1,
-    );
+    let proxy = Proxy::orders(&app.base, &pg.ca_file, &[]);
     (app, proxy)
 }
 
@@ -197,16 +105,7 @@ async fn the_database_refusing_the_token_gets_28000_with_the_usual_causes() {
     let user = unique("pw");
     let app = broker(pg, &[&user]).await;
     pg.user(&user, Method::Password, "not-the-token").await;
-    let proxy = Proxy::start(
-        &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            pg.ca_file.to_str().unwrap(),
-        ],
-        1,
-    );
+    let proxy = Proxy::orders(&app.base, &pg.ca_file, &[]);
     let (ok, out) = psql(proxy.port(), &user, "select 1").await;
     assert!(!ok);
     assert!(out.contains("the database refused the sign-in as"), "{out}");
@@ -220,6 +119,30 @@ async fn the_database_refusing_the_token_gets_28000_with_the_usual_causes() {
 }
 
 #[tokio::test]
+async fn a_refused_token_is_dropped_so_the_next_sign_in_fetches_a_fresh_one() {
+    let pg = pg_tls::server().await;
+    let user = unique("pw");
+    let (app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
+    assert!(psql_ok(proxy.port(), &user).await, "{}", proxy.logs());
+    // The broker re-mints (the first token is within its own min_remaining) and the
+    // database's password moves on, while the proxy's cached token still has 15 min.
+    let first = token(&app, &user).await;
+    app.clock.advance(Duration::from_secs(11 * 60));
+    let next = token(&app, &user).await;
+    assert_ne!(first, next);
+    pg.set_password(&user, &next).await;
+    let (ok, out) = psql(proxy.port(), &user, "select 1").await;
+    assert!(
+        !ok && out.contains("the database refused the sign-in"),
+        "{out}"
+    );
+    assert!(out.contains("rds_iam"), "the hints: {out}");
+    let (ok, out) = psql(proxy.port(), &user, "select 6*7").await;
+    assert!(ok, "{out}\n{}", proxy.logs());
+    assert_eq!(out.trim(), "42");
+}
+
+#[tokio::test]
 async fn a_wrong_ca_or_a_server_without_tls_is_refused_and_the_error_says_why() {
     let pg = pg_tls::server().await;
     let user = unique("pw");
@@ -228,16 +151,7 @@ async fn a_wrong_ca_or_a_server_without_tls_is_refused_and_the_error_says_why() 
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other-ca.pem");
     std::fs::write(&other, crate::support::pki::pki("other").0).unwrap();
-    let proxy = Proxy::start(
-        &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            other.to_str().unwrap(),
-        ],
-        1,
-    );
+    let proxy = Proxy::orders(&app.base, &other, &[]);
     let (ok, out) = psql(proxy.port(), &user, "select 1").await;
     assert!(!ok);
     assert!(out.contains("TLS with the database at localhost:"), "{out}");
@@ -259,23 +173,8 @@ async fn a_wrong_ca_or_a_server_without_tls_is_refused_and_the_error_says_why() 
         .unwrap()
         .parse()
         .unwrap();
-    let target = Target::postgres("orders")
-        .region("eu-west-1")
-        .host("localhost")
-        .port(i64::from(port))
-        .db_users(["postgres"]);
-    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().target(target)).await;
-    app.clock.set(SystemTime::now());
-    let proxy = Proxy::start(
-        &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            pg.ca_file.to_str().unwrap(),
-        ],
-        1,
-    );
+    let app = broker_on(port, &["postgres"]).await;
+    let proxy = Proxy::orders(&app.base, &pg.ca_file, &[]);
     let (ok, out) = psql(proxy.port(), "postgres", "select 1").await;
     assert!(!ok);
     assert!(
@@ -469,29 +368,13 @@ async fn token_rotation_new_connections_sign_in_with_the_next_token_open_ones_ke
     use sqlx::Connection as _;
     let pg = pg_tls::server().await;
     let user = unique("pw");
-    let target = Target::postgres("orders")
-        .region("eu-west-1")
-        .host("localhost")
-        .port(i64::from(pg.port))
-        .db_users([user.as_str()]);
-    let app = TestApp::spawn_toml(BrokerToml::unauthenticated().target(target)).await;
+    let app = broker(pg, &[&user]).await;
     // The first token runs out in 60 s of real time.
     app.clock
         .set(SystemTime::now() - Duration::from_secs(14 * 60));
     let first = token(&app, &user).await;
     pg.user(&user, Method::Password, &first).await;
-    let proxy = Proxy::start(
-        &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            pg.ca_file.to_str().unwrap(),
-            "--token-min-remaining",
-            "30",
-        ],
-        1,
-    );
+    let proxy = Proxy::orders(&app.base, &pg.ca_file, &["--token-min-remaining", "30"]);
     let url = format!(
         "postgres://{user}@127.0.0.1:{}/postgres?sslmode=disable",
         proxy.port()
@@ -563,6 +446,70 @@ async fn psycopg_and_node_postgres_connect_with_no_password() {
         String::from_utf8_lossy(&node.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&node.stdout).trim(), user);
+}
+
+#[tokio::test]
+async fn the_jdbc_recipe_connects_with_debians_postgresql_driver() {
+    let jar = crate::support::tools::postgres_jdbc_jar();
+    let pg = pg_tls::server().await;
+    let user = unique("pw");
+    let (_app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
+    // The connection string as docs/proxy.md gives it, pointed at this proxy and user.
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/proxy.md"),
+    )
+    .unwrap();
+    let url = doc
+        .lines()
+        .find(|l| l.starts_with("| JDBC"))
+        .and_then(|l| l.split('`').nth(1))
+        .expect("docs/proxy.md's JDBC row")
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()))
+        .replace("/orders?", "/postgres?")
+        .replace("user=app_rw", &format!("user={user}"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Recipe.java"),
+        "import java.sql.*;\n\
+         public class Recipe {\n\
+           public static void main(String[] a) throws Exception {\n\
+             try (Connection c = DriverManager.getConnection(a[0]);\n\
+                  ResultSet r = c.createStatement().executeQuery(\"select current_user, 6*7\")) {\n\
+               r.next();\n\
+               System.out.println(r.getString(1) + \" \" + r.getInt(2));\n\
+             }\n\
+           }\n\
+         }\n",
+    )
+    .unwrap();
+    let javac = tokio::process::Command::new("javac")
+        .current_dir(dir.path())
+        .arg("Recipe.java")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let classpath = format!("{}:{}", dir.path().display(), jar.display());
+    let java = tokio::process::Command::new("java")
+        .args(["-cp", &classpath, "Recipe", &url])
+        .env_remove("PGPASSWORD")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        java.status.success(),
+        "{url}: {}{}",
+        String::from_utf8_lossy(&java.stdout),
+        String::from_utf8_lossy(&java.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&java.stdout).trim(),
+        format!("{user} 42")
+    );
 }
 
 #[tokio::test]
@@ -649,19 +596,10 @@ async fn sigterm_waits_for_open_connections_and_metrics_count_them() {
     let app = broker(pg, &[&user]).await;
     pg.user(&user, Method::Password, &token(&app, &user).await)
         .await;
-    let mut proxy = Proxy::start(
+    let mut proxy = Proxy::orders(
         &app.base,
-        &[
-            "--listen",
-            "orders=127.0.0.1:0",
-            "--db-ca-file",
-            pg.ca_file.to_str().unwrap(),
-            "--http-listen",
-            "127.0.0.1:0",
-            "--shutdown-grace",
-            "30",
-        ],
-        1,
+        &pg.ca_file,
+        &["--http-listen", "127.0.0.1:0", "--shutdown-grace", "30"],
     );
     let metrics_url = crate::support::eventually(Duration::from_secs(10), || {
         let logs = proxy.logs();

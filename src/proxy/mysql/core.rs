@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use super::source::{FailureKind, SignIn, SignInFailure, SignInSource};
 use super::{Frontend, MysqlError};
 use crate::proxy::listener::{ClientIo, ConnCtx};
-use crate::proxy::signin::SignInError;
+use crate::proxy::signin::{Engine, SignInError};
 use crate::proxy::stats;
 
 /// How long a sign-in (client handshake, token, server handshake) may take.
@@ -57,8 +57,15 @@ pub async fn serve(mut io: ClientIo, ctx: ConnCtx) {
     let core = Core {
         target: &target,
         source: &*source,
+        used: Mutex::default(),
     };
-    match fe.serve_with(io, &core, || gauge.open()).await {
+    let outcome = fe.serve_with(io, &core, || gauge.open()).await;
+    if let Err(MysqlError::Refused { .. }) = &outcome
+        && let Some((db_user, used)) = core.used.into_inner().unwrap_or_else(|p| p.into_inner())
+    {
+        source.refused(&target, Some(&db_user), &used).await;
+    }
+    match outcome {
         Ok(s) => {
             stats::signed_in(&target);
             stats::bytes(&target, s.copied.to_server, s.copied.to_client);
@@ -96,6 +103,8 @@ fn failure_reason(e: &MysqlError) -> &'static str {
 struct Core<'a> {
     target: &'a str,
     source: &'a dyn crate::proxy::signin::SignInSource,
+    /// The DB user asked for and the sign-in handed out, to forget it when refused.
+    used: Mutex<Option<(String, Arc<crate::proxy::signin::SignIn>)>>,
 }
 
 impl SignInSource for Core<'_> {
@@ -106,6 +115,15 @@ impl SignInSource for Core<'_> {
                 .sign_in(self.target, Some(db_user))
                 .await
                 .map_err(|e| failure(&e))?;
+            if s.engine == Engine::Postgres {
+                return Err(failure(&SignInError::WrongEngine {
+                    target: self.target.to_owned(),
+                    engine: s.engine.as_str().into(),
+                    expected: "mysql or mariadb",
+                }));
+            }
+            let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+            *used = Some((db_user.to_owned(), s.clone()));
             Ok(SignIn {
                 host: s.host.clone(),
                 port: s.port,

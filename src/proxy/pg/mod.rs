@@ -105,6 +105,11 @@ async fn run(mut io: ClientIo, ctx: &mut ConnCtx) -> Result<(), &'static str> {
     let mut server = match backend::sign_in(&sign_in, version, &params).await {
         Ok(s) => s,
         Err(backend::Failure::SignIn(e)) => {
+            if matches!(e, SignInError::DatabaseRefused { .. }) {
+                ctx.source
+                    .refused(&ctx.target, user.as_deref(), &sign_in)
+                    .await;
+            }
             tracing::warn!(target_name = %ctx.target, peer = %ctx.peer, db_user = %sign_in.db_user, error = %e, "sign-in to the database failed");
             refuse(&mut io, &sign_in_error(&e)).await;
             return Err(e.reason());

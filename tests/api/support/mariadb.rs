@@ -171,4 +171,13 @@ impl MariaDb {
         ))
         .await;
     }
+
+    /// Sets `name`@`%`'s (native) password to `password`.
+    pub async fn set_password(&self, name: &str, password: &str) {
+        self.sql(&format!(
+            "ALTER USER '{name}'@'%' IDENTIFIED VIA mysql_native_password USING \
+             PASSWORD('{password}');"
+        ))
+        .await;
+    }
 }

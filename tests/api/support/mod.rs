@@ -20,6 +20,7 @@ pub mod oracle;
 pub mod pg;
 pub mod pg_tls;
 pub mod pki;
+pub mod proxy;
 pub mod redis;
 pub mod store;
 pub mod tools;

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -37,30 +37,61 @@ async fn server() -> &'static Server {
 }
 
 async fn start() -> Server {
+    let settings = ["cluster_name=rtb-test", "max_connections=200"];
+    let url = |port| format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let (_, port, server) = cluster("rtb-test-pg-", "PostgreSQL", &settings, |_, _| {}, url).await;
+    Server {
+        port,
+        _server: server,
+    }
+}
+
+/// A private cluster: `initdb` into a fresh temp directory (`prefix`), `prepare(dir, data)`
+/// (certificates, `pg_hba.conf`), then `postgres` on a free loopback port with `settings`,
+/// up once `url(port)` connects. A port someone else took meanwhile: another try.
+/// Returns the directory, the port and the supervised server.
+pub(super) async fn cluster(
+    prefix: &str,
+    what: &str,
+    settings: &[&str],
+    prepare: impl Fn(&Path, &Path),
+    url: impl Fn(u16) -> String,
+) -> (PathBuf, u16, Supervised) {
     let bin = tools::postgres_bin_dir();
-    // A free port can be taken by someone else before the server binds it: try another.
     for _ in 0..3 {
-        let dir = temp_dir("rtb-test-pg-");
+        let dir = temp_dir(prefix);
         let user = owner(&dir);
         let data = dir.join("data");
         initdb(&bin, &data, user).await;
+        prepare(&dir, &data);
+        if let Some(u) = user {
+            let st = std::process::Command::new("chown")
+                .arg("-R")
+                .arg(format!("{u}:"))
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
         let port = free_port();
         let mut args: Vec<OsString> =
             vec!["-D".into(), data.into(), "-k".into(), dir.clone().into()];
-        for setting in [
+        let common = [
             format!("port={port}"),
             "listen_addresses=127.0.0.1".into(),
-            "cluster_name=rtb-test".into(),
-            "max_connections=200".into(),
             "fsync=off".into(),
             "synchronous_commit=off".into(),
             "full_page_writes=off".into(),
-        ] {
+        ];
+        for setting in common
+            .into_iter()
+            .chain(settings.iter().map(|s| s.to_string()))
+        {
             args.extend(["-c".into(), setting.into()]);
         }
         // Immediate shutdown (SIGQUIT) at the end: the data is thrown away anyway.
         let server = Supervised::start(&dir, user, "QUIT", &bin.join("postgres"), args);
-        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let url = url(port);
         let up = super::eventually(Duration::from_secs(60), || {
             let exited = server.exited();
             let url = url.clone();
@@ -76,18 +107,15 @@ async fn start() -> Server {
         })
         .await;
         if up {
-            return Server {
-                port,
-                _server: server,
-            };
+            return (dir, port, server);
         }
         let log = server.log();
         assert!(
             log.contains("Address already in use"),
-            "the tests' private PostgreSQL stopped:\n{log}"
+            "the tests' private {what} stopped:\n{log}"
         );
     }
-    panic!("the tests' private PostgreSQL found no free port in three tries");
+    panic!("the tests' private {what} found no free port in three tries");
 }
 
 /// The user to run PostgreSQL as: `postgres` when we are root (initdb refuses root), who

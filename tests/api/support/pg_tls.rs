@@ -4,15 +4,12 @@
 //! administrator `postgres` signs in over TLS with trust. Started once per test run, like
 //! `support::pg`; each test makes users of its own.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use sqlx::Connection;
 use tokio::sync::OnceCell;
 
-use super::tools;
-use super::watchdog::{Supervised, free_port, temp_dir};
+use super::watchdog::Supervised;
 
 /// The TLS PostgreSQL of this test run.
 pub struct TlsPg {
@@ -50,83 +47,36 @@ host all all 0.0.0.0/0 reject
 ";
 
 async fn start() -> TlsPg {
-    let bin = tools::postgres_bin_dir();
     let (ca, cert, key) = crate::support::pki::pki("postgres");
-    for _ in 0..3 {
-        let dir = temp_dir("rtb-test-pgtls-");
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, &ca).unwrap();
-        let user = super::pg::owner(&dir);
-        let data = dir.join("data");
-        super::pg::initdb(&bin, &data, user).await;
+    let prepare = |dir: &Path, data: &Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(dir.join("ca.pem"), &ca).unwrap();
         std::fs::write(data.join("server.crt"), &cert).unwrap();
         std::fs::write(data.join("server.key"), &key).unwrap();
         std::fs::write(data.join("pg_hba.conf"), HBA).unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(
-                data.join("server.key"),
-                std::fs::Permissions::from_mode(0o600),
-            )
-            .unwrap();
-        }
-        if let Some(u) = user {
-            let st = std::process::Command::new("chown")
-                .arg("-R")
-                .arg(format!("{u}:"))
-                .arg(&data)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let port = free_port();
-        let mut args: Vec<OsString> =
-            vec!["-D".into(), data.into(), "-k".into(), dir.clone().into()];
-        for setting in [
-            format!("port={port}"),
-            "listen_addresses=127.0.0.1".into(),
-            "cluster_name=rtb-test-tls".into(),
-            "max_connections=300".into(),
-            "ssl=on".into(),
-            "fsync=off".into(),
-            "synchronous_commit=off".into(),
-            "full_page_writes=off".into(),
-        ] {
-            args.extend(["-c".into(), setting.into()]);
-        }
-        let server = Supervised::start(&dir, user, "QUIT", &bin.join("postgres"), args);
-        let url = admin_url(port);
-        let up = super::eventually(Duration::from_secs(60), || {
-            let exited = server.exited();
-            let url = url.clone();
-            async move {
-                if exited {
-                    return Some(false);
-                }
-                sqlx::PgConnection::connect(&url)
-                    .await
-                    .is_ok()
-                    .then_some(true)
-            }
-        })
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    };
+    let settings = ["cluster_name=rtb-test-tls", "max_connections=300", "ssl=on"];
+    let (dir, port, server) = super::pg::cluster(
+        "rtb-test-pgtls-",
+        "TLS PostgreSQL",
+        &settings,
+        prepare,
+        admin_url,
+    )
+    .await;
+    let pg = TlsPg {
+        port,
+        ca_file: dir.join("ca.pem"),
+        _server: server,
+    };
+    pg.admin("CREATE ROLE pw_users NOLOGIN; CREATE ROLE md5_users NOLOGIN; CREATE ROLE scram_users NOLOGIN")
         .await;
-        if up {
-            let pg = TlsPg {
-                port,
-                ca_file,
-                _server: server,
-            };
-            pg.admin("CREATE ROLE pw_users NOLOGIN; CREATE ROLE md5_users NOLOGIN; CREATE ROLE scram_users NOLOGIN")
-                .await;
-            return pg;
-        }
-        let log = server.log();
-        assert!(
-            log.contains("Address already in use"),
-            "the tests' private TLS PostgreSQL stopped:\n{log}"
-        );
-    }
-    panic!("the tests' private TLS PostgreSQL found no free port in three tries");
+    pg
 }
 
 fn admin_url(port: u16) -> String {

@@ -89,6 +89,20 @@ pub fn require_psql() {
     }
 }
 
+/// Debian's PostgreSQL JDBC driver (`libpostgresql-jdbc-java`), or a failed test saying
+/// what to install (the JDBC recipe runs it with the machine's `javac` and `java`).
+pub fn postgres_jdbc_jar() -> PathBuf {
+    let jar = PathBuf::from("/usr/share/java/postgresql.jar");
+    if !jar.is_file() || on_path("javac").is_none() {
+        missing(
+            "the JDBC recipe needs /usr/share/java/postgresql.jar and javac",
+            "libpostgresql-jdbc-java",
+            "the PostgreSQL JDBC driver at /usr/share/java/postgresql.jar, and a JDK (javac, java) on PATH",
+        );
+    }
+    jar
+}
+
 /// Fails the test unless `curl` 7.82 or newer (the first with `--json`) is on `PATH`.
 pub fn require_curl() {
     let version = std::process::Command::new("curl")

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Where `rds-token-broker proxy` spends per query, independent of machine load: a fixed
+`pgbench -S -c 1 -t N` through the proxy while the proxy runs under `strace -c -f`
+(syscalls per query) or `valgrind --tool=callgrind` (instructions per query).
+
+    python3 bench/proxy_pg_profile.py --tool strace|callgrind [--bin PATH] [-t N] [--out DIR]
+
+The PostgreSQL, broker and proxy set-up is bench/proxy_pg.py's. Without a tool it runs the
+proxy bare (a baseline for the counts: subtract the sign-in by running -t 1).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proxy_pg as base  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", choices=["none", "strace", "callgrind"], default="none")
+    ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(base.ROOT, "target"),
+                                                 "release", "rds-token-broker"))
+    ap.add_argument("-t", type=int, default=2000, help="transactions")
+    ap.add_argument("--out", default=tempfile.gettempdir())
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="rtb-bench-proxy-prof-")
+    os.chmod(work, 0o755)
+    procs = []
+    try:
+        pg, pg_port = base.start_pg(work, base.pg_bin())
+        procs.append(pg)
+        base.psql_admin(work, pg_port, "select 1")
+        subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", work, "-p", str(pg_port), "-U", "postgres", "postgres"],
+                       check=True, capture_output=True)
+        conf = os.path.join(work, "broker.toml")
+        with open(conf, "w") as f:
+            f.write(f'[server]\nlisten = "127.0.0.1:0"\nallow_unauthenticated = true\n[audit]\nenabled = false\n'
+                    f'[[targets]]\nname = "bench"\nhost = "localhost"\nport = {pg_port}\nengine = "postgres"\n'
+                    f'region = "eu-west-1"\ndb_users = ["bench"]\n')
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+                   AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_EC2_METADATA_DISABLED="true",
+                   RUST_LOG="warn,rds_token_broker::startup=info,rds_token_broker::proxy=info")
+        broker = subprocess.Popen([a.bin, "serve", "--config", conf], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        procs.append(broker)
+        url = base.wait_line(broker, r"listening on (http://[0-9.:]+)")
+        req = urllib.request.Request(url + "/v1/tokens", data=b'{"target":"bench","db_user":"bench"}',
+                                     headers={"content-type": "application/json"})
+        token = json.load(urllib.request.urlopen(req))["token"]
+        base.psql_admin(work, pg_port, f"CREATE ROLE bench LOGIN PASSWORD '{token}'; GRANT pg_read_all_data TO bench")
+        prefix = {
+            "none": [],
+            "strace": ["strace", "-f", "-c", "-o", os.path.join(a.out, "proxy.strace")],
+            "callgrind": ["valgrind", "--tool=callgrind", f"--callgrind-out-file={a.out}/callgrind.out.%p"],
+        }[a.tool]
+        proxy = subprocess.Popen(prefix + [a.bin, "proxy", "--broker", url, "--listen", "bench=127.0.0.1:0",
+                                           "--db-ca-file", f"{work}/ca.pem", "--k8s-token-file", "/nonexistent"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(proxy)
+        port = int(base.wait_line(proxy, r"proxy listening on 127\.0\.0\.1:(\d+)", timeout=180))
+        conn = f"host=127.0.0.1 port={port} user=bench dbname=postgres sslmode=disable"
+        # Warm the token cache, then the measured run.
+        subprocess.run(["pgbench", "-n", "-S", "-c", "1", "-t", "1", conn], check=True, capture_output=True)
+        started = time.time()
+        out = subprocess.run(["pgbench", "-n", "-S", "-c", "1", "-t", str(a.t), conn], check=True,
+                             capture_output=True, text=True).stdout
+        print(json.dumps({"tool": a.tool, "transactions": a.t, "seconds": round(time.time() - started, 2),
+                          "pgbench": [l for l in out.splitlines() if "tps" in l or "latency" in l]}))
+        # Stop the proxy itself (under a tool, the tool's child) so the tool writes its report.
+        target = proxy.pid
+        if a.tool == "strace":
+            with open(f"/proc/{proxy.pid}/task/{proxy.pid}/children") as f:
+                target = int(f.read().split()[0])
+        os.kill(target, 15)
+        proxy.wait(300)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
