@@ -1,7 +1,8 @@
 //! Access requests against the real binary, with a real JWKS over loopback: two brokers
 //! (separate processes) sharing one PostgreSQL. A requester is refused before approval,
 //! served after, and refused again after revocation; the request made on one broker is
-//! approved and revoked on the other.
+//! approved and revoked on the other. And a one-minute request that runs out on the real
+//! clock.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -111,4 +112,43 @@ async fn two_broker_processes_on_one_postgresql_share_requests_approvals_and_rev
     let seen = ann.get(&a, &format!("/v1/access-requests/{id}")).await;
     assert_eq!(seen["state"], "revoked");
     assert_eq!(seen["decided_by"], "corp/lead-lou");
+}
+
+/// The real clock, the shortest request (one minute): served after approval, then, once
+/// the minute is over, the request reads as `expired` and a token is refused. About a
+/// minute of the suite's time, spent in parallel with the other tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_minute_request_ends_on_time_in_the_real_binary() {
+    let home = tempfile::tempdir().unwrap();
+    let key = RsaKey::generate("k1");
+    let idp = TestIdp::start(vec![key.jwk()]).await;
+    let broker = RunningBroker::serve(home.path(), &config(&idp, 1).audit_sqlite(home.path()));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let client = crate::support::client();
+    let as_ = |sub: &str| Caller {
+        jwt: idp.jwt(&key, sub, now, 600, json!({})),
+        client: &client,
+    };
+    let (ann, lou) = (as_("dev-ann"), as_("lead-lou"));
+    let res = ann.post(&broker, "/v1/access-requests", ask(1)).await;
+    assert_eq!(res.status(), 201);
+    let id = id(&res.json().await.unwrap());
+    let approve = format!("/v1/access-requests/{id}/approve");
+    let res = lou.post(&broker, &approve, json!({"comment": "go"})).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(ann.token(&broker).await.status(), 200);
+    let path = format!("/v1/access-requests/{id}");
+    crate::support::eventually(std::time::Duration::from_secs(120), || async {
+        let seen = lou.get(&broker, &path).await;
+        seen["state"] == "expired"
+    })
+    .await;
+    let refused = problem(ann.token(&broker).await, 403).await;
+    assert_eq!(
+        refused["type"],
+        "urn:rds-token-broker:problem:access-request-required"
+    );
 }
