@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as R  # noqa: E402  (the suite's build, configuration and server helpers)
 
 
-def measure(cmd, base_url_of, rtb_load, work, jwts, rounds, env=None):
+def measure(cmd, base_url_of, rtb_load, work, jwts, rounds, env=None, keep=None):
     out = os.path.join(work, "callgrind.out")
     for f in glob.glob(out + "*"):
         os.unlink(f)
@@ -66,6 +66,8 @@ def measure(cmd, base_url_of, rtb_load, work, jwts, rounds, env=None):
         if "sha2::sha256::soft::compress" in line:
             sha = int(line.split()[0].replace(",", ""))
             break
+    if keep:
+        shutil.copy(out, keep)
     n = rounds * 64
     return total / n, sha / n
 
@@ -76,6 +78,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("brokers", nargs="*", help="broker binaries (default: this checkout's, built in release mode)")
     ap.add_argument("--rounds", type=int, default=20, help="measured rounds of 64 requests")
+    ap.add_argument("--keep", metavar="DIR", help="keep each server's callgrind output in DIR "
+                    "(ceiling.out, broker-0.out, ...) for callgrind_annotate")
     a = ap.parse_args()
     broker_bin, rtb_load, rtb_ceiling, _ = R.build()
     brokers = a.brokers or [broker_bin]
@@ -84,14 +88,19 @@ def main():
         subprocess.run([rtb_load, "keys", "--dir", work, "--issuer", R.ISSUER, "--principals", "64"],
                        check=True, capture_output=True)
         jwts = os.path.join(work, "jwts.txt")
-        ceiling, _ = measure([rtb_ceiling], lambda s: s.base + "/v1/tokens", rtb_load, work, None, a.rounds)
+        keep = (lambda name: os.path.join(a.keep, name)) if a.keep else (lambda name: None)
+        if a.keep:
+            os.makedirs(a.keep, exist_ok=True)
+        ceiling, _ = measure([rtb_ceiling], lambda s: s.base + "/v1/tokens", rtb_load, work, None, a.rounds,
+                             keep=keep("ceiling.out"))
         print(f"ceiling (bare axum): {ceiling / 1e3:.1f}k instructions per request")
         for i, b in enumerate(brokers):
             config = os.path.join(work, f"broker-{i}.toml")
             with open(config, "w") as f:
                 f.write(R.broker_config(work, f"sqlite://{work}/audit-{i}.db"))
             ir, sha = measure([b, "serve", "--config", config], lambda s: s.base + "/v1/tokens", rtb_load,
-                              work, jwts, a.rounds, env=dict(os.environ, **R.AWS_ENV))
+                              work, jwts, a.rounds, env=dict(os.environ, **R.AWS_ENV),
+                              keep=keep(f"broker-{i}.out"))
             print(f"{b}: {ir / 1e3:.1f}k instructions per request ({ir / ceiling:.2f}x the ceiling), "
                   f"of which SHA-256 in portable code {sha / 1e3:.1f}k")
     finally:

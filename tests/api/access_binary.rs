@@ -48,6 +48,23 @@ impl Caller<'_> {
     }
 }
 
+/// Callers with JWTs valid now: the binary reads the real clock.
+fn callers<'a, const N: usize>(
+    idp: &TestIdp,
+    key: &RsaKey,
+    client: &'a reqwest::Client,
+    subjects: [&str; N],
+) -> [Caller<'a>; N] {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    subjects.map(|sub| Caller {
+        jwt: idp.jwt(key, sub, now, 600, json!({})),
+        client,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_broker_processes_on_one_postgresql_share_requests_approvals_and_revocations() {
     let db = TempDb::create().await;
@@ -57,17 +74,8 @@ async fn two_broker_processes_on_one_postgresql_share_requests_approvals_and_rev
     let toml = config(&idp, 1).audit_postgres(db.url());
     let a = RunningBroker::serve(home_a.path(), &toml);
     let b = RunningBroker::serve(home_b.path(), &toml);
-    // The binary reads the real clock: the JWTs are valid now.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let client = crate::support::client();
-    let as_ = |sub: &str| Caller {
-        jwt: idp.jwt(&key, sub, now, 600, json!({})),
-        client: &client,
-    };
-    let (ann, lou) = (as_("dev-ann"), as_("lead-lou"));
+    let [ann, lou] = callers(&idp, &key, &client, ["dev-ann", "lead-lou"]);
 
     let refused = problem(ann.token(&a).await, 403).await;
     assert_eq!(
@@ -123,16 +131,8 @@ async fn a_one_minute_request_ends_on_time_in_the_real_binary() {
     let key = RsaKey::generate("k1");
     let idp = TestIdp::start(vec![key.jwk()]).await;
     let broker = RunningBroker::serve(home.path(), &config(&idp, 1).audit_sqlite(home.path()));
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let client = crate::support::client();
-    let as_ = |sub: &str| Caller {
-        jwt: idp.jwt(&key, sub, now, 600, json!({})),
-        client: &client,
-    };
-    let (ann, lou) = (as_("dev-ann"), as_("lead-lou"));
+    let [ann, lou] = callers(&idp, &key, &client, ["dev-ann", "lead-lou"]);
     let res = ann.post(&broker, "/v1/access-requests", ask(1)).await;
     assert_eq!(res.status(), 201);
     let id = id(&res.json().await.unwrap());
