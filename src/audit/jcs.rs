@@ -18,36 +18,53 @@ use serde::ser::{self, Impossible};
 /// IEEE 754 double cannot hold every integer and RFC 8785 numbers are doubles.
 pub const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 
+/// Which bytes a JCS string escapes: 0 none, `u` as `\u00xx`, else the letter after the
+/// backslash. A table rather than a `match` per byte: every audit event's strings pass
+/// through here on the request path (callgrind: about 10k instructions per issuance with
+/// the `match`, bench/README.md).
+#[allow(clippy::indexing_slicing)] // every index is a byte value, below 256
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Appends `s` as a JCS string (RFC 8785 section 3.2.2.2).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => b"",
-            _ => continue,
+    let mut rest = s.as_bytes();
+    let escape = |b: u8| ESCAPE.get(usize::from(b)).copied().unwrap_or(0);
+    while let Some(i) = rest.iter().position(|&b| escape(b) != 0) {
+        let (plain, tail) = rest.split_at(i);
+        out.extend_from_slice(plain);
+        let Some((&b, tail)) = tail.split_first() else {
+            break;
         };
-        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-        if short.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            for nibble in [b >> 4, b & 0x0f] {
-                out.extend(HEX.get(usize::from(nibble)));
+        match escape(b) {
+            b'u' => {
+                out.extend_from_slice(b"\\u00");
+                for nibble in [b >> 4, b & 0x0f] {
+                    out.extend(HEX.get(usize::from(nibble)));
+                }
             }
-        } else {
-            out.extend_from_slice(short);
+            letter => out.extend_from_slice(&[b'\\', letter]),
         }
-        start = i + 1;
+        rest = tail;
     }
-    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -146,7 +163,14 @@ pub fn event_fields<T: Serialize>(
     };
     value.serialize(&mut fields)?;
     let Fields { buf, mut spans, .. } = fields;
-    spans.sort_by(|a, b| utf16_cmp(a.0, b.0));
+    // Member names are Rust field names: ASCII, whose byte order is their UTF-16 order, so
+    // the cheap comparison gives the same order (callgrind: the UTF-16 comparison was about
+    // 7k instructions per issuance).
+    if spans.iter().all(|s| s.0.is_ascii()) {
+        spans.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    } else {
+        spans.sort_by(|a, b| utf16_cmp(a.0, b.0));
+    }
     let mut scratch = Vec::with_capacity(32);
     sink(b"{");
     for (i, (key, start, end)) in spans.iter().enumerate() {
