@@ -226,6 +226,11 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Fetch an inclusion or consistency proof (auditors), printed as the broker's JSON.
+    Proof {
+        #[command(subcommand)]
+        what: client::audit::ProofRequest,
+    },
     /// Check a receipt (`GET /v1/audit/receipts/{id}`) offline, with no broker: the
     /// event's hash, its inclusion proof up to the checkpoint's root, the checkpoint's
     /// signature and chain. Exit 0 when it holds, 1 when not (says what is wrong), 2 when
@@ -671,6 +676,15 @@ async fn audit(cmd: AuditCommand) -> Result<ExitCode, client::ClientError> {
                     eprintln!("wrote the receipt to {}", path.display());
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Proof { what } => {
+            use std::io::Write as _;
+            let body = client::audit::proof(&what).await?;
+            stdout
+                .write_all(&body)
+                .and_then(|()| stdout.write_all(b"\n"))
+                .map_err(|e| failed("cannot write the proof", e))?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::VerifyReceipt { file, key } => {

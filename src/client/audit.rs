@@ -358,6 +358,78 @@ pub async fn receipt(client: &BrokerClient, id: &str) -> Result<Vec<u8>, ClientE
     Ok(body.to_vec())
 }
 
+/// Which proof `audit proof` fetches.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ProofRequest {
+    /// That an event is in its chain's tree (`GET /v1/audit/proofs/inclusion`), against
+    /// the newest checkpoint covering it or the one of `--tree-size`.
+    Inclusion {
+        /// The broker and the caller.
+        #[command(flatten)]
+        broker: super::BrokerArgs,
+        /// The event's id.
+        #[arg(value_name = "EVENT_ID")]
+        id: String,
+        /// The checkpoint's tree size (default: the newest covering the event).
+        #[arg(long, value_name = "N")]
+        tree_size: Option<u64>,
+    },
+    /// That a chain's tree of size `--to` extends the one of size `--from`
+    /// (`GET /v1/audit/proofs/consistency`); both must be stored checkpoints' sizes.
+    Consistency {
+        /// The broker and the caller.
+        #[command(flatten)]
+        broker: super::BrokerArgs,
+        /// The chain.
+        #[arg(long, value_name = "CHAIN_ID")]
+        chain_id: String,
+        /// The older checkpoint's tree size.
+        #[arg(long, value_name = "N")]
+        from: u64,
+        /// The newer checkpoint's tree size.
+        #[arg(long, value_name = "N")]
+        to: u64,
+    },
+}
+
+/// The proof `what` asks for, from the broker it names, as the broker's JSON.
+pub async fn proof(what: &ProofRequest) -> Result<Vec<u8>, ClientError> {
+    let (ProofRequest::Inclusion { broker, .. } | ProofRequest::Consistency { broker, .. }) = what;
+    let client = BrokerClient::new(broker).await?;
+    let req = match what {
+        ProofRequest::Inclusion { id, tree_size, .. } => {
+            let id = uuid::Uuid::parse_str(id)
+                .map_err(|e| failed("the event id is not a UUID", e))?
+                .hyphenated()
+                .to_string();
+            let mut req = client
+                .request(Method::GET, "v1/audit/proofs/inclusion")
+                .await?
+                .query(&[("id", id)]);
+            if let Some(n) = tree_size {
+                req = req.query(&[("tree_size", n.to_string())]);
+            }
+            req
+        }
+        ProofRequest::Consistency {
+            chain_id, from, to, ..
+        } => client
+            .request(Method::GET, "v1/audit/proofs/consistency")
+            .await?
+            .query(&[
+                ("chain_id", chain_id.clone()),
+                ("from", from.to_string()),
+                ("to", to.to_string()),
+            ]),
+    };
+    let res = client.send_audit(req).await?;
+    let body = res
+        .bytes()
+        .await
+        .map_err(|e| failed("the proof did not arrive whole", e))?;
+    Ok(body.to_vec())
+}
+
 /// Verifies the store at `url` directly, without a broker, walking it a page at a time.
 /// With `retention_days` (the broker's `audit.retention_days`), a retention checkpoint
 /// newer than that period allows is a broken link; without it, checkpoint times are not

@@ -297,6 +297,34 @@ async fn receipts_and_proofs(store: Store) {
     )
     .await;
     assert_eq!(cons["from"], from);
+    // `audit proof` prints what the API answers.
+    let cli = |args: &[&str]| {
+        let mut all = vec!["audit", "proof"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--broker", base]);
+        let out = binary::run(home.path(), &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    assert_eq!(
+        cli(&[
+            "consistency",
+            "--chain-id",
+            &chain,
+            "--from",
+            &from_s,
+            "--to",
+            &to_s
+        ]),
+        cons
+    );
+    let inclusion = get_ok(base, &format!("/v1/audit/proofs/inclusion?id={id}")).await;
+    assert_eq!(cli(&["inclusion", id]), inclusion);
     let doc = json!({"old": note_of(from), "new": note_of(to), "hashes": cons["hashes"]});
     let cfile = home.path().join("consistency.json");
     std::fs::write(&cfile, doc.to_string()).unwrap();
