@@ -15,7 +15,16 @@ missing_packages() {
   command -v redis-cli >/dev/null 2>&1 || echo redis-tools
   [ -x /usr/bin/chromium ] || echo chromium
   [ -r /usr/share/java/postgresql.jar ] || echo libpostgresql-jdbc-java
+  command -v javac >/dev/null 2>&1 || echo default-jdk-headless
+  has_program mariadbd && has_program mariadb-install-db || echo mariadb-server
+  has_program mariadb || echo mariadb-client
   curl_is_new_enough || echo curl
+}
+
+# `$1` on PATH, or where Debian's packages put server programs (as tests/api/support/
+# mariadb.rs looks for them).
+has_program() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
 # curl 7.82 or newer (the first with --json, which the curl recipe uses).
@@ -67,6 +76,9 @@ machine_requirements() {
       redis-tools) echo "  Redis's client: redis-cli on PATH" ;;
       chromium) echo "  Chromium at /usr/bin/chromium" ;;
       libpostgresql-jdbc-java) echo "  the PostgreSQL JDBC driver at /usr/share/java/postgresql.jar" ;;
+      default-jdk-headless) echo "  a JDK (17 or newer): javac and java on PATH" ;;
+      mariadb-server) echo "  MariaDB's server programs: mariadbd and mariadb-install-db" ;;
+      mariadb-client) echo "  MariaDB's client: mariadb on PATH" ;;
       curl) echo "  curl 7.82 or newer on PATH" ;;
     esac
   done >&2
