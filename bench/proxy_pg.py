@@ -145,6 +145,36 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+def database_and_broker(work, broker_bin, procs):
+    """A private PostgreSQL (TLS, pgbench's tables) and a broker serving tokens for its
+    role `bench`, whose password is the broker's token; both appended to `procs`. Returns
+    (PostgreSQL's port, the broker's base URL, the token, the environment to run the proxy
+    with). Shared with proxy_pg_profile.py."""
+    pg, pg_port = start_pg(work, pg_bin())
+    procs.append(pg)
+    psql_admin(work, pg_port, "select 1")
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", work, "-p", str(pg_port), "-U", "postgres", "postgres"],
+                   check=True, capture_output=True)
+    conf = os.path.join(work, "broker.toml")
+    with open(conf, "w") as f:
+        f.write(f'[server]\nlisten = "127.0.0.1:0"\nallow_unauthenticated = true\n[audit]\nenabled = false\n'
+                f'[rate_limit]\nper_principal_per_second = 1000000\n'
+                f'[[targets]]\nname = "bench"\nhost = "localhost"\nport = {pg_port}\nengine = "postgres"\n'
+                f'region = "eu-west-1"\ndb_users = ["bench"]\n')
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+               AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_EC2_METADATA_DISABLED="true",
+               RUST_LOG="warn,rds_token_broker::startup=info,rds_token_broker::proxy=info")
+    broker = subprocess.Popen([broker_bin, "serve", "--config", conf], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    procs.append(broker)
+    base = wait_line(broker, r"listening on (http://[0-9.:]+)")
+    req = urllib.request.Request(base + "/v1/tokens", data=b'{"target":"bench","db_user":"bench"}',
+                                 headers={"content-type": "application/json"})
+    token = json.load(urllib.request.urlopen(req))["token"]
+    psql_admin(work, pg_port, f"CREATE ROLE bench LOGIN PASSWORD '{token}'; GRANT pg_read_all_data TO bench")
+    return pg_port, base, token, env
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -159,28 +189,7 @@ def main():
     os.chmod(work, 0o755)
     procs = []
     try:
-        pg, pg_port = start_pg(work, pg_bin())
-        procs.append(pg)
-        psql_admin(work, pg_port, "select 1")
-        subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", work, "-p", str(pg_port), "-U", "postgres", "postgres"],
-                       check=True, capture_output=True)
-        conf = os.path.join(work, "broker.toml")
-        with open(conf, "w") as f:
-            f.write(f'[server]\nlisten = "127.0.0.1:0"\nallow_unauthenticated = true\n[audit]\nenabled = false\n'
-                    f'[rate_limit]\nper_principal_per_second = 1000000\n'
-                    f'[[targets]]\nname = "bench"\nhost = "localhost"\nport = {pg_port}\nengine = "postgres"\n'
-                    f'region = "eu-west-1"\ndb_users = ["bench"]\n')
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-                   AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_EC2_METADATA_DISABLED="true",
-                   RUST_LOG="warn,rds_token_broker::startup=info,rds_token_broker::proxy=info")
-        broker = subprocess.Popen([a.bin, "serve", "--config", conf], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
-        procs.append(broker)
-        base = wait_line(broker, r"listening on (http://[0-9.:]+)")
-        req = urllib.request.Request(base + "/v1/tokens", data=b'{"target":"bench","db_user":"bench"}',
-                                     headers={"content-type": "application/json"})
-        token = json.load(urllib.request.urlopen(req))["token"]
-        psql_admin(work, pg_port, f"CREATE ROLE bench LOGIN PASSWORD '{token}'; GRANT pg_read_all_data TO bench")
+        pg_port, base, token, env = database_and_broker(work, a.bin, procs)
         proxy = subprocess.Popen([a.bin, "proxy", "--broker", base, "--listen", "bench=127.0.0.1:0", "--db-ca-file",
                                   f"{work}/ca.pem", "--max-connections", "5000", "--k8s-token-file", "/nonexistent"],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

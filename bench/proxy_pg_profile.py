@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxy_pg as base  # noqa: E402
@@ -35,27 +34,7 @@ def main():
     os.chmod(work, 0o755)
     procs = []
     try:
-        pg, pg_port = base.start_pg(work, base.pg_bin())
-        procs.append(pg)
-        base.psql_admin(work, pg_port, "select 1")
-        subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", work, "-p", str(pg_port), "-U", "postgres", "postgres"],
-                       check=True, capture_output=True)
-        conf = os.path.join(work, "broker.toml")
-        with open(conf, "w") as f:
-            f.write(f'[server]\nlisten = "127.0.0.1:0"\nallow_unauthenticated = true\n[audit]\nenabled = false\n'
-                    f'[[targets]]\nname = "bench"\nhost = "localhost"\nport = {pg_port}\nengine = "postgres"\n'
-                    f'region = "eu-west-1"\ndb_users = ["bench"]\n')
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-                   AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", AWS_EC2_METADATA_DISABLED="true",
-                   RUST_LOG="warn,rds_token_broker::startup=info,rds_token_broker::proxy=info")
-        broker = subprocess.Popen([a.bin, "serve", "--config", conf], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
-        procs.append(broker)
-        url = base.wait_line(broker, r"listening on (http://[0-9.:]+)")
-        req = urllib.request.Request(url + "/v1/tokens", data=b'{"target":"bench","db_user":"bench"}',
-                                     headers={"content-type": "application/json"})
-        token = json.load(urllib.request.urlopen(req))["token"]
-        base.psql_admin(work, pg_port, f"CREATE ROLE bench LOGIN PASSWORD '{token}'; GRANT pg_read_all_data TO bench")
+        _, url, _, env = base.database_and_broker(work, a.bin, procs)
         prefix = {
             "none": [],
             "strace": ["strace", "-f", "-c", "-o", os.path.join(a.out, "proxy.strace")],
