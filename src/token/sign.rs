@@ -92,9 +92,7 @@ pub fn sign_token_for(
     time: SystemTime,
     lifetime: Duration,
 ) -> Result<SecretString, SignError> {
-    if lifetime.is_zero() || lifetime > TOKEN_LIFETIME || lifetime.subsec_nanos() != 0 {
-        return Err(SignError::Lifetime(lifetime.as_secs()));
-    }
+    check_lifetime(lifetime, TOKEN_LIFETIME)?;
     let encoded_user = encode(params.db_user);
     let host_lower = params.host.to_ascii_lowercase();
     let host_header = if params.port == 443 {
@@ -135,6 +133,14 @@ pub fn dsql_action(role: &str) -> &'static str {
     }
 }
 
+/// A lifetime a token may carry: whole seconds, from 1 s to `max`.
+fn check_lifetime(lifetime: Duration, max: Duration) -> Result<(), SignError> {
+    if lifetime.is_zero() || lifetime > max || lifetime.subsec_nanos() != 0 {
+        return Err(SignError::Lifetime(lifetime.as_secs()));
+    }
+    Ok(())
+}
+
 /// Signs an Aurora DSQL token, byte-identical to botocore's
 /// `generate_db_connect_auth_token` (`action` `DbConnect`) and
 /// `generate_db_connect_admin_auth_token` (`DbConnectAdmin`): `host/?Action=<action>&...`,
@@ -147,9 +153,7 @@ pub fn sign_dsql_token(
     credentials: &Credentials,
     time: SystemTime,
 ) -> Result<SecretString, SignError> {
-    if lifetime.is_zero() || lifetime > DSQL_MAX_LIFETIME || lifetime.subsec_nanos() != 0 {
-        return Err(SignError::Lifetime(lifetime.as_secs()));
-    }
+    check_lifetime(lifetime, DSQL_MAX_LIFETIME)?;
     let host_lower = host.to_ascii_lowercase();
     let action = encode(action);
     presign(
@@ -219,9 +223,7 @@ pub fn sign_cache_token_for(
     time: SystemTime,
     lifetime: Duration,
 ) -> Result<SecretString, SignError> {
-    if lifetime.is_zero() || lifetime > TOKEN_LIFETIME || lifetime.subsec_nanos() != 0 {
-        return Err(SignError::Lifetime(lifetime.as_secs()));
-    }
+    check_lifetime(lifetime, TOKEN_LIFETIME)?;
     let name = params.cache_name;
     let mut query = format!("Action=connect&User={}", encode(params.user));
     if params.serverless {
