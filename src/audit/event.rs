@@ -38,6 +38,37 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order the docs list them.
+    pub const ALL: [Self; 14] = [
+        Self::Issued,
+        Self::Denied,
+        Self::Forbidden,
+        Self::Throttled,
+        Self::Failed,
+        Self::Rejected,
+        Self::AuditRead,
+        Self::SignedIn,
+        Self::AccessRequested,
+        Self::AccessApproved,
+        Self::AccessDenied,
+        Self::AccessExpired,
+        Self::AccessRevoked,
+        Self::BreakGlass,
+    ];
+
+    /// The outcome stored as `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// A refused token request (`denied`, `forbidden`, `throttled`, `failed`, `rejected`).
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Self::Denied | Self::Forbidden | Self::Throttled | Self::Failed | Self::Rejected
+        )
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

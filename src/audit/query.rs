@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
-use super::event::AuditEvent;
+use super::event::{AuditEvent, Outcome};
 
 /// Most events in one page.
 pub const MAX_LIMIT: u32 = 1000;
@@ -56,23 +56,6 @@ pub enum QueryError {
     },
 }
 
-const OUTCOMES: [&str; 14] = [
-    "issued",
-    "denied",
-    "forbidden",
-    "throttled",
-    "failed",
-    "rejected",
-    "audit_read",
-    "signed_in",
-    "access_requested",
-    "access_approved",
-    "access_denied",
-    "access_expired",
-    "access_revoked",
-    "break_glass",
-];
-
 /// Every parameter an audit query takes.
 const PARAMS: [&str; 13] = [
     "subject",
@@ -116,7 +99,7 @@ impl Filter {
                     f.equals.push(("kind", kind.as_str().to_owned()));
                 }
                 "outcome" => {
-                    if !OUTCOMES.contains(&v.as_str()) {
+                    if Outcome::parse(v).is_none() {
                         return Err(bad(
                             "must be one of issued, denied, forbidden, throttled, failed, \
                              rejected, audit_read, signed_in, access_requested, \

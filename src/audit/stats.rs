@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::event::Outcome;
 use super::query::{Filter, QueryError};
 use super::store::{AuditStore, StoreError, err};
 
@@ -18,20 +19,7 @@ pub const MAX_BUCKETS: u64 = 1000;
 /// Principals listed in `top_principals`.
 pub const TOP_PRINCIPALS: i64 = 10;
 
-/// Outcomes of refused requests.
-const REFUSALS: [&str; 5] = ["denied", "forbidden", "throttled", "failed", "rejected"];
-/// Outcomes that are neither issuances nor refusals: counted in `totals` only.
-const ACCESS: [&str; 8] = [
-    "audit_read",
-    "signed_in",
-    "access_requested",
-    "access_approved",
-    "access_denied",
-    "access_expired",
-    "access_revoked",
-    "break_glass",
-];
-/// `REFUSALS` as an SQL list.
+/// The refusals ([`Outcome::is_refusal`]) as an SQL list.
 const REFUSALS_SQL: &str = "('denied', 'forbidden', 'throttled', 'failed', 'rejected')";
 
 /// A checked `GET /v1/audit/stats` query.
@@ -240,18 +228,19 @@ pub async fn compute(
         r.try_get("n").map_err(err)?
     ));
     let mut issued: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut refused: BTreeMap<String, Vec<i64>> = REFUSALS
-        .iter()
-        .map(|o| ((*o).to_owned(), vec![0; n]))
+    let mut refused: BTreeMap<String, Vec<i64>> = Outcome::ALL
+        .into_iter()
+        .filter(|o| o.is_refusal())
+        .map(|o| (o.as_str().to_owned(), vec![0; n]))
         .collect();
-    let mut totals: BTreeMap<String, i64> = std::iter::once("issued")
-        .chain(REFUSALS)
-        .chain(ACCESS)
-        .map(|o| (o.to_owned(), 0))
+    let mut totals: BTreeMap<String, i64> = Outcome::ALL
+        .into_iter()
+        .map(|o| (o.as_str().to_owned(), 0))
         .collect();
     for (target, outcome, t, count) in cells {
         *totals.entry(outcome.clone()).or_default() += count;
-        if ACCESS.contains(&outcome.as_str()) {
+        // Outcomes that are neither issuances nor refusals are counted in `totals` only.
+        if Outcome::parse(&outcome).is_some_and(|o| o != Outcome::Issued && !o.is_refusal()) {
             continue;
         }
         let Some(i) = bucket_of(&t) else { continue };
@@ -364,4 +353,19 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, REFUSALS_SQL};
+
+    #[test]
+    fn the_sql_list_of_refusals_is_the_outcomes_that_are_refusals() {
+        let names: Vec<String> = Outcome::ALL
+            .into_iter()
+            .filter(|o| o.is_refusal())
+            .map(|o| format!("'{}'", o.as_str()))
+            .collect();
+        assert_eq!(REFUSALS_SQL, format!("({})", names.join(", ")));
+    }
 }
