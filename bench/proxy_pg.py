@@ -2,7 +2,8 @@
 """`rds-token-broker proxy` against direct connections to the same PostgreSQL, same run:
 
 - pgbench -S at 1 and 16 clients, direct (TLS, password = token) and through the proxy
-  (goal: proxy >= 0.9x direct);
+  (goal: proxy >= 0.9x direct), with one proxy per `--threads` setting (default 1 and 2),
+  direct and each proxy alternated over --rounds rounds (medians kept);
 - connect latency with a cached token: pgbench -S -C (a new connection per transaction),
   p50 of the per-transaction latency, proxy minus direct (goal: < 1 ms);
 - RSS of the proxy with 1,000 idle proxied connections (goal: < 100 MiB).
@@ -10,7 +11,7 @@
 Starts its own TLS PostgreSQL (initdb; as root it runs as `postgres`), a broker
 (`serve`, unauthenticated, AWS example keys: tokens are signed locally) and the proxy.
 
-    python3 bench/proxy_pg.py [--quick] [--bin PATH] [--json]
+    python3 bench/proxy_pg.py [--quick] [--bin PATH] [--json] [--threads 1 2] [--rounds N]
 """
 
 import argparse
@@ -182,34 +183,56 @@ def main():
                                                  "release", "rds-token-broker"))
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="proxy --threads settings to measure, each against direct in the same run; "
+                         "the first is the one the connect, RSS and headline rows use")
+    ap.add_argument("--rounds", type=int, help="direct/proxy alternations per client count (median kept)")
     a = ap.parse_args()
-    secs = 3 if a.quick else 15
+    secs = 3 if a.quick else 10
+    rounds = a.rounds or (1 if a.quick else 3)
     idle = 100 if a.quick else a.idle
     work = tempfile.mkdtemp(prefix="rtb-bench-proxy-")
     os.chmod(work, 0o755)
     procs = []
     try:
         pg_port, base, token, env = database_and_broker(work, a.bin, procs)
-        proxy = subprocess.Popen([a.bin, "proxy", "--broker", base, "--listen", "bench=127.0.0.1:0", "--db-ca-file",
-                                  f"{work}/ca.pem", "--max-connections", "5000", "--k8s-token-file", "/nonexistent"],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        procs.append(proxy)
-        proxy_port = int(wait_line(proxy, r"proxy listening on 127\.0\.0\.1:(\d+)"))
+        # One proxy per --threads setting, measured in turn against direct in the same run.
+        ports = {}
+        for threads in a.threads:
+            proxy = subprocess.Popen([a.bin, "proxy", "--broker", base, "--listen", "bench=127.0.0.1:0", "--db-ca-file",
+                                      f"{work}/ca.pem", "--max-connections", "5000", "--k8s-token-file", "/nonexistent",
+                                      "--threads", str(threads)],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            procs.append(proxy)
+            ports[threads] = (proxy, int(wait_line(proxy, r"proxy listening on 127\.0\.0\.1:(\d+)")))
+        proxy, proxy_port = ports[a.threads[0]]
         direct = f"host=127.0.0.1 port={pg_port} user=bench dbname=postgres sslmode=verify-full sslrootcert={work}/ca.pem"
         # (host=localhost for verify-full's name check)
         direct = direct.replace("host=127.0.0.1", "host=localhost")
-        proxied = f"host=127.0.0.1 port={proxy_port} user=bench dbname=postgres sslmode=disable"
+        proxied = {t: f"host=127.0.0.1 port={port} user=bench dbname=postgres sslmode=disable"
+                   for t, (_, port) in ports.items()}
         denv = dict(os.environ, PGPASSWORD=token)
         penv = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
-        result = {"seconds_per_run": secs, "load_average_at_start": os.getloadavg()}
+        result = {"seconds_per_run": secs, "rounds": rounds, "load_average_at_start": os.getloadavg()}
         for clients in (1, 16):
-            log(f"pgbench -S -c {clients}: direct, proxy")
-            d = pgbench(direct, denv, clients, secs)
-            p = pgbench(proxied, penv, clients, secs)
-            result[f"tps_c{clients}"] = {"direct": d, "proxy": p, "ratio": round(p / d, 3)}
+            runs = {"direct": []} | {t: [] for t in a.threads}
+            for r in range(rounds):
+                log(f"pgbench -S -c {clients}, round {r + 1}/{rounds}: direct, then the proxy with --threads "
+                    + ", ".join(str(t) for t in a.threads))
+                runs["direct"].append(pgbench(direct, denv, clients, secs))
+                for t in a.threads:
+                    runs[t].append(pgbench(proxied[t], penv, clients, secs))
+            d = statistics.median(runs["direct"])
+            p = statistics.median(runs[a.threads[0]])
+            result[f"tps_c{clients}"] = {
+                "direct": d, "proxy": p, "ratio": round(p / d, 3), "proxy_threads": a.threads[0],
+                "by_threads": {str(t): {"tps": statistics.median(runs[t]),
+                                        "ratio": round(statistics.median(runs[t]) / d, 3),
+                                        "rounds": runs[t]} for t in a.threads},
+                "direct_rounds": runs["direct"]}
         log("connect latency (pgbench -S -C -c 1)")
         lat = {}
-        for name, conn, e in (("direct", direct, denv), ("proxy", proxied, penv)):
+        for name, conn, e in (("direct", direct, denv), ("proxy", proxied[a.threads[0]], penv)):
             d = tempfile.mkdtemp(dir=work)
             pgbench(conn, e, 1, secs, extra=("-C",), logdir=d)
             lat[name] = statistics.median(latencies_us(d)) / 1000

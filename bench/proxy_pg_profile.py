@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(base.ROOT, "target"),
                                                  "release", "rds-token-broker"))
     ap.add_argument("-t", type=int, default=2000, help="transactions")
+    ap.add_argument("--threads", type=int, default=1, help="the proxy's --threads")
     ap.add_argument("--out", default=tempfile.gettempdir())
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rtb-bench-proxy-prof-")
@@ -41,7 +42,8 @@ def main():
             "callgrind": ["valgrind", "--tool=callgrind", f"--callgrind-out-file={a.out}/callgrind.out.%p"],
         }[a.tool]
         proxy = subprocess.Popen(prefix + [a.bin, "proxy", "--broker", url, "--listen", "bench=127.0.0.1:0",
-                                           "--db-ca-file", f"{work}/ca.pem", "--k8s-token-file", "/nonexistent"],
+                                           "--db-ca-file", f"{work}/ca.pem", "--k8s-token-file", "/nonexistent",
+                                           "--threads", str(a.threads)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         procs.append(proxy)
         port = int(base.wait_line(proxy, r"proxy listening on 127\.0\.0\.1:(\d+)", timeout=180))

@@ -362,19 +362,34 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// `proxy`: a multi-threaded runtime until SIGTERM.
+/// `proxy`: until SIGTERM, on a single-threaded runtime for `--threads 1` (every relay
+/// wake-up handled where the socket's readiness was read) or a multi-threaded one.
 fn proxy(args: crate::proxy::ProxyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let built = if settings.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(crate::proxy::run(args));
+    let result = runtime.block_on(crate::proxy::run(settings));
     telemetry::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,6 +57,10 @@ pub struct ProxyArgs {
     /// Replace a cached token when less than this many seconds of it are left.
     #[arg(long, value_name = "SECONDS")]
     pub token_min_remaining: Option<u64>,
+    /// Threads that relay bytes: 1 runs everything on one thread (the default when
+    /// measured best; see docs/proxy.md), more spreads connections over that many.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// File holding the caller's JWT (read first).
     #[arg(long, value_name = "FILE")]
     pub jwt_file: Option<PathBuf>,
@@ -109,6 +113,7 @@ struct File {
     client_tls_key: Option<PathBuf>,
     client_password_file: Option<PathBuf>,
     token_min_remaining_seconds: Option<u64>,
+    threads: Option<usize>,
     #[serde(default)]
     listen: Vec<FileListen>,
 }
@@ -143,7 +148,15 @@ pub struct Settings {
     pub client_password_file: Option<PathBuf>,
     /// Token freshness floor.
     pub min_remaining: std::time::Duration,
+    /// Runtime threads: 1 is a single-threaded runtime.
+    pub threads: usize,
 }
+
+/// `--threads` when neither the flag nor the file sets it (bench/README.md, "proxy threads").
+pub const DEFAULT_THREADS: usize = 1;
+
+/// Most `--threads`: more than a few relay threads only adds contention.
+const MAX_THREADS: usize = 64;
 
 /// Parses `NAME=ADDR`.
 pub fn parse_listen(s: &str) -> Result<(String, ListenAddr), String> {
@@ -252,6 +265,10 @@ impl ProxyArgs {
         if max_connections == 0 {
             problems.push("--max-connections must be at least 1".into());
         }
+        let threads = self.threads.or(file.threads).unwrap_or(DEFAULT_THREADS);
+        if !(1..=MAX_THREADS).contains(&threads) {
+            problems.push(format!("--threads must be 1 to {MAX_THREADS}"));
+        }
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
@@ -290,6 +307,7 @@ impl ProxyArgs {
                     .or(file.token_min_remaining_seconds)
                     .unwrap_or(120),
             ),
+            threads,
         })
     }
 }
@@ -343,11 +361,20 @@ mod tests {
 
     #[test]
     fn every_problem_is_listed() {
-        let err = settings(&["--listen", "nonsense", "--max-connections", "0"]).unwrap_err();
+        let err = settings(&[
+            "--listen",
+            "nonsense",
+            "--max-connections",
+            "0",
+            "--threads",
+            "0",
+        ])
+        .unwrap_err();
         assert!(err.contains("no broker"), "{err}");
         assert!(err.contains("expected NAME=ADDR"), "{err}");
         assert!(err.contains("no listener"), "{err}");
         assert!(err.contains("--max-connections"), "{err}");
+        assert!(err.contains("--threads must be 1 to 64"), "{err}");
     }
 
     #[test]
@@ -356,12 +383,15 @@ mod tests {
         let path = dir.path().join("proxy.toml");
         std::fs::write(
             &path,
-            "broker = \"http://127.0.0.1:1\"\nmax_connections = 5\n[[listen]]\ntarget = \"ledger\"\naddress = \"127.0.0.1:3306\"\nengine = \"mysql\"\n",
+            "broker = \"http://127.0.0.1:1\"\nmax_connections = 5\nthreads = 3\n[[listen]]\ntarget = \"ledger\"\naddress = \"127.0.0.1:3306\"\nengine = \"mysql\"\n",
         )
         .unwrap();
         let p = path.to_str().unwrap();
         let s = settings(&["--config", p, "--max-connections", "9"]).unwrap();
         assert_eq!(s.max_connections, 9);
+        assert_eq!(s.threads, 3);
+        let default = settings(&["--config", p]).unwrap();
+        assert_eq!(default.threads, DEFAULT_THREADS);
         assert_eq!(s.broker.broker, "http://127.0.0.1:1");
         assert_eq!(s.listen[0].engine, Some(Engine::Mysql));
         std::fs::write(&path, "brokr = \"x\"\n").unwrap();

@@ -29,8 +29,7 @@ pub use config::ProxyArgs;
 use listener::Shared;
 
 /// Runs the proxy until SIGTERM/SIGINT, then drains.
-pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let settings = args.settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+pub async fn run(settings: config::Settings) -> anyhow::Result<()> {
     crate::telemetry::init(crate::config::LogFormat::Json);
     let _ = crate::metrics::handle();
     let client = Arc::new(BrokerClient::new(&settings.broker).await?);

@@ -61,12 +61,17 @@ async fn psql(port: u16, user: &str, sql: &str) -> (bool, String) {
 }
 
 async fn proxied(pg: &TlsPg, users: &[(&str, Method)]) -> (TestApp, Proxy) {
+    proxied_with(pg, users, &[]).await
+}
+
+/// [`proxied`] with more proxy flags.
+async fn proxied_with(pg: &TlsPg, users: &[(&str, Method)], args: &[&str]) -> (TestApp, Proxy) {
     let names: Vec<&str> = users.iter().map(|(u, _)| *u).collect();
     let app = broker(pg, &names).await;
     for (u, m) in users {
         pg.user(u, *m, &token(&app, u).await).await;
     }
-    let proxy = Proxy::orders(&app.base, &pg.ca_file, &[]);
+    let proxy = Proxy::orders(&app.base, &pg.ca_file, args);
     (app, proxy)
 }
 
@@ -262,7 +267,9 @@ async fn two_hundred_concurrent_connections_through_one_proxy() {
     use sqlx::Connection as _;
     let pg = pg_tls::server().await;
     let user = unique("pw");
-    let (_app, proxy) = proxied(pg, &[(&user, Method::Password)]).await;
+    // The other tests run the default single-threaded proxy; this one spreads its
+    // connections over a multi-threaded one.
+    let (_app, proxy) = proxied_with(pg, &[(&user, Method::Password)], &["--threads", "2"]).await;
     let port = proxy.port();
     let url = format!("postgres://{user}@127.0.0.1:{port}/postgres?sslmode=disable");
     let mut conns = Vec::new();
