@@ -183,11 +183,11 @@ impl Application {
             config: Arc::new(config),
             auth,
         };
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             broker: Arc::new(broker),
             current: Arc::new(ArcSwap::from_pointee(generation)),
             checkpoints,
-        };
+        });
         if let Some(access) = state.broker.access() {
             let current = state.current.clone();
             access.spawn_expiry_sweep(

@@ -19,9 +19,14 @@ pub struct Generation {
     pub auth: Authenticator,
 }
 
-/// Cheap to clone: `Arc`s.
+/// Handed to every handler and cloned by every layer that holds state: one `Arc`, so a
+/// clone is one reference count, not one per part (`bench/README.md`, issue 22).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct Shared {
     /// Credentials and the token cache, which outlive reloads.
     pub broker: Arc<Broker>,
     /// The current configuration generation.
@@ -30,7 +35,20 @@ pub struct AppState {
     pub checkpoints: Option<crate::audit::checkpoint::Checkpoints>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
+    /// The state around `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
     /// The current generation.
     pub fn generation(&self) -> Arc<Generation> {
         self.current.load_full()

@@ -133,7 +133,7 @@ mod tests {
             issuer: "aws-iam".into(),
             subject: format!("arn:aws:sts::123456789012:assumed-role/orders-lambda/{session}"),
             auth_method: AuthMethod::AwsIam,
-            claims,
+            claims: claims.into(),
         }
     }
 
@@ -158,7 +158,9 @@ mod tests {
             subject: sub.into(),
             auth_method: AuthMethod::Jwt,
             // A JWT may carry any claim, role_arn included: it changes nothing.
-            claims: [("role_arn".to_owned(), "x".into())].into_iter().collect(),
+            claims: std::sync::Arc::new(
+                [("role_arn".to_owned(), "x".into())].into_iter().collect(),
+            ),
         };
         assert_ne!(session_name(&caller("a")), session_name(&caller("b")));
         assert_eq!(caller("a").rate_key(), "corp\na");

@@ -69,9 +69,8 @@ impl FromRequestParts<AppState> for Caller {
                 generation,
             });
         }
-        let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await;
         let config = &generation.config;
-        let client = meta.client_ip;
+        let client = client_ip(parts, config);
         if let Some(Err(t)) = client.map(|ip| state.broker.check_client(config, ip)) {
             return Err(Refused {
                 error: t.into(),
@@ -82,7 +81,14 @@ impl FromRequestParts<AppState> for Caller {
                 },
             });
         }
-        // Boxed, like the issuance: key fetches make this future large.
+        // A bearer token verified before needs no future at all; otherwise boxed, like
+        // the issuance: key fetches make this future large.
+        if let Some(principal) = bearer(parts).and_then(|t| generation.auth.already_verified(t)) {
+            return Ok(Self {
+                principal,
+                generation,
+            });
+        }
         let (result, presented) = Box::pin(authenticate(parts, &generation)).await;
         match result {
             Ok(principal) => Ok(Self {
@@ -129,6 +135,33 @@ impl Presented {
             }
         }
     }
+}
+
+/// The bearer token of an `Authorization` header within bounds, if that is what it holds.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?;
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return None;
+    }
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The client's address: the peer, or the one a trusted proxy forwarded for.
+fn client_ip(parts: &Parts, config: &crate::config::Config) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let trusted = &config.server.trusted_proxies;
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(crate::domain::client_ip(peer, &forwarded, trusted))
 }
 
 /// Checks the `Authorization` header; also returns the credential, when there was one.
@@ -179,17 +212,7 @@ impl FromRequestParts<AppState> for Meta {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| text::cleaned(v, max))
         };
-        let trusted = &state.generation().config.server.trusted_proxies;
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let client_ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| crate::domain::client_ip(c.0.ip(), &forwarded, trusted));
+        let client_ip = client_ip(parts, &state.generation().config);
         Ok(Self(RequestMeta {
             request_id: header("x-request-id", 128),
             client_ip,

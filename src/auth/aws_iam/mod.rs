@@ -336,7 +336,7 @@ impl AwsIamVerifier {
             issuer: AWS_IAM_ISSUER.to_owned(),
             subject: arn,
             auth_method: AuthMethod::AwsIam,
-            claims,
+            claims: std::sync::Arc::new(claims),
         })
     }
 
