@@ -40,7 +40,7 @@ def wrk_run(url, connections, seconds, script, jwts):
                    check=True, capture_output=True)
 
 
-def measure(broker_bin, work, jwts, seconds, i):
+def measure(broker_bin, work, jwts, seconds, i, connections=1):
     config = os.path.join(work, f"broker-{i}.toml")
     with open(config, "w") as f:
         f.write(R.broker_config(work, f"sqlite://{work}/audit-{i}.db"))
@@ -59,7 +59,7 @@ def measure(broker_bin, work, jwts, seconds, i):
         st = subprocess.Popen(args, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         before = tokens_served(server.base)
-        wrk_run(url, 1, seconds, script, jwts)
+        wrk_run(url, connections, seconds, script, jwts)
         after = tokens_served(server.base)
         st.send_signal(signal.SIGINT)
         st.wait(30)
@@ -82,6 +82,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("brokers", nargs="*")
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=1, help="wrk connections during the count")
     a = ap.parse_args()
     broker_bin, rtb_load, _, _ = R.build()
     brokers = a.brokers or [broker_bin]
@@ -91,9 +92,9 @@ def main():
                        check=True, capture_output=True)
         jwts = os.path.join(work, "jwts.txt")
         for i, b in enumerate(brokers):
-            n, per = measure(b, work, jwts, a.seconds, i)
+            n, per = measure(b, work, jwts, a.seconds, i, a.connections)
             total = sum(per.values())
-            print(json.dumps({"broker": b, "issuances": n, "syscalls_per_issuance": round(total, 2),
+            print(json.dumps({"broker": b, "connections": a.connections, "issuances": n, "syscalls_per_issuance": round(total, 2),
                               "by_call": {k: round(v, 2) for k, v in per.items() if v >= 0.01}}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
