@@ -390,7 +390,13 @@ mod tests {
         let s = settings(&["--config", p, "--max-connections", "9"]).unwrap();
         assert_eq!(s.max_connections, 9);
         assert_eq!(s.threads, 3);
-        let default = settings(&["--config", p]).unwrap();
+        let default = settings(&[
+            "--broker",
+            "http://127.0.0.1:1",
+            "--listen",
+            "a=127.0.0.1:1",
+        ])
+        .unwrap();
         assert_eq!(default.threads, DEFAULT_THREADS);
         assert_eq!(s.broker.broker, "http://127.0.0.1:1");
         assert_eq!(s.listen[0].engine, Some(Engine::Mysql));
