@@ -4,7 +4,8 @@ callgrind.py cannot give: the broker and the bare-axum ceiling under the same wr
 one after the other in one run, with
 
 - CPU microseconds per request, user and kernel, read from /proc/PID/stat before and
-  after the window and divided by the requests wrk completed;
+  after the window and divided by the requests wrk completed, and wrk's own (its
+  rusage): on two cores, server + wrk per request bounds the rate;
 - with --perf: a `perf record` sample of the broker during its window, grouped by where
   the time goes (kernel, SQLite, TLS/hash crypto, allocator, tokio, hyper/axum/tower,
   logging, the broker's own code ...), and the top symbols.
@@ -19,6 +20,7 @@ import argparse
 import collections
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -62,7 +64,9 @@ def window(server, url, connections, seconds, script, jwts, perf_out=None):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
     u0, s0 = cpu_ticks(server.proc.pid)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = W.run_wrk(url, connections, seconds, script, jwts)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     u1, s1 = cpu_ticks(server.proc.pid)
     if rec:
         rec.send_signal(2)
@@ -70,6 +74,8 @@ def window(server, url, connections, seconds, script, jwts, perf_out=None):
     n = max(r["requests"], 1)
     r["user_us_per_request"] = (u1 - u0) / TICKS / n * 1e6
     r["kernel_us_per_request"] = (s1 - s0) / TICKS / n * 1e6
+    # wrk is the only child that ends in the window: its own CPU, user and kernel.
+    r["wrk_us_per_request"] = ((c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)) / n * 1e6
     return r
 
 
@@ -126,12 +132,12 @@ def main():
         c = window(ceiling, ceiling.base + "/v1/tokens", a.connections, a.seconds, script, None)
         if b["errors"] or b["status_errors"]:
             raise RuntimeError(f"broker requests failed: {b}")
-        print(f"| {a.connections} connections, {a.seconds} s | req/s | p50 us | p99 us | user CPU us/request "
-              f"| kernel CPU us/request |")
-        print("|---|---|---|---|---|---|")
+        print(f"| {a.connections} connections, {a.seconds} s | req/s | p50 us | p99 us | server user CPU us/request "
+              f"| server kernel CPU us/request | wrk CPU us/request |")
+        print("|---|---|---|---|---|---|---|")
         for name, r in (("broker", b), ("ceiling", c)):
             print(f"| {name} | {r['rps']:.0f} | {r['p50_us']} | {r['p99_us']} | {r['user_us_per_request']:.1f} "
-                  f"| {r['kernel_us_per_request']:.1f} |")
+                  f"| {r['kernel_us_per_request']:.1f} | {r['wrk_us_per_request']:.1f} |")
         print(f"\nbroker / ceiling: {b['rps'] / c['rps']:.2f}x")
         if perf_out:
             groups, symbols = perf_groups(perf_out, a.top)
