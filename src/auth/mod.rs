@@ -226,6 +226,13 @@ struct Verified {
     until: SystemTime,
 }
 
+impl Verified {
+    /// Before its end, and verified by the issuer's current key set.
+    fn still_valid(&self, now: SystemTime) -> bool {
+        now < self.until && Arc::ptr_eq(&self.keys, &self.issuer.keys())
+    }
+}
+
 /// How long a verification is reused at most (also bounds how long a removed issuer key
 /// keeps working for tokens it signed, if the JWKS is not refetched meanwhile).
 const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -307,8 +314,7 @@ impl Authenticator {
     /// [`Authenticator::authenticate`].
     pub fn already_verified(&self, token: &str) -> Option<Principal> {
         let v = self.verified.get(&Self::verified_key(token))?;
-        (self.clock.now() < v.until && Arc::ptr_eq(&v.keys, &v.issuer.keys()))
-            .then_some(v.principal)
+        v.still_valid(self.clock.now()).then_some(v.principal)
     }
 
     fn verified_key(token: &str) -> [u8; 32] {
@@ -321,7 +327,7 @@ impl Authenticator {
         let now: SystemTime = self.clock.now();
         let key = Self::verified_key(token);
         if let Some(v) = self.verified.get(&key) {
-            if now < v.until && Arc::ptr_eq(&v.keys, &v.issuer.keys()) {
+            if v.still_valid(now) {
                 return Ok(v.principal);
             }
             self.verified.invalidate(&key);
