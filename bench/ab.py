@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -37,12 +36,7 @@ def main():
     work = tempfile.mkdtemp(prefix="rtb-ab-")
     servers = []
     try:
-        subprocess.run([rtb_load, "keys", "--dir", work, "--issuer", R.ISSUER, "--principals", "64"],
-                       check=True, capture_output=True)
-        jwts = os.path.join(work, "jwts.txt")
-        script = os.path.join(work, "tokens.lua")
-        with open(script, "w") as f:
-            f.write(W.LUA)
+        jwts, script = W.callers(rtb_load, work, R.ISSUER)
         brokers = []
         for i, b in enumerate(a.brokers):
             config = os.path.join(work, f"broker-{i}.toml")

@@ -113,12 +113,7 @@ def main():
     work = tempfile.mkdtemp(prefix="rtb-cpu-")
     servers = []
     try:
-        subprocess.run([rtb_load, "keys", "--dir", work, "--issuer", R.ISSUER, "--principals", "64"],
-                       check=True, capture_output=True)
-        jwts = os.path.join(work, "jwts.txt")
-        script = os.path.join(work, "tokens.lua")
-        with open(script, "w") as f:
-            f.write(W.LUA)
+        jwts, script = W.callers(rtb_load, work, R.ISSUER)
         config = os.path.join(work, "broker.toml")
         with open(config, "w") as f:
             f.write(R.broker_config(work, f"sqlite://{work}/audit.db"))

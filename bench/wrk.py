@@ -82,6 +82,18 @@ def ensure_wrk(log):
     return "wrk"
 
 
+def callers(rtb_load, work, issuer, principals=64):
+    """In `work`: `principals` callers' JWTs (one per line, from `rtb-load keys`, which also
+    writes the issuer's JWKS there) and the Lua script that sends them in turn. Returns
+    (the JWT file, the script)."""
+    subprocess.run([rtb_load, "keys", "--dir", work, "--issuer", issuer, "--principals", str(principals)],
+                   check=True, capture_output=True)
+    script = os.path.join(work, "tokens.lua")
+    with open(script, "w") as f:
+        f.write(LUA)
+    return os.path.join(work, "jwts.txt"), script
+
+
 def run_wrk(url, connections, seconds, script, jwts):
     threads = 1 if connections == 1 else min(2, connections)
     out = subprocess.run(
