@@ -83,13 +83,16 @@ impl FromRequestParts<AppState> for Caller {
         }
         // A bearer token verified before needs no future at all; otherwise boxed, like
         // the issuance: key fetches make this future large.
-        if let Some(principal) = bearer(parts).and_then(|t| generation.auth.already_verified(t)) {
+        let credential = credential(parts);
+        if let Ok(Credential::Bearer(token)) = credential
+            && let Some(principal) = generation.auth.already_verified(token)
+        {
             return Ok(Self {
                 principal,
                 generation,
             });
         }
-        let (result, presented) = Box::pin(authenticate(parts, &generation)).await;
+        let (result, presented) = Box::pin(authenticate(credential, &generation)).await;
         match result {
             Ok(principal) => Ok(Self {
                 principal,
@@ -137,14 +140,33 @@ impl Presented {
     }
 }
 
-/// The bearer token of an `Authorization` header within bounds, if that is what it holds.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?;
+/// What an `Authorization` header within bounds presents.
+enum Credential<'a> {
+    /// `Bearer <JWT>`.
+    Bearer(&'a str),
+    /// `AWS-IAM <signed GetCallerIdentity>`.
+    AwsIam(&'a str),
+}
+
+/// Reads the `Authorization` header: the credential, or why there is none to check.
+fn credential(parts: &Parts) -> Result<Credential<'_>, AuthError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
     if value.len() > MAX_AUTHORIZATION_BYTES {
-        return None;
+        return Err(AuthError::TooLarge);
     }
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Credential::Bearer(token.trim()))
+        }
+        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("aws-iam") => {
+            Ok(Credential::AwsIam(credential))
+        }
+        _ => Err(AuthError::Missing),
+    }
 }
 
 /// The client's address: the peer, or the one a trusted proxy forwarded for.
@@ -164,33 +186,21 @@ fn client_ip(parts: &Parts, config: &crate::config::Config) -> Option<std::net::
     Some(crate::domain::client_ip(peer, &forwarded, trusted))
 }
 
-/// Checks the `Authorization` header; also returns the credential, when there was one.
+/// Checks the credential; also returns it, when there was one.
 async fn authenticate(
-    parts: &Parts,
+    credential: Result<Credential<'_>, AuthError>,
     generation: &Generation,
 ) -> (Result<Principal, AuthError>, Option<Presented>) {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-        return (Err(AuthError::Missing), None);
-    };
-    if value.len() > MAX_AUTHORIZATION_BYTES {
-        return (Err(AuthError::TooLarge), None);
-    }
-    let Ok(value) = value.to_str() else {
-        return (Err(AuthError::Malformed), None);
-    };
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = token.trim();
-            (
-                generation.auth.authenticate(token).await,
-                Some(Presented::Bearer(token.to_owned())),
-            )
-        }
-        Some((scheme, credential)) if scheme.eq_ignore_ascii_case("aws-iam") => (
+    match credential {
+        Ok(Credential::Bearer(token)) => (
+            generation.auth.authenticate(token).await,
+            Some(Presented::Bearer(token.to_owned())),
+        ),
+        Ok(Credential::AwsIam(credential)) => (
             generation.auth.authenticate_aws_iam(credential).await,
             Some(Presented::AwsIam(credential.to_owned())),
         ),
-        _ => (Err(AuthError::Missing), None),
+        Err(e) => (Err(e), None),
     }
 }
 
