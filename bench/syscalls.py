@@ -40,7 +40,7 @@ def wrk_run(url, connections, seconds, script, jwts):
                    check=True, capture_output=True)
 
 
-def measure(broker_bin, work, jwts, seconds, i, connections=1):
+def measure(broker_bin, work, jwts, script, seconds, i, connections=1):
     config = os.path.join(work, f"broker-{i}.toml")
     with open(config, "w") as f:
         f.write(R.broker_config(work, f"sqlite://{work}/audit-{i}.db"))
@@ -48,9 +48,6 @@ def measure(broker_bin, work, jwts, seconds, i, connections=1):
     out = os.path.join(work, f"strace-{i}.txt")
     try:
         url = server.base + "/v1/tokens"
-        script = os.path.join(work, "tokens.lua")
-        with open(script, "w") as f:
-            f.write(W.LUA)
         wrk_run(url, 64, 1, script, jwts)
         tids = os.listdir(f"/proc/{server.proc.pid}/task")
         args = ["strace", "-c", "-f", "-o", out]
@@ -88,11 +85,9 @@ def main():
     brokers = a.brokers or [broker_bin]
     work = tempfile.mkdtemp(prefix="rtb-syscalls-")
     try:
-        subprocess.run([rtb_load, "keys", "--dir", work, "--issuer", R.ISSUER, "--principals", "64"],
-                       check=True, capture_output=True)
-        jwts = os.path.join(work, "jwts.txt")
+        jwts, script = W.callers(rtb_load, work, R.ISSUER)
         for i, b in enumerate(brokers):
-            n, per = measure(b, work, jwts, a.seconds, i, a.connections)
+            n, per = measure(b, work, jwts, script, a.seconds, i, a.connections)
             total = sum(per.values())
             print(json.dumps({"broker": b, "connections": a.connections, "issuances": n, "syscalls_per_issuance": round(total, 2),
                               "by_call": {k: round(v, 2) for k, v in per.items() if v >= 0.01}}))
